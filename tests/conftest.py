@@ -1,0 +1,242 @@
+"""Shared fixtures: real ffmpeg, a real GStreamer RTSP server, real SQLite/PostgreSQL.
+
+Settings that tests read:
+* ``VARTA_TEST_DATA`` — the shared test assets (default ``../shared/data``); tests that
+  need footage skip with a clear message where the folder is absent.
+* ``VARTA_TEST_POSTGRES_URL`` — an admin URL of a PostgreSQL server; each test gets a fresh
+  database on it. Absent: PostgreSQL tests skip, except in CI (``CI=true``) where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_DATA = Path(os.environ.get("VARTA_TEST_DATA", ROOT.parent / "shared" / "data"))
+MEDIA_CACHE = Path(os.environ.get("VARTA_TEST_MEDIA_CACHE", ROOT / ".cache" / "test-media"))
+
+FPS = 25
+GOP = 25  # one keyframe a second: 2-second segments in tests
+SEGMENT_SECONDS = 2
+
+
+# --- test assets -----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def test_data() -> Path:
+    if not (TEST_DATA / "video").is_dir():
+        pytest.skip(f"shared test data not found at {TEST_DATA} (set VARTA_TEST_DATA)")
+    return TEST_DATA
+
+
+@pytest.fixture(scope="session")
+def media() -> dict[str, Path]:
+    """Generated camera streams: 640x360, 25 fps, 1 s GOP, 20 s loops, frame counter burned in."""
+    from varta.demo.media import make_test_stream
+
+    MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, pattern in (("gen1", "testsrc2"), ("gen2", "smptebars"), ("gen3", "testsrc")):
+        out[name] = make_test_stream(MEDIA_CACHE / f"{name}.ts", width=640, height=360, fps=FPS, seconds=20,
+                                     gop=GOP, bitrate="800k", label=name, pattern=pattern, preset="ultrafast")
+    return out
+
+
+@pytest.fixture(scope="session")
+def footage(test_data: Path) -> dict[str, Path]:
+    """Real surveillance footage from the shared data, made loopable for the RTSP server."""
+    from varta.demo.media import prepare_from_file
+
+    MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
+    return {"vtest": prepare_from_file(test_data / "video" / "vtest.avi", MEDIA_CACHE / "vtest.ts", gop=10)}
+
+
+def _require_gst() -> None:
+    from varta.demo.simulator import gst_rtsp_available
+
+    ok, why = gst_rtsp_available()
+    if not ok:
+        pytest.skip(f"RTSP camera simulator unavailable: {why}")
+
+
+@pytest.fixture
+def camsim(media):
+    """A fresh RTSP server per test (tests stop and restart it to simulate outages)."""
+    from varta.demo.simulator import CameraSimulator
+
+    _require_gst()
+    sim = CameraSimulator(media)
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+# --- databases -------------------------------------------------------------------------
+def _pg_admin_url() -> str | None:
+    url = os.environ.get("VARTA_TEST_POSTGRES_URL")
+    if not url and os.environ.get("CI") == "true":
+        pytest.fail("VARTA_TEST_POSTGRES_URL is not set in CI: PostgreSQL must be tested there")
+    return url
+
+
+@pytest.fixture
+def postgres_url():
+    admin = _pg_admin_url()
+    if not admin:
+        pytest.skip("PostgreSQL not configured (set VARTA_TEST_POSTGRES_URL)")
+    import sqlalchemy as sa
+
+    from varta.db.engine import make_engine
+
+    name = f"varta_test_{secrets.token_hex(4)}"
+    eng = make_engine(admin).execution_options(isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = admin.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with eng.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'varta.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def engine(db_url):
+    from varta.db.engine import open_database
+
+    eng = open_database(db_url)
+    yield eng
+    eng.dispose()
+
+
+# --- running Varta as a real process ---------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VartaHome:
+    """A data folder plus helpers to run ``varta`` commands and a ``varta serve`` process."""
+
+    def __init__(self, home: Path, db_url: str | None = None, **settings):
+        self.home = home
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VARTA_")}
+        self.env.update({
+            "VARTA_HOME": str(home),
+            "VARTA_SEGMENT_SECONDS": str(SEGMENT_SECONDS),
+            "VARTA_RTSP_TIMEOUT_S": "4",
+            "VARTA_RECONNECT_MAX_BACKOFF_S": "2",
+            "VARTA_JANITOR_INTERVAL_S": "5",
+            "VARTA_RECORDER_NAME": "test-node",
+            "VARTA_TEST_DATA": str(TEST_DATA),
+        })
+        if db_url:
+            self.env["VARTA_DATABASE_URL"] = db_url
+        for k, v in settings.items():
+            self.env[f"VARTA_{k.upper()}"] = str(v)
+        self.proc: subprocess.Popen | None = None
+        self.port = free_port()
+        self.log_path = home / "serve.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+        res = subprocess.run([sys.executable, "-m", "varta.cli", *args], env=self.env, capture_output=True,
+                             text=True, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"varta {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        return res
+
+    def json(self, *args: str):
+        return json.loads(self.run(*args).stdout)
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "varta.cli", "serve", "--listen", f"127.0.0.1:{self.port}"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"varta serve exited early:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.base_url}/api/system/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"varta serve did not come up:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30)
+
+    def wait_for(self, predicate, timeout: float = 60, what: str = "condition", interval: float = 0.5):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(interval)
+        log = self.log_path.read_text() if self.log_path.exists() else ""
+        raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n--- serve log ---\n{log[-4000:]}")
+
+    def status(self, camera_id: str) -> dict:
+        with self.api() as c:
+            return c.get(f"/api/cameras/{camera_id}/status").json()
+
+
+@pytest.fixture
+def varta(tmp_path):
+    homes: list[VartaHome] = []
+
+    def make(db_url: str | None = None, **settings) -> VartaHome:
+        h = VartaHome(tmp_path / f"home{len(homes)}", db_url, **settings)
+        homes.append(h)
+        return h
+
+    yield make
+    for h in homes:
+        h.stop()
+
+
+def have_ffmpeg() -> bool:
+    return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None

@@ -1,0 +1,3 @@
+"""Varta: city-wide video surveillance (VMS)."""
+
+__version__ = "0.1.0"

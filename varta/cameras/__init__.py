@@ -1,0 +1,1 @@
+"""Camera registry: the city's cameras, their streams, schedules and retention."""

@@ -1,0 +1,364 @@
+"""The ``varta`` command line (Typer). Every command reads VARTA_HOME / VARTA_DATABASE_URL."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from varta.cameras.importer import load_camera_file
+from varta.cameras.model import KINDS, Camera, CameraError
+from varta.cameras.registry import CameraRegistry
+from varta.cameras.schedule import Schedule, ScheduleError
+from varta.clock import format_time, parse_time
+from varta.config import Settings
+
+app = typer.Typer(help="Varta: city-wide video surveillance.", no_args_is_help=True, add_completion=False)
+camera_app = typer.Typer(help="The camera registry.", no_args_is_help=True)
+app.add_typer(camera_app, name="camera")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic validation: show the reason, not a traceback
+        _fail(f"configuration: {exc}")
+
+
+def _engine(settings: Settings):
+    from varta.db.engine import open_database
+
+    try:
+        return open_database(settings.db_url)
+    except Exception as exc:
+        _fail(f"cannot open the database: {exc}")
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _time(text: str, settings: Settings, what: str) -> int:
+    try:
+        return parse_time(text, settings.tz)
+    except ValueError as exc:
+        _fail(f"{what}: {exc}")
+
+
+# --- cameras ---------------------------------------------------------------------------
+@camera_app.command("add")
+def camera_add(
+    camera_id: str = typer.Argument(..., metavar="ID", help="stable id, e.g. mel-0042"),
+    url: str = typer.Option(..., "--url", help="main stream URL (rtsp://user:pass@host/path)"),
+    sub_url: Optional[str] = typer.Option(None, "--sub-url", help="sub-stream URL for live grids and analytics"),
+    name: str = typer.Option("", "--name"),
+    kind: str = typer.Option("other", "--kind", help=" | ".join(KINDS)),
+    address: str = typer.Option("", "--address"),
+    lat: Optional[float] = typer.Option(None, "--lat"),
+    lon: Optional[float] = typer.Option(None, "--lon"),
+    group: str = typer.Option("", "--group", help="group or district"),
+    retention_days: Optional[int] = typer.Option(None, "--retention-days", help="at least 10 (A4.6)"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="mode name or JSON timetable"),
+    recorder: Optional[str] = typer.Option(None, "--recorder", help="recording node (default: any)"),
+) -> None:
+    """Register a camera; recording starts within seconds on a running Varta."""
+    settings = _settings()
+    try:
+        sched = Schedule.from_json(json.loads(schedule) if schedule and schedule.startswith("{") else schedule)
+        cam = Camera(id=camera_id, main_url=url, sub_url=sub_url, name=name, kind=kind, address=address,
+                     latitude=lat, longitude=lon, group_name=group,
+                     retention_days=retention_days or settings.default_retention_days, schedule=sched,
+                     recorder=recorder)
+        CameraRegistry(_engine(settings)).add(cam)
+    except (CameraError, ScheduleError, json.JSONDecodeError) as exc:
+        _fail(str(exc))
+    typer.echo(f"camera {cam.id} added: {cam.public_dict()['main_url']}")
+
+
+@camera_app.command("list")
+def camera_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """The registered cameras with their recording state (credentials hidden)."""
+    settings = _settings()
+    engine = _engine(settings)
+    from varta.recording.index import ArchiveIndex
+
+    statuses = ArchiveIndex(engine).statuses()
+    cams = CameraRegistry(engine).list()
+    rows = []
+    for c in cams:
+        st = statuses.get(c.id)
+        d = c.public_dict()
+        d["state"] = st["state"] if st else "unknown"
+        d["reason"] = st["reason"] if st else ""
+        d["last_segment_end"] = format_time(st["last_segment_end_us"], settings.tz) \
+            if st and st["last_segment_end_us"] else None
+        rows.append(d)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        typer.echo("no cameras registered")
+    for d in rows:
+        state = d["state"] + (f" ({d['reason']})" if d["reason"] else "")
+        typer.echo(f"{d['id']:<16} {state:<24} {d['kind']:<18} {d['retention_days']:>3}d  {d['name']}  {d['main_url']}")
+
+
+@camera_app.command("remove")
+def camera_remove(camera_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Stop recording a camera and drop it from the lists; its footage stays under retention."""
+    settings = _settings()
+    try:
+        CameraRegistry(_engine(settings)).remove(camera_id)
+    except CameraError as exc:
+        _fail(str(exc))
+    typer.echo(f"camera {camera_id} removed; its recordings stay until retention deletes them")
+
+
+@camera_app.command("import")
+def camera_import(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML or TOML camera list")) -> None:
+    """Add or update every camera in a YAML/TOML file (all or nothing)."""
+    settings = _settings()
+    try:
+        cams = load_camera_file(file)
+    except CameraError as exc:
+        _fail(str(exc))
+    registry = CameraRegistry(_engine(settings))
+    counts = {"added": 0, "updated": 0}
+    for cam in cams:
+        counts[registry.upsert(cam)] += 1
+    typer.echo(f"imported {len(cams)} cameras from {file}: {counts['added']} added, {counts['updated']} updated")
+
+
+# --- archive ---------------------------------------------------------------------------
+@app.command("recordings")
+def recordings(
+    camera: str = typer.Option(..., "--camera", help="camera id"),
+    from_: str = typer.Option(..., "--from", help="ISO 8601 (city time when no offset)"),
+    to: str = typer.Option(..., "--to", help="ISO 8601 (city time when no offset)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Recorded ranges and gaps (with reasons) for a camera between two times."""
+    from varta.playback.query import recordings_report
+    from varta.recording.index import ArchiveIndex
+
+    settings = _settings()
+    engine = _engine(settings)
+    if CameraRegistry(engine).get(camera, include_removed=True) is None:
+        _fail(f"no camera {camera}")
+    t1, t2 = _time(from_, settings, "--from"), _time(to, settings, "--to")
+    try:
+        rep = recordings_report(ArchiveIndex(engine), camera, t1, t2, settings.tz, settings.segment_seconds)
+    except ValueError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(rep, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"camera {camera}, {rep['from']} – {rep['to']}: {rep['recorded_seconds']:.0f} s recorded")
+    for r in rep["ranges"]:
+        typer.echo(f"  recorded  {r['start']} – {r['end']}")
+    for g in rep["gaps"]:
+        typer.echo(f"  gap       {g['start']} – {g['end']}  {g['reason']}: {g['description']}"
+                   + (f" ({g['detail']})" if g["detail"] else ""))
+
+
+@app.command("export")
+def export(
+    camera: list[str] = typer.Option(..., "--camera", help="camera id (repeat for several)"),
+    from_: str = typer.Option(..., "--from"),
+    to: str = typer.Option(..., "--to"),
+    out: Path = typer.Option(..., "--out", help="file for one camera (.mp4), folder for several"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Export footage by stream copy: one MP4 per camera, with duration and SHA-256."""
+    from varta.playback.export import ExportError, export_cameras
+    from varta.recording.ffmpeg import find_ffmpeg
+    from varta.recording.index import ArchiveIndex
+
+    settings = _settings()
+    engine = _engine(settings)
+    registry = CameraRegistry(engine)
+    for cam in camera:
+        if registry.get(cam, include_removed=True) is None:
+            _fail(f"no camera {cam}")
+    t1, t2 = _time(from_, settings, "--from"), _time(to, settings, "--to")
+    show = sys.stderr.isatty() and not as_json
+
+    def progress(p: float) -> None:
+        if show:
+            typer.echo(f"\rexporting… {p * 100:5.1f}%", nl=False, err=True)
+
+    try:
+        files = export_cameras(ArchiveIndex(engine), settings.recordings_dir, find_ffmpeg(settings.ffmpeg), camera,
+                               t1, t2, out, settings.tz, progress)
+    except ExportError as exc:
+        _fail(str(exc))
+    if show:
+        typer.echo("", err=True)
+    if as_json:
+        typer.echo(json.dumps([f.to_dict() for f in files], ensure_ascii=False, indent=2))
+        return
+    for f in files:
+        typer.echo(f"{f.path}\n  camera {f.camera_id}: {f.start} – {f.end}, {f.duration_s:.3f} s, {f.frames} frames, "
+                   f"{f.bytes} bytes\n  sha256 {f.sha256}")
+        for g in f.gaps:
+            typer.echo(f"  gap (collapsed in the file) {g['start']} – {g['end']}: {g['reason']}")
+
+
+@app.command("reconcile")
+def reconcile(full: bool = typer.Option(False, "--full", help="scan every day, not only the latest")) -> None:
+    """Reconcile disk and index now (the recorder also does this at every start)."""
+    from varta.events.system_alarms import SystemAlarms
+    from varta.recording.index import ArchiveIndex
+    from varta.recording.reconcile import reconcile_camera
+
+    settings = _settings()
+    engine = _engine(settings)
+    index, alarms = ArchiveIndex(engine), SystemAlarms(engine, settings.recorder_name)
+    for cam in CameraRegistry(engine).list(recorder=settings.recorder_name):
+        rep = reconcile_camera(index, alarms, settings.recordings_dir, settings.quarantine_dir, cam.id,
+                               settings.recorder_name, days=None if full else 2)
+        typer.echo(f"{cam.id}: {rep.summary()}")
+
+
+@app.command("retention")
+def retention_run() -> None:
+    """Apply retention and the free-space rule once, and print the storage forecast."""
+    from varta.recording.janitor import Janitor
+
+    settings = _settings()
+    rep = Janitor(_engine(settings), settings, settings.recorder_name).run_once()
+    typer.echo(f"deleted {rep.expired_deleted} expired segments ({rep.expired_bytes / 1e6:.1f} MB); "
+               f"kept {rep.held_kept} held")
+    if rep.early_deleted:
+        typer.echo(f"disk full: deleted {rep.early_deleted} unheld segments early ({rep.early_bytes / 1e6:.1f} MB)")
+    for m in rep.messages:
+        typer.echo(m)
+    _print_forecast(rep.forecast)
+
+
+def _print_forecast(fc) -> None:
+    if fc is None:
+        return
+    if fc.days_capacity is None:
+        typer.echo("storage forecast: no recent recordings to measure bitrates from")
+        return
+    typer.echo(f"storage forecast: {fc.days_capacity:.1f} days at {fc.daily_bytes / 1e9:.2f} GB/day "
+               f"(retention needs {fc.required_days}){' — SHORT' if fc.short else ''}")
+
+
+# --- running ---------------------------------------------------------------------------
+def _parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    try:
+        return host or "127.0.0.1", int(port)
+    except ValueError:
+        _fail(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+
+
+def run_server(settings: Settings, listen: str, record: bool = True, web: bool = True,
+               banner=None) -> None:
+    """Run the recorder and/or the web API in this process until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from varta.recording.service import RecorderService
+    from varta.web.app import create_app
+
+    engine = _engine(settings)
+    recorder = RecorderService(engine, settings) if record else None
+    if recorder:
+        recorder.start()
+    try:
+        if web:
+            host, port = _parse_listen(listen)
+            server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host=host, port=port,
+                                                   log_level="warning", access_log=False))
+            if banner:
+                threading.Thread(target=_announce, args=(server, banner), daemon=True).start()
+            server.run()
+        else:
+            stop = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            if banner:
+                banner()
+            stop.wait()
+    finally:
+        if recorder:
+            recorder.stop()
+
+
+def _announce(server, banner) -> None:
+    import time
+
+    while not server.started:
+        time.sleep(0.1)
+    banner()
+
+
+@app.command("serve")
+def serve(
+    listen: str = typer.Option("127.0.0.1:8080", "--listen", help="HOST:PORT for the web console and API"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run everything: recorder, retention janitor and the web API (a town's single server)."""
+    _logging(verbose)
+    settings = _settings()
+    run_server(settings, listen, banner=lambda: typer.echo(f"Varta is running: http://{listen}/"))
+
+
+@app.command("recorder")
+def recorder_cmd(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """Run only a recording node (cameras assigned to VARTA_RECORDER_NAME, or unassigned)."""
+    _logging(verbose)
+    settings = _settings()
+    run_server(settings, "", web=False,
+               banner=lambda: typer.echo(f"recorder {settings.recorder_name} running; data in {settings.home}"))
+
+
+@app.command("demo")
+def demo(
+    listen: str = typer.Option("127.0.0.1:8080", "--listen"),
+    cameras: int = typer.Option(3, "--cameras", min=1, max=16, help="number of demonstration cameras"),
+    rtsp_port: int = typer.Option(8554, "--rtsp-port", help="port of the built-in camera simulator"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Varta with demonstration cameras (a built-in RTSP simulator), SQLite and local disk."""
+    from varta.demo.setup import start_demo
+
+    _logging(verbose)
+    settings = _settings()
+    engine = _engine(settings)
+    sim, info = start_demo(settings, engine, cameras, rtsp_port)
+    try:
+        run_server(settings, listen, banner=lambda: typer.echo(info(listen)))
+    finally:
+        sim.stop()
+
+
+@app.command("db-upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to this version."""
+    settings = _settings()
+    _engine(settings)
+    typer.echo("database is up to date")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

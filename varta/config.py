@@ -1,0 +1,102 @@
+"""Settings: environment variables ``VARTA_*`` override a TOML config file.
+
+The config file is ``$VARTA_CONFIG`` or ``$VARTA_HOME/varta.toml`` when present; its keys
+are the same names without the prefix, in lower case (``database_url = "..."``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+MIN_RETENTION_DAYS = 10  # A4.6 / R2: at least 10 days, never configurable below.
+
+
+def _config_file_values() -> dict:
+    path = os.environ.get("VARTA_CONFIG")
+    if not path:
+        home = os.environ.get("VARTA_HOME", "./varta-data")
+        path = str(Path(home) / "varta.toml")
+    p = Path(path)
+    if not p.is_file():
+        return {}
+    with p.open("rb") as fh:
+        try:
+            return tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise SystemExit(f"config file {p} is not valid TOML: {exc}") from None
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused by pydantic here
+        return None, field_name, False
+
+    def __call__(self) -> dict:
+        return _config_file_values()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VARTA_", extra="ignore")
+
+    home: Path = Field(default=Path("./varta-data"), description="Data folder")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in home when empty")
+    timezone: str = Field(default="Europe/Kyiv", description="The city's time zone")
+    recorder_name: str = Field(default_factory=lambda: os.uname().nodename, description="This recording node's name")
+    ffmpeg: str | None = Field(default=None, description="ffmpeg binary; system ffmpeg or imageio-ffmpeg's when empty")
+    segment_seconds: int = Field(default=10, ge=2, le=300)
+    default_retention_days: int = Field(default=MIN_RETENTION_DAYS)
+    # Storage safety margins (R4): below this free space the janitor frees space.
+    min_free_percent: float = Field(default=5.0, ge=0.0, le=90.0)
+    min_free_mb: int = Field(default=1024, ge=0)
+    janitor_interval_s: float = Field(default=60.0, gt=0)
+    reconnect_max_backoff_s: float = Field(default=30.0, gt=0)
+    rtsp_timeout_s: float = Field(default=10.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @field_validator("default_retention_days")
+    @classmethod
+    def _retention_floor(cls, v: int) -> int:
+        if v < MIN_RETENTION_DAYS:
+            raise ValueError(f"retention must be at least {MIN_RETENTION_DAYS} days (order clause A4.6)")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_tz(cls, v: str) -> str:
+        ZoneInfo(v)
+        return v
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.home / "recordings"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.home / "exports"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'varta.db').resolve()}"
+
+
+def load_settings(**overrides) -> Settings:
+    return Settings(**overrides)

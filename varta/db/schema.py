@@ -1,0 +1,146 @@
+"""The database schema (SQLAlchemy Core).
+
+All instants are ``BigInteger`` µs UTC (see ``varta.clock``). The migrations in
+``migrations/versions`` create exactly these tables; a test compares the two.
+See docs/design/recording.md for why the segment index looks like this.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+cameras = Table(
+    "cameras",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("address", String(300), nullable=False, default=""),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("group_name", String(100), nullable=False, default=""),
+    Column("main_url", Text, nullable=False),
+    Column("sub_url", Text),
+    Column("retention_days", Integer, nullable=False),
+    Column("schedule", JSON, nullable=False),
+    Column("recorder", String(100)),  # node that records it; NULL = any/default node
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    # Removing a camera hides it and stops recording; its footage stays under retention
+    # (and holds) like any other, so a removal never destroys evidence.
+    Column("removed_us", BigInteger),
+)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("camera_id", String(64), ForeignKey("cameras.id", ondelete="CASCADE"), nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger, nullable=False),
+    Column("path", Text, nullable=False),  # relative to the recordings folder
+    Column("bytes", BigInteger, nullable=False),
+    Column("init_bytes", Integer, nullable=False),  # size of ftyp+moov: the HLS init section
+    Column("codec", String(32), nullable=False, default=""),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("fps", Float),
+    Column("run_id", String(32), nullable=False),  # one ffmpeg run: contiguous segments
+    Column("recorder", String(100), nullable=False),
+    # ok | repaired (truncated tail cut off after a crash) | missing (file vanished)
+    Column("status", String(16), nullable=False, default="ok"),
+)
+Index("ix_segments_camera_start", segments.c.camera_id, segments.c.start_us)
+Index("ix_segments_start", segments.c.start_us)
+
+outages = Table(
+    "outages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("camera_id", String(64), ForeignKey("cameras.id", ondelete="CASCADE"), nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger),  # NULL while the outage goes on
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("recorder", String(100), nullable=False),
+)
+Index("ix_outages_camera_start", outages.c.camera_id, outages.c.start_us)
+
+camera_status = Table(
+    "camera_status",
+    metadata,
+    Column("camera_id", String(64), ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True),
+    Column("recorder", String(100), nullable=False),
+    Column("state", String(16), nullable=False),  # recording | reconnecting | failed | off | stopped
+    Column("reason", String(32), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    Column("since_us", BigInteger, nullable=False),
+    Column("last_segment_end_us", BigInteger),
+    Column("bitrate_bps", Float),
+    Column("fps", Float),
+    Column("lag_s", Float),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("camera_id", String(64), ForeignKey("cameras.id", ondelete="CASCADE"), nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("created_us", BigInteger, nullable=False),
+    Column("released_us", BigInteger),  # set by a destruction instruction (A4.6)
+)
+Index("ix_holds_camera", holds.c.camera_id, holds.c.start_us)
+
+exports = Table(
+    "exports",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("cameras", JSON, nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # queued | running | done | failed
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("out_path", Text, nullable=False),
+    Column("files", JSON, nullable=False),
+    Column("error", Text, nullable=False, default=""),
+    Column("node", String(100), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("finished_us", BigInteger),
+)
+
+system_alarms = Table(
+    "system_alarms",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(48), nullable=False),
+    Column("severity", String(16), nullable=False),  # info | warning | critical
+    Column("camera_id", String(64)),
+    Column("message", Text, nullable=False),
+    Column("node", String(100), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("cleared_us", BigInteger),
+)
+Index("ix_system_alarms_created", system_alarms.c.created_us)

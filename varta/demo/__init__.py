@@ -1,0 +1,1 @@
+"""Demo and test helpers: synthetic/prepared camera footage and a local RTSP camera simulator."""

@@ -1,0 +1,1 @@
+"""System alarms (storage) now; analytics events later."""

@@ -1,0 +1,1 @@
+"""Playback and export: ranges and gaps, HLS VOD playlists, stream-copy exports."""

@@ -1,0 +1,1 @@
+"""Recording: supervised ffmpeg ingest into an indexed archive of fMP4 segments."""

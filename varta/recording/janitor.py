@@ -1,0 +1,214 @@
+"""The janitor: retention, free space and the storage forecast, in the background (adapter).
+
+It only deletes files and index rows; it never touches the ffmpeg processes, so recording
+goes on undisturbed while it works. Rows are deleted after their file, so a crash in between
+leaves at worst an index row marked missing at the next reconciliation, never an orphan file
+that nobody would ever delete.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import delete, select
+
+from varta.cameras.registry import CameraRegistry
+from varta.clock import format_time, now_us
+from varta.db.schema import cameras as cameras_table
+from varta.db.schema import holds as holds_table
+from varta.db.schema import segments
+from varta.events.system_alarms import SystemAlarms
+from varta.recording import retention
+from varta.recording.index import ArchiveIndex
+
+log = logging.getLogger("varta.janitor")
+BATCH = 500
+
+
+@dataclass
+class JanitorReport:
+    expired_deleted: int = 0
+    expired_bytes: int = 0
+    early_deleted: int = 0
+    early_bytes: int = 0
+    held_kept: int = 0
+    forecast: retention.StorageForecast | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+class Janitor:
+    def __init__(self, engine, settings, node: str):
+        self.engine = engine
+        self.settings = settings
+        self.index = ArchiveIndex(engine)
+        self.registry = CameraRegistry(engine)
+        self.alarms = SystemAlarms(engine, node)
+        # Each recorder looks after its own disk: only segments it wrote are its to delete.
+        self.node = node
+        self.root: Path = settings.recordings_dir
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # --- background loop ------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="janitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def wake(self) -> None:
+        """Run now (a recorder hit a full disk)."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("janitor pass failed; will retry")
+            self._wake.wait(self.settings.janitor_interval_s)
+            self._wake.clear()
+
+    # --- one pass -------------------------------------------------------------------
+    def run_once(self, now: int | None = None) -> JanitorReport:
+        with self._lock:
+            now = now or now_us()
+            report = JanitorReport()
+            holds = self._active_holds()
+            self._apply_retention(now, holds, report)
+            self._ensure_free_space(holds, report)
+            self._update_forecast(report)
+            return report
+
+    def _active_holds(self) -> dict[str, list[retention.Hold]]:
+        q = select(holds_table).where(holds_table.c.released_us.is_(None))
+        out: dict[str, list[retention.Hold]] = {}
+        with self.engine.connect() as conn:
+            for h in conn.execute(q):
+                out.setdefault(h.camera_id, []).append(retention.Hold(h.start_us, h.end_us))
+        return out
+
+    def _apply_retention(self, now: int, holds, report: JanitorReport) -> None:
+        # Removed cameras keep their retention too: their footage expires like any other.
+        with self.engine.connect() as conn:
+            cams = conn.execute(select(cameras_table.c.id, cameras_table.c.retention_days)).all()
+        for cam in cams:
+            cutoff = retention.cutoff_us(now, cam.retention_days)
+            cam_holds = holds.get(cam.id, [])
+            after = -1
+            while True:
+                q = (
+                    select(segments.c.id, segments.c.camera_id, segments.c.start_us, segments.c.end_us,
+                           segments.c.path, segments.c.bytes)
+                    .where(segments.c.camera_id == cam.id, segments.c.end_us <= cutoff,
+                           segments.c.start_us > after, segments.c.recorder == self.node)
+                    .order_by(segments.c.start_us)
+                    .limit(BATCH)
+                )
+                with self.engine.connect() as conn:
+                    rows = conn.execute(q).all()
+                if not rows:
+                    break
+                after = rows[-1].start_us
+                doomed = retention.expired(rows, now, cam.retention_days, cam_holds)
+                report.held_kept += len(rows) - len(doomed)
+                report.expired_bytes += self._delete(doomed)
+                report.expired_deleted += len(doomed)
+        if report.expired_deleted:
+            log.info("retention deleted %d expired segments (%.1f MB), kept %d held", report.expired_deleted,
+                     report.expired_bytes / 1e6, report.held_kept)
+
+    def _delete(self, rows) -> int:
+        freed = 0
+        for row in rows:
+            try:
+                (self.root / row.camera_id / row.path).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.error("cannot delete %s/%s: %s", row.camera_id, row.path, exc)
+                continue
+            freed += row.bytes
+        ids = [r.id for r in rows]
+        for i in range(0, len(ids), BATCH):
+            with self.engine.begin() as conn:
+                conn.execute(delete(segments).where(segments.c.id.in_(ids[i:i + BATCH])))
+        return freed
+
+    def disk_usage(self) -> shutil._ntuple_diskusage:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return shutil.disk_usage(self.root)
+
+    def _ensure_free_space(self, holds, report: JanitorReport) -> None:
+        usage = self.disk_usage()
+        target = retention.free_target_bytes(usage.total, self.settings.min_free_percent, self.settings.min_free_mb)
+        if usage.free >= target:
+            self.alarms.clear("disk_full")
+            return
+        # Expired footage is already gone (retention ran first): now the oldest unheld.
+        needed = target - usage.free
+        after = -1
+        first = last = None
+        while needed > 0:
+            q = (
+                select(segments.c.id, segments.c.camera_id, segments.c.start_us, segments.c.end_us,
+                       segments.c.path, segments.c.bytes)
+                .where(segments.c.start_us > after, segments.c.recorder == self.node)
+                .order_by(segments.c.start_us)
+                .limit(BATCH)
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(q).all()
+            if not rows:
+                break
+            after = rows[-1].start_us
+            chosen = retention.choose_to_free(rows, needed, holds)
+            if not chosen:
+                continue
+            freed = self._delete(chosen)
+            report.early_deleted += len(chosen)
+            report.early_bytes += freed
+            needed -= freed
+            first = first if first is not None else chosen[0].start_us
+            last = chosen[-1].end_us
+        tz = self.settings.tz
+        if report.early_deleted:
+            msg = (f"disk full: deleted {report.early_deleted} unheld segments ({report.early_bytes / 1e6:.0f} MB) "
+                   f"recorded {format_time(first, tz)} – {format_time(last, tz)} before their retention ended, "
+                   f"so that recording continues; add storage or lower the camera count")
+            self.alarms.raise_alarm("footage_freed_early", "critical", msg)
+            report.messages.append(msg)
+        if needed > 0:
+            msg = (f"disk full and nothing more may be deleted (everything left is held or in use): "
+                   f"{usage.free / 1e6:.0f} MB free, {target / 1e6:.0f} MB wanted")
+            self.alarms.raise_once("disk_full", "critical", msg)
+            report.messages.append(msg)
+
+    def _update_forecast(self, report: JanitorReport) -> None:
+        cams = self.registry.list()
+        usage = self.disk_usage()
+        totals = self.index.camera_totals()
+        used = sum(t[0] for t in totals.values())
+        bitrates = {c.id: b for c in cams if c.enabled and (b := self.index.recent_bitrate_bps(c.id))}
+        target = retention.free_target_bytes(usage.total, self.settings.min_free_percent, self.settings.min_free_mb)
+        fc = retention.forecast(usage.free, used, target, bitrates, {c.id: c.retention_days for c in cams})
+        report.forecast = fc
+        if fc.short:
+            self.alarms.raise_once(
+                "storage_forecast", "warning",
+                f"storage holds about {fc.days_capacity:.1f} days at current bitrates "
+                f"({fc.daily_bytes / 1e9:.1f} GB/day), less than the {fc.required_days} days of retention: "
+                f"older footage will be deleted early unless storage is added",
+            )
+        else:
+            self.alarms.clear("storage_forecast")

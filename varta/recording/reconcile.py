@@ -1,0 +1,150 @@
+"""Start-up reconciliation of disk and index (crash safety).
+
+After kill -9 or power loss three things can be out of step, and each is repaired:
+
+* a finished (or torn) segment file that never reached the index → its torn tail, if any,
+  is cut at the last complete fragment, it is probed and indexed (status ``repaired``
+  when cut); a file with no playable fragment at all is moved to quarantine and an alarm
+  is raised;
+* an index row whose file has vanished → marked ``missing`` and its interval recorded
+  as an outage ``file_missing``, so the gap has a reason;
+* nothing else is touched: reconciliation never deletes footage.
+
+Only the most recent days are scanned by default (files can only be left unindexed in
+the moments before a crash); ``full=True`` scans everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+
+from varta.clock import DAY_US, US, from_datetime
+from varta.db.schema import segments as segments_table
+from varta.events.system_alarms import SystemAlarms
+from varta.recording.ffmpeg import start_from_name
+from varta.recording.index import ArchiveIndex
+from varta.recording.mp4box import check_segment, truncate_to_valid
+from varta.recording.probe import ProbeError, probe_segment
+
+log = logging.getLogger("varta.reconcile")
+
+# A recovered segment whose name-time is this close to the previous segment's end is
+# taken as contiguous with it (the name has one-second precision).
+SNAP_US = 1_500_000
+
+
+@dataclass
+class ReconcileReport:
+    indexed: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{len(self.indexed)} indexed, {len(self.repaired)} repaired, "
+                f"{len(self.quarantined)} quarantined, {len(self.missing)} missing")
+
+
+def reconcile_camera(index: ArchiveIndex, alarms: SystemAlarms, recordings_dir: Path, quarantine_dir: Path,
+                     camera_id: str, recorder: str, days: int | None = 2) -> ReconcileReport:
+    report = ReconcileReport()
+    cam_dir = recordings_dir / camera_id
+    if days is None:
+        since = 0
+        day_dirs = sorted(p for p in cam_dir.glob("*/*/*") if p.is_dir())
+    else:
+        today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        dates = [today - timedelta(days=i) for i in range(days, -2, -1)]
+        since = from_datetime(dates[0])
+        day_dirs = [cam_dir / d.strftime("%Y/%m/%d") for d in dates]
+    known = index.paths_since(camera_id, since - DAY_US)
+
+    # 1. Files on disk that the index does not know.
+    for day_dir in day_dirs:
+        if not day_dir.is_dir():
+            continue
+        for entry in sorted(os.scandir(day_dir), key=lambda e: e.name):
+            if not entry.name.endswith(".mp4") or not entry.is_file():
+                continue
+            rel = str(Path(entry.path).relative_to(cam_dir))
+            if rel in known:
+                continue
+            _recover_file(index, alarms, Path(entry.path), rel, cam_dir, quarantine_dir, camera_id, recorder, report)
+
+    # 2. Index rows whose file has vanished.
+    q = select(segments_table.c.id, segments_table.c.path, segments_table.c.start_us, segments_table.c.end_us).where(
+        segments_table.c.camera_id == camera_id, segments_table.c.status != "missing",
+        segments_table.c.start_us >= since,
+    )
+    with index.engine.connect() as conn:
+        rows = conn.execute(q).all()
+    for row in rows:
+        if not (cam_dir / row.path).exists():
+            index.set_segment_status(row.id, "missing")
+            _record_missing(index, camera_id, row.start_us, row.end_us, row.path, recorder)
+            report.missing.append(row.path)
+    if report.missing:
+        alarms.raise_alarm("segments_missing", "critical",
+                           f"camera {camera_id}: {len(report.missing)} recorded file(s) vanished from disk "
+                           f"(first: {report.missing[0]})", camera_id)
+    if any((report.indexed, report.repaired, report.quarantined, report.missing)):
+        log.warning("camera %s reconciled: %s", camera_id, report.summary())
+    return report
+
+
+def _record_missing(index: ArchiveIndex, camera_id: str, start_us: int, end_us: int, path: str, recorder: str) -> None:
+    from sqlalchemy import insert
+
+    from varta.db.schema import outages
+
+    with index.engine.begin() as conn:
+        conn.execute(insert(outages).values(camera_id=camera_id, start_us=start_us, end_us=end_us,
+                                            reason="file_missing", detail=path, recorder=recorder))
+
+
+def _recover_file(index, alarms, path: Path, rel: str, cam_dir: Path, quarantine_dir: Path, camera_id: str,
+                  recorder: str, report: ReconcileReport) -> None:
+    check = check_segment(path)
+    name_start = start_from_name(path.name)
+    if check.fragments == 0 or name_start is None:
+        target = quarantine_dir / camera_id / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), target)
+        report.quarantined.append(rel)
+        why = check.reason if check.fragments == 0 else "its name carries no start time"
+        alarms.raise_alarm("segment_quarantined", "warning",
+                           f"camera {camera_id}: {rel} set aside in quarantine: {why}", camera_id)
+        return
+    status = "ok"
+    if not check.ok:
+        truncate_to_valid(path, check)
+        status = "repaired"
+        report.repaired.append(rel)
+    try:
+        info = probe_segment(path)
+    except ProbeError as exc:
+        target = quarantine_dir / camera_id / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), target)
+        report.quarantined.append(rel)
+        alarms.raise_alarm("segment_quarantined", "warning", f"camera {camera_id}: {rel}: {exc}", camera_id)
+        return
+    start = name_start
+    prev = index.segments_between(camera_id, name_start - 20 * US, name_start + SNAP_US)
+    prev = [s for s in prev if s.start_us < name_start]
+    if prev and abs(prev[-1].end_us - name_start) <= SNAP_US:
+        start = prev[-1].end_us
+    run_id = path.stem.rsplit("-", 1)[-1]
+    index.add_segment(
+        camera_id=camera_id, start_us=start, end_us=start + int(info.duration_s * US), path=rel,
+        bytes=path.stat().st_size, init_bytes=check.init_bytes, codec=info.codec, width=info.width,
+        height=info.height, fps=info.fps, run_id=run_id, recorder=recorder, status=status,
+    )
+    report.indexed.append(rel)

@@ -1,0 +1,45 @@
+"""/api/exports: stream-copy exports as background jobs with progress."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from varta.web.deps import AppServices, services, time_param
+
+router = APIRouter(prefix="/api/exports", tags=["exports"])
+
+
+class ExportIn(BaseModel):
+    cameras: list[str] = Field(min_length=1, examples=[["mel-0012", "mel-0013"]])
+    from_: str = Field(alias="from", examples=["2026-03-03T14:05:00"])
+    to: str = Field(examples=["2026-03-03T14:40:00"])
+
+
+@router.post("", status_code=202)
+def create_export(body: ExportIn, svc: AppServices = Depends(services)) -> dict:
+    t1, t2 = time_param(body.from_, "from", svc), time_param(body.to, "to", svc)
+    if t2 <= t1:
+        raise HTTPException(422, "'to' must be after 'from'")
+    for cam in body.cameras:
+        if svc.registry.get(cam, include_removed=True) is None:
+            raise HTTPException(404, f"no camera {cam}")
+    job_id = svc.exports.create(body.cameras, t1, t2)
+    return svc.exports.get(job_id)
+
+
+@router.get("/{job_id}")
+def get_export(job_id: str, svc: AppServices = Depends(services)) -> dict:
+    job = svc.exports.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no export {job_id}")
+    return job
+
+
+@router.get("/{job_id}/files/{name}")
+def export_file(job_id: str, name: str, svc: AppServices = Depends(services)) -> FileResponse:
+    path = svc.exports.file_path(job_id, name)
+    if path is None or not path.is_file():
+        raise HTTPException(404, f"export {job_id} has no finished file {name}")
+    return FileResponse(path, media_type="video/mp4", filename=name)
