@@ -14,6 +14,7 @@ from datetime import datetime, time
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MODES = ("continuous", "off", "motion", "events")
+END_OF_DAY = time.max  # "24:00"
 
 
 class ScheduleError(ValueError):
@@ -23,11 +24,15 @@ class ScheduleError(ValueError):
 def _parse_hhmm(text: str) -> time:
     try:
         if text == "24:00":
-            return time(23, 59, 59, 999999)
+            return END_OF_DAY
         h, m = text.split(":")
         return time(int(h), int(m))
     except (ValueError, AttributeError):
         raise ScheduleError(f"time {text!r} is not HH:MM") from None
+
+
+def _hhmm(t: time) -> str:
+    return "24:00" if t == END_OF_DAY else t.strftime("%H:%M")
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ class Schedule:
         return {
             "default": self.default,
             "rules": [
-                {"days": list(r.days), "from": r.start.strftime("%H:%M"), "to": r.end.strftime("%H:%M"), "mode": r.mode}
+                {"days": list(r.days), "from": _hhmm(r.start), "to": _hhmm(r.end), "mode": r.mode}
                 for r in self.rules
             ],
         }

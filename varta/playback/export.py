@@ -19,7 +19,7 @@ from typing import Callable
 from varta.clock import US, format_time, now_us
 from varta.playback.ranges import find_gaps, merge_ranges
 from varta.recording.index import ArchiveIndex
-from varta.recording.probe import ProbeError, probe_segment
+from varta.recording.probe import ProbeError, keyframe_at_or_before, probe_segment
 
 Progress = Callable[[float], None]
 
@@ -106,8 +106,14 @@ def export_camera(index: ArchiveIndex, recordings_dir: Path, ffmpeg: str, camera
         info = probe_segment(out_path)
     except ProbeError as exc:
         raise ExportError(f"camera {camera_id}: the exported file cannot be read back: {exc}") from None
-    actual_end = min(segs[-1].end_us, t2)
-    actual_start = actual_end - int(info.duration_s * US) - _gap_total(segs, t1, t2)
+    first = segs[0]
+    actual_start = first.start_us
+    if t1 > first.start_us:
+        try:
+            actual_start += int(keyframe_at_or_before(cam_dir / first.path, (t1 - first.start_us) / US) * US)
+        except ProbeError:
+            pass
+    actual_end = min(actual_start + int(info.duration_s * US) + _gap_total(segs), t2)
     ranges = merge_ranges(segs, min(actual_start, t1), t2)
     gaps = find_gaps(ranges, index.outages_between(camera_id, t1, t2), min(actual_start, t1), t2, now_us())
     if progress:
@@ -126,7 +132,7 @@ def export_camera(index: ArchiveIndex, recordings_dir: Path, ffmpeg: str, camera
     )
 
 
-def _gap_total(segs, t1: int, t2: int) -> int:
+def _gap_total(segs) -> int:
     """Wall time between the exported segments (collapsed in the file)."""
     total = 0
     for a, b in zip(segs, segs[1:]):

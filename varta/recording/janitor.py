@@ -51,6 +51,7 @@ class Janitor:
         self.node = node
         self.root: Path = settings.recordings_dir
         self._wake = threading.Event()
+        self._urgent = False
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -67,7 +68,10 @@ class Janitor:
             self._thread.join(timeout=10)
 
     def wake(self) -> None:
-        """Run now (a recorder hit a full disk)."""
+        """Run now: a recorder could not write (disk full), so free space even if the
+        configured reserve is still nominally there (it may be zero, or another program
+        may have filled the disk)."""
+        self._urgent = True
         self._wake.set()
 
     def _loop(self) -> None:
@@ -152,11 +156,15 @@ class Janitor:
     def _ensure_free_space(self, holds, report: JanitorReport) -> None:
         usage = self.disk_usage()
         target = retention.free_target_bytes(usage.total, self.settings.min_free_percent, self.settings.min_free_mb)
+        if self._urgent:
+            self._urgent = False
+            target = max(target, usage.free + retention.URGENT_FREE_FRACTION * usage.total)
         if usage.free >= target:
             self.alarms.clear("disk_full")
             return
         # Expired footage is already gone (retention ran first): now the oldest unheld.
-        needed = target - usage.free
+        # Free a little beyond the reserve so the next pass does not have to do it again.
+        needed = int(target - usage.free + retention.URGENT_FREE_FRACTION * usage.total)
         after = -1
         first = last = None
         while needed > 0:

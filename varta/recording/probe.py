@@ -82,3 +82,30 @@ def probe_stream_header(path: Path) -> MediaInfo:
                              float(rate) if rate else None, 0.0)
     except av.error.FFmpegError as exc:
         raise ProbeError(f"{path.name}: {exc}") from None
+
+
+def keyframe_at_or_before(path: Path, offset_s: float) -> float:
+    """Time (s, from the file's first frame) of the last keyframe at or before ``offset_s``.
+
+    Reads packet headers only. This is where a stream-copy export or a player must start
+    decoding to show the frame at ``offset_s``.
+    """
+    try:
+        with av.open(str(path), "r") as container:
+            video = next(s for s in container.streams if s.type == "video")
+            tb = float(video.time_base)
+            first = None
+            best = 0.0
+            for packet in container.demux(video):
+                if packet.pts is None:
+                    continue
+                if first is None:
+                    first = packet.pts
+                t = (packet.pts - first) * tb
+                if t > offset_s + 1e-6:
+                    break
+                if packet.is_keyframe:
+                    best = t
+            return best
+    except (av.error.FFmpegError, StopIteration) as exc:
+        raise ProbeError(f"{path.name}: {exc}") from None

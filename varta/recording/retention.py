@@ -41,6 +41,11 @@ def expired(segments: Iterable[Interval], now_us: int, retention_days: int, hold
     return [s for s in segments if s.end_us <= limit and not is_held(s, holds)]
 
 
+# When a write has already failed for lack of space, free at least this share of the disk
+# at once, so recording resumes without a stop-and-go at every segment.
+URGENT_FREE_FRACTION = 0.05
+
+
 def free_target_bytes(total_bytes: int, min_free_percent: float, min_free_mb: int) -> int:
     """Free space to keep on the recordings disk (the larger of the two settings)."""
     return max(int(total_bytes * min_free_percent / 100), min_free_mb * 1024 * 1024)

@@ -1,0 +1,542 @@
+#!/usr/bin/env python3
+"""Recorder cost: Varta vs N bare ffmpeg processes recording the same RTSP cameras.
+
+For each N (default 1, 8, 32, 64) a local GStreamer RTSP server (CameraSimulator) serves
+N clients of a 1920x1080 25 fps 4 Mbit/s H.264 loop (GOP 50). Then, one after the other:
+
+(a) floor: N bare ffmpeg processes running exactly the command Varta runs per camera
+    (``varta.recording.ffmpeg.record_command``), each writing 10 s fMP4 segments;
+(b) Varta: ``varta recorder`` (or ``serve``) as its own process with a fresh VARTA_HOME
+    and the N cameras imported from a generated YAML file.
+
+Each side gets the same warm-up (from the moment every stream has written data) and the
+same measurement window. Measured over the window:
+
+* CPU: utime+stime from /proc/PID/stat at window start and end (floor: every ffmpeg;
+  Varta: the Python process plus all its ffmpeg children) → % of one core per stream;
+* PSS from /proc/PID/smaps_rollup at window end (Varta: Python PSS / N + mean ffmpeg PSS);
+* frames kept: PyAV packet count of the segments that closed inside the window vs
+  fps x the wall time those segments span (their files' close times), so both dropped
+  frames and a recorder falling behind show up;
+* lag: Varta's camera_status.lag_s (polled every 2 s), and for both sides the close time of
+  each segment minus its media end placed on the run's clock (varta.recording.timing.RunClock);
+  also the age of the newest indexed segment (now - max(segments.end_us)) for Varta;
+* the camera simulator's own CPU and the whole machine's load, to show the budget: the
+  simulator runs on the same 2 cores.
+
+Usage::
+
+    .venv/bin/python bench/recorder_bench.py                 # 1, 8, 32, 64 streams, 60 s windows
+    .venv/bin/python bench/recorder_bench.py --quick         # 1, 8 streams, 30 s windows
+    .venv/bin/python bench/recorder_bench.py --counts 1,8 --window 45
+
+Traffic stays on 127.0.0.1. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402  (also puts the project root on sys.path)
+
+from varta.recording.ffmpeg import find_ffmpeg, record_command, relative_segment_path  # noqa: E402
+from varta.recording.probe import ProbeError, probe_segment  # noqa: E402
+from varta.recording.timing import RunClock  # noqa: E402
+
+FPS = C.STREAM["fps"]
+TARGET_CPU_RATIO = 1.10  # within 10% of bare ffmpeg
+TARGET_PSS_MB = 10.0
+TARGET_LAG_S = 2.0
+
+_libc = None
+
+
+def _child_setup() -> None:  # runs in the forked child before exec
+    """Die with the benchmark (PR_SET_PDEATHSIG) and keep out of the terminal's ^C group."""
+    global _libc
+    try:
+        _libc = _libc or ctypes.CDLL("libc.so.6", use_errno=True)
+        _libc.prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+    os.setpgrp()
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class Seg:
+    path: Path
+    media_start_s: float  # seconds on the run's media clock (floor) / index µs as s (Varta)
+    media_end_s: float
+    closed_s: float = 0.0  # wall time the file was closed (its mtime)
+    frames: int = 0
+
+
+@dataclass
+class SideResult:
+    side: str
+    n: int
+    window_s: float
+    cpu_s: float = 0.0  # all of this side's processes
+    cpu_main_s: float = 0.0  # Varta's Python process alone
+    pss_ffmpeg_kb: list[int] = field(default_factory=list)
+    pss_main_kb: int = 0
+    rss_ffmpeg_kb: list[int] = field(default_factory=list)
+    sim_cpu_s: float = 0.0
+    machine_busy_pct: float = 0.0  # of all cores together (200% = both cores)
+    frames: int = 0
+    expected_frames: float = 0.0
+    media_s: float = 0.0
+    seg_frames: int = 0  # frames inside in-window segments vs their own durations
+    seg_expected: float = 0.0
+    max_lag_s: float = 0.0  # close time - media end on the run clock (computed)
+    max_status_lag_s: float | None = None  # Varta's camera_status.lag_s
+    max_newest_age_s: float | None = None  # Varta: now - newest segments.end_us
+    segments_in_window: int = 0
+    streams_short: int = 0  # streams with fewer than 2 segments closed in the window
+    restarts: int = 0  # ffmpeg processes that exited/were replaced during the window
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cpu_pct_per_stream(self) -> float:
+        return 100.0 * self.cpu_s / self.window_s / self.n
+
+    @property
+    def pss_mb_per_stream(self) -> float:
+        ff = sum(self.pss_ffmpeg_kb) / len(self.pss_ffmpeg_kb) if self.pss_ffmpeg_kb else 0.0
+        return (ff + self.pss_main_kb / self.n) / 1024
+
+    @property
+    def ffmpeg_pss_mb(self) -> float:
+        return (sum(self.pss_ffmpeg_kb) / len(self.pss_ffmpeg_kb) / 1024) if self.pss_ffmpeg_kb else 0.0
+
+    @property
+    def frames_kept_pct(self) -> float:
+        return 100.0 * self.frames / self.expected_frames if self.expected_frames else 0.0
+
+    @property
+    def seg_integrity_pct(self) -> float:
+        return 100.0 * self.seg_frames / self.seg_expected if self.seg_expected else 0.0
+
+    @property
+    def other_load_pct(self) -> float:
+        """Machine load not explained by this side's processes and the simulator (% of one core)."""
+        return self.machine_busy_pct - 100.0 * (self.cpu_s + self.sim_cpu_s) / self.window_s
+
+    @property
+    def sim_pct_per_stream(self) -> float:
+        return 100.0 * self.sim_cpu_s / self.window_s / self.n
+
+
+def analyse_stream(segs: list[Seg], w0: float, w1: float, res: SideResult, clock_from_media: bool) -> None:
+    """Fold one stream's segments into *res* (frames kept, lag) over the window [w0, w1]."""
+    segs = sorted(segs, key=lambda s: s.media_start_s)
+    for s in segs:
+        try:
+            s.closed_s = s.path.stat().st_mtime
+        except OSError:
+            s.closed_s = float("nan")
+    # Lag: the close time vs the media end placed on the run clock, exactly as Varta does
+    # it (first segment anchors, later ones are placed on that anchor). For Varta's index
+    # rows the placement is already done (media times are UTC), so lag = close - end.
+    lags = []
+    clock = RunClock()
+    for s in segs:
+        if s.closed_s != s.closed_s:  # NaN: file gone
+            continue
+        if clock_from_media:
+            _, _, lag = clock.place(s.media_start_s, s.media_end_s, int(s.closed_s * 1e6))
+        else:
+            lag = max(0.0, s.closed_s - s.media_end_s)
+        if w0 <= s.closed_s <= w1:
+            lags.append(lag)
+    if lags:
+        res.max_lag_s = max(res.max_lag_s, max(lags))
+    inside = [s for s in segs if w0 <= s.closed_s <= w1]
+    res.segments_in_window += len(inside)
+    for s in inside:
+        try:
+            s.frames = probe_segment(s.path).frames or 0
+        except ProbeError as exc:
+            res.notes.append(f"unreadable segment {s.path.name}: {exc}")
+            s.frames = 0
+        res.seg_frames += s.frames
+        res.seg_expected += FPS * (s.media_end_s - s.media_start_s)
+    if len(inside) < 2:
+        res.streams_short += 1
+        res.frames += sum(s.frames for s in inside)
+        res.expected_frames += FPS * (w1 - w0)
+        return
+    # Frames of the segments after the first one closed in the window cover the wall time
+    # from the first one's close to the last one's close.
+    res.frames += sum(s.frames for s in inside[1:])
+    res.expected_frames += FPS * (inside[-1].closed_s - inside[0].closed_s)
+    res.media_s += sum(s.media_end_s - s.media_start_s for s in inside[1:])
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def prepare_day_dirs(cam_dir: Path) -> None:
+    """ffmpeg's segment muxer does not create folders (Varta keeps today's and tomorrow's)."""
+    today = datetime.now(timezone.utc)
+    for day in (today, today + timedelta(days=1)):
+        (cam_dir / day.strftime("%Y/%m/%d")).mkdir(parents=True, exist_ok=True)
+
+
+def wait_until(pred, timeout: float, interval: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return bool(pred())
+
+
+def has_data(cam_dir: Path) -> bool:
+    for root, _dirs, files in os.walk(cam_dir):
+        for f in files:
+            if f.endswith(".mp4") and os.path.getsize(os.path.join(root, f)) > 0:
+                return True
+    return False
+
+
+def stop_procs(procs: list[subprocess.Popen], sig=signal.SIGINT, grace: float = 10.0) -> None:
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.send_signal(sig)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def measure_window(pids_fn, sim_pid: int, warmup: float, window: float, poll=None):
+    """Sleep the warm-up, then measure CPU of pids_fn() over *window* seconds.
+
+    *poll* (optional) is called about every 2 s inside the window. Returns
+    (CpuWindow, sim_cpu_s, machine_busy_pct, w0, w1, pids_at_start, pids_at_end).
+    """
+    time.sleep(warmup)
+    pids0 = pids_fn()
+    cpu = C.CpuWindow(pids0)
+    sim = C.CpuWindow([sim_pid])
+    b0, t0 = C.machine_busy()
+    w0 = time.time()
+    cpu.start()
+    sim.start()
+    end = time.monotonic() + window
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(2.0, left))
+        if poll:
+            poll()
+    cpu.stop()
+    sim.stop()
+    w1 = time.time()
+    b1, t1 = C.machine_busy()
+    pids1 = pids_fn()
+    busy = 100.0 * (b1 - b0) / (t1 - t0) * os.cpu_count() if t1 > t0 else 0.0
+    return cpu, sim.used(), busy, w0, w1, pids0, pids1
+
+
+# --------------------------------------------------------------------------- (a) floor
+
+
+def run_floor(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float, seg_s: int) -> SideResult:
+    res = SideResult("floor", n, window)
+    procs: list[subprocess.Popen] = []
+    cams = []
+    env = {**os.environ, "TZ": "UTC"}
+    try:
+        for i in range(n):
+            name = f"cam{i + 1:03d}"
+            cam_dir = work / name
+            prepare_day_dirs(cam_dir)
+            cmd = record_command(ffmpeg, sim.url(name), cam_dir, secrets.token_hex(4), seg_s, 10.0)
+            out = open(cam_dir / "segments.csv", "wb")
+            err = open(cam_dir / "ffmpeg.log", "wb")
+            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                                          preexec_fn=_child_setup))
+            out.close()
+            err.close()
+            cams.append((name, cam_dir))
+        if not wait_until(lambda: all(has_data(d) for _, d in cams) or any(p.poll() is not None for p in procs),
+                          60):
+            res.notes.append("not every stream had data after 60 s")
+        dead = [p.pid for p in procs if p.poll() is not None]
+        if dead:
+            res.notes.append(f"{len(dead)} ffmpeg exited early")
+        pids = [p.pid for p in procs]
+        cpu, res.sim_cpu_s, res.machine_busy_pct, w0, w1, _, _ = measure_window(
+            lambda: [p.pid for p in procs if p.poll() is None], sim.pid, warmup, window)
+        res.window_s = w1 - w0
+        res.cpu_s = cpu.used()
+        res.restarts = len(cpu.lost) + (n - len(cpu.t0))
+        res.pss_ffmpeg_kb = [k for p in pids if (k := C.pss_kb(p)) is not None]
+        res.rss_ffmpeg_kb = [k for p in pids if (k := C.rss_kb(p)) is not None]
+    finally:
+        stop_procs(procs)
+    for name, cam_dir in cams:
+        segs = []
+        for line in (cam_dir / "segments.csv").read_text(errors="replace").splitlines():
+            try:
+                fname, a, b = line.strip().rsplit(",", 2)
+                segs.append(Seg(cam_dir / relative_segment_path(fname.strip('"')), float(a), float(b)))
+            except ValueError:
+                continue
+        analyse_stream(segs, w0, w1, res, clock_from_media=True)
+    return res
+
+
+# --------------------------------------------------------------------------- (b) Varta
+
+
+def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float, seg_s: int,
+              mode: str) -> SideResult:
+    res = SideResult("varta", n, window)
+    home = work / "home"
+    home.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VARTA_")}
+    env.update({
+        "VARTA_HOME": str(home),
+        "VARTA_SEGMENT_SECONDS": str(seg_s),
+        "VARTA_RECORDER_NAME": "bench",
+        "VARTA_FFMPEG": ffmpeg,
+    })
+    py = sys.executable
+    cams_yaml = home / "cameras.yaml"
+    lines = ["cameras:"]
+    for i in range(n):
+        name = f"cam{i + 1:03d}"
+        lines += [f"  - id: {name}", f"    url: {sim.url(name)}", "    kind: other"]
+    cams_yaml.write_text("\n".join(lines) + "\n")
+    r = subprocess.run([py, "-m", "varta.cli", "camera", "import", str(cams_yaml)], env=env, capture_output=True,
+                       text=True, timeout=120, cwd=C.ROOT)
+    if r.returncode != 0:
+        raise RuntimeError(f"camera import failed: {r.stdout}\n{r.stderr}")
+    log = open(home / "varta.log", "wb")
+    if mode == "serve":
+        cmd = [py, "-m", "varta.cli", "serve", "--listen", "127.0.0.1:0"]
+    else:
+        cmd = [py, "-m", "varta.cli", "recorder"]
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=C.ROOT, preexec_fn=_child_setup)
+    log.close()
+    db_path = home / "varta.db"
+
+    def db():
+        return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+
+    def recording_count() -> int:
+        try:
+            with db() as con:
+                return con.execute("select count(*) from camera_status where state='recording'").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    status_lags: list[float] = []
+    ages: list[float] = []
+
+    def poll() -> None:
+        try:
+            with db() as con:
+                for (lag,) in con.execute("select lag_s from camera_status where lag_s is not null"):
+                    status_lags.append(float(lag))
+                now = time.time()
+                for (end_us,) in con.execute("select max(end_us) from segments group by camera_id"):
+                    ages.append(now - end_us / 1e6)
+        except sqlite3.Error as exc:
+            res.notes.append(f"db poll: {exc}")
+
+    def ff_children() -> list[int]:
+        return [p for p in C.children(proc.pid) if C.comm(p) == "ffmpeg"]
+
+    try:
+        ok = wait_until(lambda: recording_count() >= n or proc.poll() is not None, 90)
+        if proc.poll() is not None:
+            raise RuntimeError(f"varta {mode} exited: {(home / 'varta.log').read_text()[-3000:]}")
+        if not ok:
+            res.notes.append(f"only {recording_count()}/{n} cameras recording after 90 s")
+        cpu, res.sim_cpu_s, res.machine_busy_pct, w0, w1, p0, p1 = measure_window(
+            lambda: [proc.pid, *ff_children()], sim.pid, warmup, window, poll)
+        res.window_s = w1 - w0
+        res.cpu_s = cpu.used()
+        res.cpu_main_s = cpu.used(proc.pid)
+        res.restarts = len(set(p0) ^ set(p1)) // 2 + len(cpu.lost)
+        if len(p0) - 1 != n:
+            res.notes.append(f"{len(p0) - 1} ffmpeg children at window start (expected {n})")
+        res.pss_main_kb = C.pss_kb(proc.pid) or 0
+        res.pss_ffmpeg_kb = [k for p in p1[1:] if (k := C.pss_kb(p)) is not None]
+        res.rss_ffmpeg_kb = [k for p in p1[1:] if (k := C.rss_kb(p)) is not None]
+        poll()
+    finally:
+        stop_procs([proc], signal.SIGINT, grace=40)
+    res.max_status_lag_s = max(status_lags) if status_lags else None
+    res.max_newest_age_s = max(ages) if ages else None
+    rec = home / "recordings"
+    with db() as con:
+        rows = con.execute("select camera_id, start_us, end_us, path from segments order by camera_id, start_us")
+        by_cam: dict[str, list[Seg]] = {}
+        for cam, s, e, p in rows:
+            by_cam.setdefault(cam, []).append(Seg(rec / cam / p, s / 1e6, e / 1e6))
+        outages = con.execute("select count(*) from outages where reason not in ('recorder_down')").fetchone()[0]
+    if outages:
+        res.notes.append(f"{outages} outage rows other than recorder_down")
+    missing = n - len(by_cam)
+    if missing:
+        res.notes.append(f"{missing} cameras without any indexed segment")
+        res.expected_frames += missing * FPS * res.window_s
+        res.streams_short += missing
+    for segs in by_cam.values():
+        analyse_stream(segs, w0, w1, res, clock_from_media=False)
+    # Python exceptions in the log are worth knowing about.
+    text = (home / "varta.log").read_text(errors="replace")
+    if "Traceback" in text or " ERROR " in text:
+        res.notes.append("varta log has errors: " + text[text.find("Traceback") if "Traceback" in text
+                                                          else text.find(" ERROR "):][:300].replace("\n", " | "))
+    return res
+
+
+# --------------------------------------------------------------------------- main
+
+
+def fmt(x: float | None, nd: int = 2) -> str:
+    return "–" if x is None else f"{x:.{nd}f}"
+
+
+def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, keep: bool,
+        results: str | None) -> str:
+    from varta.demo.simulator import CameraSimulator, gst_rtsp_available
+
+    ok, why = gst_rtsp_available()
+    if not ok:
+        raise SystemExit(f"camera simulator unavailable: {why}")
+    ffmpeg = find_ffmpeg(None)
+    stream = C.bench_stream()
+    print(f"stream: {stream} ({stream.stat().st_size * 8 / C.STREAM['seconds'] / 1e6:.2f} Mbit/s incl. TS overhead)")
+    rows, detail_rows, notes = [], [], []
+    raw = []
+    for n in counts:
+        mounts = {f"cam{i + 1:03d}": stream for i in range(n)}
+        pair = {}
+        for side in ("floor", "varta"):
+            work = Path(tempfile.mkdtemp(prefix=f"varta-bench-{side}-{n}-", dir=C.OUT))
+            print(f"\n== N={n} {side}: warm-up {warmup:g} s, window {window:g} s (files under {work})", flush=True)
+            sim = CameraSimulator(mounts, threads=0, ready_timeout=60)
+            sim.start()
+            t = time.monotonic()
+            try:
+                if side == "floor":
+                    r = run_floor(n, sim, ffmpeg, work, warmup, window, seg_s)
+                else:
+                    r = run_varta(n, sim, ffmpeg, work, warmup, window, seg_s, mode)
+            finally:
+                sim.close()
+                if not keep:
+                    shutil.rmtree(work, ignore_errors=True)
+            pair[side] = r
+            print(f"   {side}: CPU {r.cpu_pct_per_stream:.3f}%/stream, PSS {r.pss_mb_per_stream:.1f} MB/stream, "
+                  f"frames kept {r.frames_kept_pct:.2f}% ({r.frames}/{r.expected_frames:.0f}), "
+                  f"max lag {r.max_lag_s:.2f} s, sim {r.sim_pct_per_stream:.2f}%/stream, "
+                  f"machine {r.machine_busy_pct:.0f}% of 200% (other {r.other_load_pct:.0f}%)  [{time.monotonic() - t:.0f} s]", flush=True)
+            for note in r.notes:
+                print(f"   note: {note}")
+        f, v = pair["floor"], pair["varta"]
+        ratio = v.cpu_pct_per_stream / f.cpu_pct_per_stream if f.cpu_pct_per_stream else float("nan")
+        lag = max(v.max_status_lag_s or 0.0, v.max_lag_s)
+        print(f"-- N={n}: Varta CPU {v.cpu_pct_per_stream:.3f}%/stream vs floor {f.cpu_pct_per_stream:.3f}% "
+              f"→ ×{ratio:.2f} (target ≤ ×{TARGET_CPU_RATIO:.2f}); PSS {v.pss_mb_per_stream:.1f} MB/stream "
+              f"(floor {f.pss_mb_per_stream:.1f}, target ≤ {TARGET_PSS_MB:g}); frames kept {v.frames_kept_pct:.2f}% "
+              f"(floor {f.frames_kept_pct:.2f}%, target 100%); max lag {lag:.2f} s (floor {f.max_lag_s:.2f}, "
+              f"target ≤ {TARGET_LAG_S:g})", flush=True)
+        rows.append([n, f"{f.cpu_pct_per_stream:.3f}", f"{v.cpu_pct_per_stream:.3f}", f"×{ratio:.2f}",
+                     f"{f.pss_mb_per_stream:.1f}", f"{v.pss_mb_per_stream:.1f}",
+                     f"{f.frames_kept_pct:.2f} / {v.frames_kept_pct:.2f}",
+                     f"{f.max_lag_s:.2f} / {lag:.2f}", fmt(v.max_newest_age_s, 1),
+                     f"{f.sim_pct_per_stream:.2f} / {v.sim_pct_per_stream:.2f}",
+                     f"{f.machine_busy_pct:.0f} / {v.machine_busy_pct:.0f}",
+                     f"{f.other_load_pct:.0f} / {v.other_load_pct:.0f}"])
+        detail_rows.append([n, f"{100 * v.cpu_main_s / v.window_s:.2f}", f"{100 * v.cpu_main_s / v.window_s / n:.3f}",
+                            f"{100 * (v.cpu_s - v.cpu_main_s) / v.window_s / n:.3f}", f"{v.pss_main_kb / 1024:.1f}",
+                            f"{f.ffmpeg_pss_mb:.1f} / {v.ffmpeg_pss_mb:.1f}",
+                            f"{(sum(f.rss_ffmpeg_kb) / max(1, len(f.rss_ffmpeg_kb))) / 1024:.1f}",
+                            f"{f.segments_in_window} / {v.segments_in_window}",
+                            f"{f.restarts} / {v.restarts}"])
+        for side, r in pair.items():
+            notes += [f"N={n} {side}: {x}" for x in r.notes]
+        raw.append({s: {k: getattr(r, k) for k in r.__dataclass_fields__} | {
+            "cpu_pct_per_stream": r.cpu_pct_per_stream, "pss_mb_per_stream": r.pss_mb_per_stream,
+            "frames_kept_pct": r.frames_kept_pct} for s, r in pair.items()})
+    (C.OUT / "recorder_bench.json").write_text(json.dumps(raw, indent=1, default=str))
+    block = C.header(
+        f"Recorder: Varta ({mode}) vs bare ffmpeg, 1080p25 4 Mbit/s, {seg_s} s segments",
+        f"- warm-up {warmup:g} s after every stream has data, window {window:g} s; floor and Varta run "
+        f"one after the other against a fresh camera simulator (GStreamer, one thread)")
+    block += "\n" + C.md_table(
+        ["N", "floor CPU %/stream", "Varta CPU %/stream", "ratio (≤ ×1.10)", "floor PSS MB",
+         "Varta PSS MB/stream (≤ 10)", "frames kept % floor / Varta", "max lag s floor / Varta (≤ 2)",
+         "newest segment age s", "simulator CPU %/stream floor / Varta", "machine busy % of 200 floor / Varta",
+         "other load % floor / Varta"],
+        rows)
+    block += "\n\nDetails (Varta side unless marked):\n\n" + C.md_table(
+        ["N", "Varta Python CPU % (total)", "Python CPU %/stream", "Varta ffmpeg CPU %/stream",
+         "Python PSS MB", "ffmpeg PSS MB floor / Varta", "floor ffmpeg RSS MB",
+         "segments in window floor / Varta",
+         "ffmpeg restarts floor / Varta"],
+        detail_rows)
+    block += ("\n\nCPU: % of one core (utime+stime over the window). Frames kept: packets in the segments "
+              "closed in the window (after the first) vs 25 fps x the wall time between the first and last "
+              "close. Lag: segment close time minus its media end on the run clock; Varta's figure is the max "
+              "of camera_status.lag_s (polled) and that. Newest segment age: now - max(segments.end_us), "
+              f"normally up to one segment ({seg_s} s) plus the lag. Machine busy: all CPUs from /proc/stat "
+              "(200% = both cores); other load = busy minus this side's processes and the simulator (the "
+              "benchmark's own polling, the kernel, and anything else running on the machine).")
+    if notes:
+        block += "\n\nNotes:\n" + "\n".join(f"- {x}" for x in notes)
+    return C.emit(block, results, "recorder_bench.md")
+
+
+def main(argv: list[str] | None = None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--counts", default=None, help="comma-separated stream counts (default 1,8,32,64)")
+    ap.add_argument("--quick", action="store_true", help="1,8 streams and 30 s windows")
+    ap.add_argument("--window", type=float, default=None, help="measurement window, s (default 60)")
+    ap.add_argument("--warmup", type=float, default=10.0, help="warm-up after every stream has data, s")
+    ap.add_argument("--segment-seconds", type=int, default=10)
+    ap.add_argument("--mode", choices=("recorder", "serve"), default="recorder",
+                    help="run `varta recorder` (default) or `varta serve`")
+    ap.add_argument("--keep", action="store_true", help="keep the recordings under bench/out")
+    ap.add_argument("--results", default=None, help="append the Markdown block here (default bench/out/...)")
+    a = ap.parse_args(argv)
+    counts = [int(x) for x in (a.counts or ("1,8" if a.quick else "1,8,32,64")).split(",") if x.strip()]
+    window = a.window or (30.0 if a.quick else 60.0)
+    if any(c < 1 or c > 256 for c in counts):
+        raise SystemExit("counts must be between 1 and 256")
+    return run(counts, a.warmup, window, a.segment_seconds, a.mode, a.keep, a.results)
+
+
+if __name__ == "__main__":
+    main()
