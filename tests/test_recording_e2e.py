@@ -282,3 +282,25 @@ def test_real_footage_is_recorded_as_is(varta, footage, media, tmp_path):
         s = _segments(v, "mel-plaza")[1]
         assert (s["codec"], s["width"], s["height"]) == ("h264", 480, 360)
         assert s["fps"] == pytest.approx(10, abs=0.5)
+
+
+@pytest.mark.postgres
+def test_recording_on_postgresql(varta, camsim, postgres_url, tmp_path):
+    """The same recorder, index and export against PostgreSQL (a capital's set-up)."""
+    v = varta(db_url=postgres_url)
+    v.run("camera", "add", "kyiv-0001", "--url", camsim.url("gen1"), "--group", "Pecherskyi")
+    v.run("camera", "add", "kyiv-0002", "--url", camsim.url("gen2"), "--group", "Podilskyi")
+    v.start()
+    for cam in ("kyiv-0001", "kyiv-0002"):
+        v.wait_for(lambda: len(_segments(v, cam)) >= 4, 60, f"segments of {cam}")
+    camsim.stop()
+    v.wait_for(lambda: v.status("kyiv-0001")["state"] in ("reconnecting", "failed"), 30, "outage")
+    camsim.start()
+    n = len(_segments(v, "kyiv-0001"))
+    v.wait_for(lambda: len(_segments(v, "kyiv-0001")) >= n + 2, 60, "resumed")
+    rep = _recordings(v, "kyiv-0001")
+    assert len(rep["ranges"]) == 2 and any(g["reason"] != "no_recording" for g in rep["gaps"])
+    segs = _segments(v, "kyiv-0002")
+    out = tmp_path / "k2.mp4"
+    v.run("export", "--camera", "kyiv-0002", "--from", segs[0]["start"], "--to", segs[2]["end"], "--out", str(out))
+    assert _ffprobe(out)["frames"] >= 5 * FPS

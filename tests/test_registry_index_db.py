@@ -146,3 +146,12 @@ def test_http_api_cameras_and_archive(engine, tmp_path):
         assert path in spec["paths"]
     assert client.delete("/api/cameras/mel-0101").status_code == 204
     assert client.get("/api/system/storage").json()["required_days"] == 10
+
+
+def test_cameras_are_split_between_recorders(engine):
+    reg = CameraRegistry(engine)
+    reg.add(Camera(id="a", main_url="rtsp://h/a", recorder="rec-1"))
+    reg.add(Camera(id="b", main_url="rtsp://h/b", recorder="rec-2"))
+    reg.add(Camera(id="c", main_url="rtsp://h/c"))
+    assert [c.id for c in reg.list(recorder="rec-1")] == ["a", "c"]
+    assert [c.id for c in reg.list(recorder="rec-2", include_unassigned=False)] == ["b"]

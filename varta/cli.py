@@ -227,7 +227,8 @@ def reconcile(full: bool = typer.Option(False, "--full", help="scan every day, n
     settings = _settings()
     engine = _engine(settings)
     index, alarms = ArchiveIndex(engine), SystemAlarms(engine, settings.recorder_name)
-    for cam in CameraRegistry(engine).list(recorder=settings.recorder_name):
+    for cam in CameraRegistry(engine).list(recorder=settings.recorder_name,
+                                           include_unassigned=settings.record_unassigned):
         rep = reconcile_camera(index, alarms, settings.recordings_dir, settings.quarantine_dir, cam.id,
                                settings.recorder_name, days=None if full else 2)
         typer.echo(f"{cam.id}: {rep.summary()}")

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in home when empty")
     timezone: str = Field(default="Europe/Kyiv", description="The city's time zone")
     recorder_name: str = Field(default_factory=lambda: os.uname().nodename, description="This recording node's name")
+    # Cameras with no --recorder are recorded by nodes where this is true. In a set-up with
+    # several recorders, assign every camera and leave this true on one node at most.
+    record_unassigned: bool = Field(default=True)
     ffmpeg: str | None = Field(default=None, description="ffmpeg binary; system ffmpeg or imageio-ffmpeg's when empty")
     segment_seconds: int = Field(default=10, ge=2, le=300)
     default_retention_days: int = Field(default=MIN_RETENTION_DAYS)

@@ -49,13 +49,14 @@ class CameraRegistry:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def list(self, recorder: str | None = None) -> list[Camera]:
+    def list(self, recorder: str | None = None, include_unassigned: bool = True) -> list[Camera]:
+        """Cameras in the registry; with ``recorder``, those that node must record."""
         q = select(cameras).where(cameras.c.removed_us.is_(None)).order_by(cameras.c.id)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         cams = [_row_to_camera(r) for r in rows]
         if recorder is not None:
-            cams = [c for c in cams if c.recorder in (None, recorder)]
+            cams = [c for c in cams if c.recorder == recorder or (c.recorder is None and include_unassigned)]
         return cams
 
     def get(self, camera_id: str, include_removed: bool = False) -> Camera | None:

@@ -71,7 +71,8 @@ class RecorderService:
             self._thread.join(timeout=5)
 
     def _my_cameras(self) -> list[Camera]:
-        return [c for c in self.registry.list(recorder=self.node) if c.enabled]
+        cams = self.registry.list(recorder=self.node, include_unassigned=self.settings.record_unassigned)
+        return [c for c in cams if c.enabled]
 
     def _loop(self) -> None:
         while not self._stop.wait(self.sync_interval_s):

@@ -1,0 +1,44 @@
+# Varta: one Makefile for a fresh Debian 12 (Python 3.11). See README.md.
+#   make demo   install what is needed, then run Varta with demonstration cameras
+#   make test   install what is needed, then run the test suite
+#   make bench  run the benchmarks (bench/README.md)
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages: ffmpeg for recording/export, GStreamer's RTSP server for the demo and
+# test cameras (run by Debian's own python3, which has the gi bindings).
+APT_RUNTIME = ffmpeg python3-venv python3-pip python3-gi gir1.2-gst-rtsp-server-1.0 \
+              gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-rtsp
+APT_TEST    = procps util-linux
+
+.PHONY: demo test bench system-deps venv clean
+
+system-deps:
+	@missing=$$(for p in $(APT_RUNTIME) $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: system-deps $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/varta demo
+
+test: venv
+	$(PY) -m pytest -q -ra
+
+bench: venv
+	bash bench/run_all.sh
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache
