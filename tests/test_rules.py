@@ -147,6 +147,7 @@ def test_run_clock_keeps_segments_contiguous_and_reports_lag():
     assert b[2] == pytest.approx(0.06)  # lag relative to the anchor
     c = clock.place(20.0, 30.0, t0 + 29 * US)  # camera clock runs fast: never date the future
     assert c[1] <= t0 + 29 * US and c[2] == 0
+    assert c[0] == b[1]  # and the run stays contiguous
 
 
 def test_hls_playlist_uses_byte_ranges_and_starts_at_the_asked_time():
