@@ -315,7 +315,7 @@ def run_floor(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
 
 
 def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float, seg_s: int,
-              mode: str) -> SideResult:
+              mode: str, extra_env: dict) -> SideResult:
     res = SideResult("varta", n, window)
     home = work / "home"
     home.mkdir(parents=True)
@@ -326,6 +326,7 @@ def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
         "VARTA_RECORDER_NAME": "bench",
         "VARTA_FFMPEG": ffmpeg,
     })
+    env.update(extra_env)
     py = sys.executable
     cams_yaml = home / "cameras.yaml"
     lines = ["cameras:"]
@@ -427,8 +428,30 @@ def fmt(x: float | None, nd: int = 2) -> str:
     return "–" if x is None else f"{x:.{nd}f}"
 
 
+def merge(parts: list[SideResult]) -> SideResult:
+    """Several repetitions of one side as one result (sums over all windows, worst lags)."""
+    m = SideResult(parts[0].side, parts[0].n, 0.0)
+    for r in parts:
+        m.window_s += r.window_s
+        for k in ("cpu_s", "cpu_main_s", "sim_cpu_s", "frames", "expected_frames", "media_s", "seg_frames",
+                  "seg_expected", "segments_in_window", "streams_short", "restarts"):
+            setattr(m, k, getattr(m, k) + getattr(r, k))
+        m.machine_busy_pct += r.machine_busy_pct * r.window_s
+        m.pss_ffmpeg_kb += r.pss_ffmpeg_kb
+        m.rss_ffmpeg_kb += r.rss_ffmpeg_kb
+        m.max_lag_s = max(m.max_lag_s, r.max_lag_s)
+        for k in ("max_status_lag_s", "max_newest_age_s"):
+            vals = [x for x in (getattr(m, k), getattr(r, k)) if x is not None]
+            setattr(m, k, max(vals) if vals else None)
+        m.notes += r.notes
+    m.machine_busy_pct /= m.window_s
+    m.pss_main_kb = int(sum(r.pss_main_kb for r in parts) / len(parts))
+    return m
+
+
 def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, keep: bool,
-        results: str | None) -> str:
+        results: str | None, sides: tuple[str, ...] = ("floor", "varta"), repeat: int = 1,
+        varta_env: dict | None = None) -> str:
     from varta.demo.simulator import CameraSimulator, gst_rtsp_available
 
     ok, why = gst_rtsp_available()
@@ -437,76 +460,94 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
     ffmpeg = find_ffmpeg(None)
     stream = C.bench_stream()
     print(f"stream: {stream} ({stream.stat().st_size * 8 / C.STREAM['seconds'] / 1e6:.2f} Mbit/s incl. TS overhead)")
-    rows, detail_rows, notes = [], [], []
+    rows, detail_rows, notes, per_rep = [], [], [], []
     raw = []
+    dash = "–"
     for n in counts:
         mounts = {f"cam{i + 1:03d}": stream for i in range(n)}
-        pair = {}
-        for side in ("floor", "varta"):
-            work = Path(tempfile.mkdtemp(prefix=f"varta-bench-{side}-{n}-", dir=C.OUT))
-            print(f"\n== N={n} {side}: warm-up {warmup:g} s, window {window:g} s (files under {work})", flush=True)
-            sim = CameraSimulator(mounts, threads=0, ready_timeout=60)
-            sim.start()
-            t = time.monotonic()
-            try:
-                if side == "floor":
-                    r = run_floor(n, sim, ffmpeg, work, warmup, window, seg_s)
-                else:
-                    r = run_varta(n, sim, ffmpeg, work, warmup, window, seg_s, mode)
-            finally:
-                sim.close()
-                if not keep:
-                    shutil.rmtree(work, ignore_errors=True)
-            pair[side] = r
-            print(f"   {side}: CPU {r.cpu_pct_per_stream:.3f}%/stream, PSS {r.pss_mb_per_stream:.1f} MB/stream, "
-                  f"frames kept {r.frames_kept_pct:.2f}% ({r.frames}/{r.expected_frames:.0f}), "
-                  f"max lag {r.max_lag_s:.2f} s, sim {r.sim_pct_per_stream:.2f}%/stream, "
-                  f"machine {r.machine_busy_pct:.0f}% of 200% (other {r.other_load_pct:.0f}%)  [{time.monotonic() - t:.0f} s]", flush=True)
-            for note in r.notes:
-                print(f"   note: {note}")
-        f, v = pair["floor"], pair["varta"]
-        ratio = v.cpu_pct_per_stream / f.cpu_pct_per_stream if f.cpu_pct_per_stream else float("nan")
-        lag = max(v.max_status_lag_s or 0.0, v.max_lag_s)
-        print(f"-- N={n}: Varta CPU {v.cpu_pct_per_stream:.3f}%/stream vs floor {f.cpu_pct_per_stream:.3f}% "
-              f"→ ×{ratio:.2f} (target ≤ ×{TARGET_CPU_RATIO:.2f}); PSS {v.pss_mb_per_stream:.1f} MB/stream "
-              f"(floor {f.pss_mb_per_stream:.1f}, target ≤ {TARGET_PSS_MB:g}); frames kept {v.frames_kept_pct:.2f}% "
-              f"(floor {f.frames_kept_pct:.2f}%, target 100%); max lag {lag:.2f} s (floor {f.max_lag_s:.2f}, "
-              f"target ≤ {TARGET_LAG_S:g})", flush=True)
-        rows.append([n, f"{f.cpu_pct_per_stream:.3f}", f"{v.cpu_pct_per_stream:.3f}", f"×{ratio:.2f}",
-                     f"{f.pss_mb_per_stream:.1f}", f"{v.pss_mb_per_stream:.1f}",
-                     f"{f.frames_kept_pct:.2f} / {v.frames_kept_pct:.2f}",
-                     f"{f.max_lag_s:.2f} / {lag:.2f}", fmt(v.max_newest_age_s, 1),
-                     f"{f.sim_pct_per_stream:.2f} / {v.sim_pct_per_stream:.2f}",
-                     f"{f.machine_busy_pct:.0f} / {v.machine_busy_pct:.0f}",
-                     f"{f.other_load_pct:.0f} / {v.other_load_pct:.0f}"])
-        detail_rows.append([n, f"{100 * v.cpu_main_s / v.window_s:.2f}", f"{100 * v.cpu_main_s / v.window_s / n:.3f}",
-                            f"{100 * (v.cpu_s - v.cpu_main_s) / v.window_s / n:.3f}", f"{v.pss_main_kb / 1024:.1f}",
-                            f"{f.ffmpeg_pss_mb:.1f} / {v.ffmpeg_pss_mb:.1f}",
-                            f"{(sum(f.rss_ffmpeg_kb) / max(1, len(f.rss_ffmpeg_kb))) / 1024:.1f}",
-                            f"{f.segments_in_window} / {v.segments_in_window}",
-                            f"{f.restarts} / {v.restarts}"])
+        runs: dict[str, list[SideResult]] = {s: [] for s in sides}
+        for rep in range(repeat):
+            for side in sides:
+                work = Path(tempfile.mkdtemp(prefix=f"varta-bench-{side}-{n}-", dir=C.OUT))
+                print(f"\n== N={n} {side} (run {rep + 1}/{repeat}): warm-up {warmup:g} s, window {window:g} s "
+                      f"(files under {work})", flush=True)
+                sim = CameraSimulator(mounts, threads=0, ready_timeout=60)
+                sim.start()
+                t = time.monotonic()
+                try:
+                    if side == "floor":
+                        r = run_floor(n, sim, ffmpeg, work, warmup, window, seg_s)
+                    else:
+                        r = run_varta(n, sim, ffmpeg, work, warmup, window, seg_s, mode, varta_env or {})
+                finally:
+                    sim.close()
+                    if not keep:
+                        shutil.rmtree(work, ignore_errors=True)
+                runs[side].append(r)
+                print(f"   {side}: CPU {r.cpu_pct_per_stream:.3f}%/stream, PSS {r.pss_mb_per_stream:.1f} MB/stream, "
+                      f"frames kept {r.frames_kept_pct:.2f}% ({r.frames}/{r.expected_frames:.0f}), "
+                      f"max lag {r.max_lag_s:.2f} s, sim {r.sim_pct_per_stream:.2f}%/stream, "
+                      f"machine {r.machine_busy_pct:.0f}% of 200% (other {r.other_load_pct:.0f}%)  "
+                      f"[{time.monotonic() - t:.0f} s]", flush=True)
+                for note in r.notes:
+                    print(f"   note: {note}")
+                per_rep.append([n, rep + 1, side, f"{r.cpu_pct_per_stream:.3f}", f"{r.pss_mb_per_stream:.1f}",
+                                f"{r.other_load_pct:.0f}"])
+        pair = {s: merge(rs) for s, rs in runs.items()}
+        f, v = pair.get("floor"), pair.get("varta")
+        ratio = v.cpu_pct_per_stream / f.cpu_pct_per_stream if f and v and f.cpu_pct_per_stream else None
+        lag = max(v.max_status_lag_s or 0.0, v.max_lag_s) if v else None
+        print(f"-- N={n}: Varta CPU {fmt(v and v.cpu_pct_per_stream, 3)}%/stream vs floor "
+              f"{fmt(f and f.cpu_pct_per_stream, 3)}% → ×{fmt(ratio)} (target ≤ ×{TARGET_CPU_RATIO:.2f}); "
+              f"PSS {fmt(v and v.pss_mb_per_stream, 1)} MB/stream (floor {fmt(f and f.pss_mb_per_stream, 1)}, "
+              f"target ≤ {TARGET_PSS_MB:g}); frames kept {fmt(v and v.frames_kept_pct)}% "
+              f"(floor {fmt(f and f.frames_kept_pct)}%, target 100%); max lag {fmt(lag)} s "
+              f"(floor {fmt(f and f.max_lag_s)}, target ≤ {TARGET_LAG_S:g})", flush=True)
+
+        def both(fn, nd: int = 2) -> str:
+            return f"{fmt(fn(f) if f else None, nd)} / {fmt(fn(v) if v else None, nd)}"
+
+        rows.append([n, fmt(f and f.cpu_pct_per_stream, 3), fmt(v and v.cpu_pct_per_stream, 3),
+                     dash if ratio is None else f"×{ratio:.2f}",
+                     fmt(f and f.pss_mb_per_stream, 1), fmt(v and v.pss_mb_per_stream, 1),
+                     both(lambda r: r.frames_kept_pct), f"{fmt(f and f.max_lag_s)} / {fmt(lag)}",
+                     fmt(v and v.max_newest_age_s, 1), both(lambda r: r.sim_pct_per_stream),
+                     both(lambda r: r.machine_busy_pct, 0), both(lambda r: r.other_load_pct, 0)])
+        if v:
+            detail_rows.append([n, f"{100 * v.cpu_main_s / v.window_s:.2f}",
+                                f"{100 * v.cpu_main_s / v.window_s / n:.3f}",
+                                f"{100 * (v.cpu_s - v.cpu_main_s) / v.window_s / n:.3f}", f"{v.pss_main_kb / 1024:.1f}",
+                                both(lambda r: r.ffmpeg_pss_mb, 1),
+                                fmt(f and (sum(f.rss_ffmpeg_kb) / max(1, len(f.rss_ffmpeg_kb))) / 1024, 1),
+                                both(lambda r: r.segments_in_window, 0), both(lambda r: r.restarts, 0)])
         for side, r in pair.items():
             notes += [f"N={n} {side}: {x}" for x in r.notes]
         raw.append({s: {k: getattr(r, k) for k in r.__dataclass_fields__} | {
             "cpu_pct_per_stream": r.cpu_pct_per_stream, "pss_mb_per_stream": r.pss_mb_per_stream,
             "frames_kept_pct": r.frames_kept_pct} for s, r in pair.items()})
     (C.OUT / "recorder_bench.json").write_text(json.dumps(raw, indent=1, default=str))
-    block = C.header(
-        f"Recorder: Varta ({mode}) vs bare ffmpeg, 1080p25 4 Mbit/s, {seg_s} s segments",
-        f"- warm-up {warmup:g} s after every stream has data, window {window:g} s; floor and Varta run "
-        f"one after the other against a fresh camera simulator (GStreamer, one thread)")
+    extra = (f"- warm-up {warmup:g} s after every stream has data, window {window:g} s"
+             f"{f', {repeat} alternating runs per side (figures over all windows)' if repeat > 1 else ''}; "
+             f"floor and Varta run one after the other, each against a fresh camera simulator "
+             f"(GStreamer, one thread)")
+    if varta_env:
+        extra += f"\n- Varta process environment: {' '.join(f'{k}={v}' for k, v in varta_env.items())}"
+    block = C.header(f"Recorder: Varta ({mode}) vs bare ffmpeg, 1080p25 4 Mbit/s, {seg_s} s segments", extra)
     block += "\n" + C.md_table(
         ["N", "floor CPU %/stream", "Varta CPU %/stream", "ratio (≤ ×1.10)", "floor PSS MB",
          "Varta PSS MB/stream (≤ 10)", "frames kept % floor / Varta", "max lag s floor / Varta (≤ 2)",
          "newest segment age s", "simulator CPU %/stream floor / Varta", "machine busy % of 200 floor / Varta",
          "other load % floor / Varta"],
         rows)
-    block += "\n\nDetails (Varta side unless marked):\n\n" + C.md_table(
-        ["N", "Varta Python CPU % (total)", "Python CPU %/stream", "Varta ffmpeg CPU %/stream",
-         "Python PSS MB", "ffmpeg PSS MB floor / Varta", "floor ffmpeg RSS MB",
-         "segments in window floor / Varta",
-         "ffmpeg restarts floor / Varta"],
-        detail_rows)
+    if detail_rows:
+        block += "\n\nDetails (Varta side unless marked):\n\n" + C.md_table(
+            ["N", "Varta Python CPU % (total)", "Python CPU %/stream", "Varta ffmpeg CPU %/stream",
+             "Python PSS MB", "ffmpeg PSS MB floor / Varta", "floor ffmpeg RSS MB",
+             "segments in window floor / Varta", "ffmpeg restarts floor / Varta"],
+            detail_rows)
+    if repeat > 1:
+        block += "\n\nEach run:\n\n" + C.md_table(["N", "run", "side", "CPU %/stream", "PSS MB/stream",
+                                                    "other load %"], per_rep)
     block += ("\n\nCPU: % of one core (utime+stime over the window). Frames kept: packets in the segments "
               "closed in the window (after the first) vs 25 fps x the wall time between the first and last "
               "close. Lag: segment close time minus its media end on the run clock; Varta's figure is the max "
@@ -528,6 +569,10 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--segment-seconds", type=int, default=10)
     ap.add_argument("--mode", choices=("recorder", "serve"), default="recorder",
                     help="run `varta recorder` (default) or `varta serve`")
+    ap.add_argument("--repeat", type=int, default=1, help="alternate floor/Varta runs per N (default 1)")
+    ap.add_argument("--sides", default="floor,varta", help="which sides to run (floor,varta)")
+    ap.add_argument("--varta-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the Varta process (e.g. MALLOC_ARENA_MAX=2); repeatable")
     ap.add_argument("--keep", action="store_true", help="keep the recordings under bench/out")
     ap.add_argument("--results", default=None, help="append the Markdown block here (default bench/out/...)")
     a = ap.parse_args(argv)
@@ -535,7 +580,11 @@ def main(argv: list[str] | None = None) -> str:
     window = a.window or (30.0 if a.quick else 60.0)
     if any(c < 1 or c > 256 for c in counts):
         raise SystemExit("counts must be between 1 and 256")
-    return run(counts, a.warmup, window, a.segment_seconds, a.mode, a.keep, a.results)
+    sides = tuple(x for x in ("floor", "varta") if x in a.sides.split(","))
+    if not sides or not 1 <= a.repeat <= 10:
+        raise SystemExit("--sides needs floor and/or varta; --repeat 1..10")
+    env = dict(kv.split("=", 1) for kv in a.varta_env)
+    return run(counts, a.warmup, window, a.segment_seconds, a.mode, a.keep, a.results, sides, a.repeat, env)
 
 
 if __name__ == "__main__":

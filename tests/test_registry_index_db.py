@@ -155,3 +155,31 @@ def test_cameras_are_split_between_recorders(engine):
     reg.add(Camera(id="c", main_url="rtsp://h/c"))
     assert [c.id for c in reg.list(recorder="rec-1")] == ["a", "c"]
     assert [c.id for c in reg.list(recorder="rec-2", include_unassigned=False)] == ["b"]
+
+
+def test_ranges_merged_in_the_database_match_the_pure_rule(engine):
+    """The SQL island query and the pure merge agree, including overlaps and near-touching segments."""
+    import random
+
+    from varta.playback.ranges import JOIN_US, merge_ranges
+
+    CameraRegistry(engine).add(Camera(id="cam", main_url="rtsp://h/x"))
+    index = ArchiveIndex(engine)
+    rnd = random.Random(7)
+    t = 1_700_000_000 * US
+    for i in range(300):
+        dur = rnd.choice([2, 10, 10, 10, 9]) * US
+        t += rnd.choice([0, 0, 0, 0, 300_000, 900_000, 1_200_000, 25 * US, -200_000])
+        _seg(index, "cam", t, t + dur, f"{i}.mp4")
+        t += dur
+    lo, hi = 1_700_000_000 * US + 500 * US, t - 700 * US
+    pure = merge_ranges(index.segments_between("cam", lo, hi), lo, hi, JOIN_US)
+    assert [(r.start_us, r.end_us) for r in pure] == index.ranges_between("cam", lo, hi)
+    assert len(pure) > 5
+    # Spans stay right when segments are added out of order, marked missing or deleted.
+    segs = index.segments_between("cam", 0, t + US)
+    _seg(index, "cam", segs[10].end_us + 100_000, segs[10].end_us + 300_000, "late.mp4")
+    index.set_segment_status(segs[40].id, "missing")
+    index.delete_segments(segs[100:103] + segs[:5])
+    pure = merge_ranges(index.segments_between("cam", 0, t + US), 0, t + US, JOIN_US)
+    assert [(r.start_us, r.end_us) for r in pure] == index.ranges_between("cam", 0, t + US)

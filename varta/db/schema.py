@@ -72,6 +72,19 @@ segments = Table(
 Index("ix_segments_camera_start", segments.c.camera_id, segments.c.start_us)
 Index("ix_segments_start", segments.c.start_us)
 
+# Continuous recorded stretches per camera, kept in step with `segments` by ArchiveIndex.
+# Derived data, stored because "what is recorded over this day/month" must not read every
+# segment (8,640 a day per camera): appending a segment extends the last span in place.
+spans = Table(
+    "spans",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("camera_id", String(64), ForeignKey("cameras.id", ondelete="CASCADE"), nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger, nullable=False),
+)
+Index("ix_spans_camera_end", spans.c.camera_id, spans.c.end_us)
+
 outages = Table(
     "outages",
     metadata,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from varta.clock import format_time, now_us
-from varta.playback.ranges import find_gaps, merge_ranges
+from varta.playback.ranges import Range, find_gaps
 from varta.recording.index import ArchiveIndex
 
 
@@ -11,8 +11,7 @@ def recordings_report(index: ArchiveIndex, camera_id: str, t1: int, t2: int, tz,
     """``{"camera", "from", "to", "ranges": [{start,end}], "gaps": [{start,end,reason,detail}]}``."""
     if t2 <= t1:
         raise ValueError("'to' must be after 'from'")
-    segs = index.segments_between(camera_id, t1, t2)
-    ranges = merge_ranges(segs, t1, t2)
+    ranges = [Range(s, e) for s, e in index.ranges_between(camera_id, t1, t2)]
     status = index.status(camera_id)
     recording = bool(status and status["state"] == "recording")
     now = now_us()

@@ -10,11 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from varta.recording.index import JOIN_US
 from varta.recording.outage import describe
 
-# Segments of one ffmpeg run touch exactly; recovered segments are placed from file names
-# with one-second precision. Closer than this counts as continuous footage.
-JOIN_US = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from varta.clock import US, now_us
-from varta.db.schema import camera_status, outages, segments
+from varta.db.schema import camera_status, outages, segments, spans
+
+# Segments of one ffmpeg run touch exactly; recovered segments are placed from file names
+# with one-second precision. Closer than this counts as continuous footage.
+JOIN_US = 1_000_000
 
 # No segment is longer than this (ffmpeg cuts every segment_seconds ≤ 300 s at the next
 # keyframe). It bounds index range scans: rows starting earlier cannot overlap T1.
@@ -69,7 +73,60 @@ class ArchiveIndex:
         values.setdefault("status", "ok")
         with self.engine.begin() as conn:
             res = conn.execute(insert(segments).values(**values))
+            self._extend_spans(conn, values["camera_id"], values["start_us"], values["end_us"])
             return int(res.inserted_primary_key[0])
+
+    # --- spans: continuous stretches, kept in step with the segments -----------------
+    def _extend_spans(self, conn, camera_id: str, start: int, end: int) -> None:
+        """The common case, a segment appended at the live edge, extends the last span in
+        place; anything else (a recovered file, an out-of-order insert) rebuilds locally."""
+        last = conn.execute(
+            select(spans).where(spans.c.camera_id == camera_id).order_by(spans.c.end_us.desc()).limit(1)
+        ).first()
+        if last is not None and last.start_us <= start and 0 <= start - last.end_us <= JOIN_US:
+            conn.execute(update(spans).where(spans.c.id == last.id).values(end_us=max(end, last.end_us)))
+        elif last is None or start > last.end_us + JOIN_US:
+            conn.execute(insert(spans).values(camera_id=camera_id, start_us=start, end_us=end))
+        else:
+            self._rebuild_spans(conn, camera_id, start, end)
+
+    def _rebuild_spans(self, conn, camera_id: str, t1: int, t2: int) -> None:
+        """Recompute the spans touching [t1, t2] from the segments there."""
+        touching = conn.execute(
+            select(spans).where(spans.c.camera_id == camera_id, spans.c.end_us >= t1 - JOIN_US,
+                                spans.c.start_us <= t2 + JOIN_US)
+        ).all()
+        lo = min([t1] + [r.start_us for r in touching])
+        hi = max([t2] + [r.end_us for r in touching])
+        if touching:
+            conn.execute(delete(spans).where(spans.c.id.in_([r.id for r in touching])))
+        rows = conn.execute(
+            select(segments.c.start_us, segments.c.end_us)
+            .where(segments.c.camera_id == camera_id, segments.c.start_us <= hi, segments.c.end_us >= lo,
+                   segments.c.start_us > lo - MAX_SEGMENT_US, segments.c.status != "missing")
+            .order_by(segments.c.start_us)
+        ).all()
+        merged: list[list[int]] = []
+        for s_, e_ in rows:
+            if merged and s_ - merged[-1][1] <= JOIN_US:
+                merged[-1][1] = max(merged[-1][1], e_)
+            else:
+                merged.append([s_, e_])
+        if merged:
+            conn.execute(insert(spans), [{"camera_id": camera_id, "start_us": a, "end_us": b} for a, b in merged])
+
+    def delete_segments(self, rows) -> None:
+        """Remove index rows (their files are already gone) and mend the spans around them."""
+        by_camera: dict[str, list] = {}
+        for r in rows:
+            by_camera.setdefault(r.camera_id, []).append(r)
+        for camera_id, cam_rows in by_camera.items():
+            ids = [r.id for r in cam_rows]
+            with self.engine.begin() as conn:
+                for i in range(0, len(ids), 500):
+                    conn.execute(delete(segments).where(segments.c.id.in_(ids[i:i + 500])))
+                self._rebuild_spans(conn, camera_id, min(r.start_us for r in cam_rows),
+                                    max(r.end_us for r in cam_rows))
 
     def segments_between(self, camera_id: str, t1: int, t2: int, include_missing: bool = False) -> list[Segment]:
         q = (
@@ -86,6 +143,17 @@ class ArchiveIndex:
             q = q.where(segments.c.status != "missing")
         with self.engine.connect() as conn:
             return [_seg(r) for r in conn.execute(q)]
+
+    def ranges_between(self, camera_id: str, t1: int, t2: int) -> list[tuple[int, int]]:
+        """Continuous recorded stretches in [t1, t2] (from the spans: a few rows a day)."""
+        q = (
+            select(spans.c.start_us, spans.c.end_us)
+            .where(spans.c.camera_id == camera_id, spans.c.end_us > t1, spans.c.start_us < t2)
+            .order_by(spans.c.start_us)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [(max(a, t1), min(b, t2)) for a, b in rows]
 
     def segment_at(self, camera_id: str, t: int) -> Segment | None:
         """The segment that holds camera X at time T (or None in a gap)."""
@@ -129,7 +197,10 @@ class ArchiveIndex:
 
     def set_segment_status(self, segment_id: int, status: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(segments).where(segments.c.id == segment_id).values(status=status))
+            row = conn.execute(update(segments).where(segments.c.id == segment_id).values(status=status)
+                               .returning(segments.c.camera_id, segments.c.start_us, segments.c.end_us)).first()
+            if row is not None:
+                self._rebuild_spans(conn, row.camera_id, row.start_us, row.end_us)
 
     def camera_totals(self) -> dict[str, tuple[int, int, int]]:
         """camera → (bytes, seconds recorded, oldest start) over present segments."""

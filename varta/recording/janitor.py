@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from varta.cameras.registry import CameraRegistry
 from varta.clock import format_time, now_us
@@ -134,6 +134,7 @@ class Janitor:
 
     def _delete(self, rows) -> int:
         freed = 0
+        gone = []
         for row in rows:
             try:
                 (self.root / row.camera_id / row.path).unlink()
@@ -143,10 +144,8 @@ class Janitor:
                 log.error("cannot delete %s/%s: %s", row.camera_id, row.path, exc)
                 continue
             freed += row.bytes
-        ids = [r.id for r in rows]
-        for i in range(0, len(ids), BATCH):
-            with self.engine.begin() as conn:
-                conn.execute(delete(segments).where(segments.c.id.in_(ids[i:i + BATCH])))
+            gone.append(row)
+        self.index.delete_segments(gone)
         return freed
 
     def disk_usage(self) -> shutil._ntuple_diskusage:

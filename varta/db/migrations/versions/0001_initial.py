@@ -78,6 +78,17 @@ def upgrade():
     sa.ForeignKeyConstraint(['camera_id'], ['cameras.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('camera_id')
     )
+    op.create_table('spans',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('camera_id', sa.String(length=64), nullable=False),
+    sa.Column('start_us', sa.BigInteger(), nullable=False),
+    sa.Column('end_us', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['camera_id'], ['cameras.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('spans', schema=None) as batch_op:
+        batch_op.create_index('ix_spans_camera_end', ['camera_id', 'end_us'], unique=False)
+
     op.create_table('holds',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('camera_id', sa.String(length=64), nullable=False),
@@ -132,6 +143,7 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_table('spans')
     
     with op.batch_alter_table('segments', schema=None) as batch_op:
         batch_op.drop_index('ix_segments_start')
