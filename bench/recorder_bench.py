@@ -314,8 +314,50 @@ def run_floor(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
 # --------------------------------------------------------------------------- (b) Varta
 
 
+def prefill_index(db_url: str, cam_ids: list[str], days: float, recorder: str, seg_s: int) -> tuple[int, float]:
+    """Index rows for *days* of past 10 s segments per camera, as a recorder in steady state has.
+
+    They end at UTC midnight three days ago (older than anything start-up reconciliation
+    looks at, so it does not check their files, which do not exist) and start *days*
+    earlier, but never more than 10 days ago minus an hour, so that retention finds
+    nothing to delete during the run: the janitor pays only for its scans, as it does
+    every minute in steady state. Returns (rows, seconds).
+    """
+    from sqlalchemy import insert
+
+    from varta.db.engine import open_database
+    from varta.db.schema import segments
+
+    t = time.perf_counter()
+    us = 1_000_000
+    today = int(time.time()) // 86400 * 86400
+    end_s = today - 3 * 86400
+    start_s = max(end_s - int(days * 86400), int(time.time()) - 10 * 86400 + 3600)
+    start_s -= start_s % seg_s
+    engine = open_database(db_url)
+    rows, total = [], 0
+    for t_s in range(start_s, end_s, seg_s):
+        stamp = time.strftime("%Y/%m/%d/%Y%m%dT%H%M%SZ", time.gmtime(t_s))
+        for cam in cam_ids:
+            rows.append({"camera_id": cam, "start_us": t_s * us, "end_us": (t_s + seg_s) * us,
+                         "path": f"{stamp}-prefill.mp4", "bytes": 5_000_000, "init_bytes": 812, "codec": "h264",
+                         "width": 1920, "height": 1080, "fps": 25.0, "run_id": "prefill", "recorder": recorder,
+                         "status": "ok"})
+        if len(rows) >= 100_000:
+            with engine.begin() as conn:
+                conn.execute(insert(segments), rows)
+            total += len(rows)
+            rows = []
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert(segments), rows)
+        total += len(rows)
+    engine.dispose()
+    return total, time.perf_counter() - t
+
+
 def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float, seg_s: int,
-              mode: str, extra_env: dict) -> SideResult:
+              mode: str, extra_env: dict, prefill_days: float = 0.0) -> SideResult:
     res = SideResult("varta", n, window)
     home = work / "home"
     home.mkdir(parents=True)
@@ -338,6 +380,11 @@ def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
                        text=True, timeout=120, cwd=C.ROOT)
     if r.returncode != 0:
         raise RuntimeError(f"camera import failed: {r.stdout}\n{r.stderr}")
+    if prefill_days > 0:
+        rows, secs = prefill_index(f"sqlite:///{(home / 'varta.db').resolve()}", [f"cam{i + 1:03d}" for i in range(n)],
+                                   prefill_days, "bench", seg_s)
+        res.notes.append(f"index prefilled with {rows:,} past segment rows ({rows / n / 8640:.1f} days per camera)")
+        print(f"   prefilled the index with {rows:,} rows in {secs:.0f} s", flush=True)
     log = open(home / "varta.log", "wb")
     if mode == "serve":
         cmd = [py, "-m", "varta.cli", "serve", "--listen", "127.0.0.1:0"]
@@ -451,7 +498,7 @@ def merge(parts: list[SideResult]) -> SideResult:
 
 def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, keep: bool,
         results: str | None, sides: tuple[str, ...] = ("floor", "varta"), repeat: int = 1,
-        varta_env: dict | None = None) -> str:
+        varta_env: dict | None = None, prefill_days: float = 0.0) -> str:
     from varta.demo.simulator import CameraSimulator, gst_rtsp_available
 
     ok, why = gst_rtsp_available()
@@ -478,7 +525,8 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
                     if side == "floor":
                         r = run_floor(n, sim, ffmpeg, work, warmup, window, seg_s)
                     else:
-                        r = run_varta(n, sim, ffmpeg, work, warmup, window, seg_s, mode, varta_env or {})
+                        r = run_varta(n, sim, ffmpeg, work, warmup, window, seg_s, mode, varta_env or {},
+                                      prefill_days)
                 finally:
                     sim.close()
                     if not keep:
@@ -530,6 +578,9 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
              f"{f', {repeat} alternating runs per side (figures over all windows)' if repeat > 1 else ''}; "
              f"floor and Varta run one after the other, each against a fresh camera simulator "
              f"(GStreamer, one thread)")
+    if prefill_days:
+        extra += (f"\n- Varta's index prefilled with up to {prefill_days:g} days of past segment rows per camera "
+                  f"(a recorder in steady state; nothing old enough for retention to delete)")
     if varta_env:
         extra += f"\n- Varta process environment: {' '.join(f'{k}={v}' for k, v in varta_env.items())}"
     block = C.header(f"Recorder: Varta ({mode}) vs bare ffmpeg, 1080p25 4 Mbit/s, {seg_s} s segments", extra)
@@ -573,6 +624,9 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--sides", default="floor,varta", help="which sides to run (floor,varta)")
     ap.add_argument("--varta-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the Varta process (e.g. MALLOC_ARENA_MAX=2); repeatable")
+    ap.add_argument("--prefill-days", type=float, default=0.0,
+                    help="before starting Varta, fill its index with this many days of past segment rows per "
+                         "camera (at most ~7), to measure a recorder whose archive is full (janitor scans)")
     ap.add_argument("--keep", action="store_true", help="keep the recordings under bench/out")
     ap.add_argument("--results", default=None, help="append the Markdown block here (default bench/out/...)")
     a = ap.parse_args(argv)
@@ -584,7 +638,10 @@ def main(argv: list[str] | None = None) -> str:
     if not sides or not 1 <= a.repeat <= 10:
         raise SystemExit("--sides needs floor and/or varta; --repeat 1..10")
     env = dict(kv.split("=", 1) for kv in a.varta_env)
-    return run(counts, a.warmup, window, a.segment_seconds, a.mode, a.keep, a.results, sides, a.repeat, env)
+    if not 0 <= a.prefill_days <= 10:
+        raise SystemExit("--prefill-days 0..10")
+    return run(counts, a.warmup, window, a.segment_seconds, a.mode, a.keep, a.results, sides, a.repeat, env,
+               a.prefill_days)
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ def _counters(path: Path, n: int | None = None) -> list[int]:
     return out
 
 
-def test_records_several_cameras_losslessly_and_exports(varta, camsim, tmp_path):
-    v = varta()
+@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
+def test_records_several_cameras_losslessly_and_exports(varta, camsim, tmp_path, backend):
+    v = varta(recorder_backend=backend)
     for name in ("gen1", "gen2", "gen3"):
         v.run("camera", "add", f"mel-{name}", "--url", camsim.url(name), "--kind", "street", "--name", name)
     v.start()
@@ -133,8 +134,9 @@ def test_index_times_agree_with_the_picture(varta, camsim):
         assert off <= 1, f"segment start time disagrees with the frames recorded ({cnt} vs {expected})"
 
 
-def test_camera_outage_is_a_gap_with_reason_and_recording_resumes(varta, camsim):
-    v = varta()
+@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
+def test_camera_outage_is_a_gap_with_reason_and_recording_resumes(varta, camsim, backend):
+    v = varta(recorder_backend=backend)
     v.run("camera", "add", "mel-0002", "--url", camsim.url("gen2"))
     v.start()
     v.wait_for(lambda: len(_segments(v, "mel-0002")) >= 3, 60, "first segments")
@@ -161,8 +163,9 @@ def test_camera_outage_is_a_gap_with_reason_and_recording_resumes(varta, camsim)
     assert 3 <= length <= 30
 
 
-def test_kill9_then_restart_reconciles_without_losing_a_segment(varta, camsim):
-    v = varta()
+@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
+def test_kill9_then_restart_reconciles_without_losing_a_segment(varta, camsim, backend):
+    v = varta(recorder_backend=backend)
     v.run("camera", "add", "mel-0003", "--url", camsim.url("gen3"))
     v.start()
     v.wait_for(lambda: len(_segments(v, "mel-0003")) >= 4, 60, "segments before the crash")
@@ -198,7 +201,7 @@ def test_kill9_then_restart_reconciles_without_losing_a_segment(varta, camsim):
 
 
 def test_killed_ffmpeg_leaves_a_torn_segment_that_is_repaired(varta, camsim):
-    v = varta()
+    v = varta(recorder_backend="ffmpeg")
     v.run("camera", "add", "mel-0004", "--url", camsim.url("gen1"))
     v.start()
     v.wait_for(lambda: len(_segments(v, "mel-0004")) >= 2, 60, "segments")

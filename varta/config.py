@@ -10,6 +10,7 @@ import os
 import tomllib
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
     # Cameras with no --recorder are recorded by nodes where this is true. In a set-up with
     # several recorders, assign every camera and leave this true on one node at most.
     record_unassigned: bool = Field(default=True)
+    # How cameras are stream-copied: "pyav" (libav in the recorder process, ~3-4 MB per
+    # camera) or "ffmpeg" (a supervised ffmpeg process per camera, ~14 MB per camera).
+    recorder_backend: Literal["pyav", "ffmpeg"] = Field(default="pyav")
     ffmpeg: str | None = Field(default=None, description="ffmpeg binary; system ffmpeg or imageio-ffmpeg's when empty")
     segment_seconds: int = Field(default=10, ge=2, le=300)
     default_retention_days: int = Field(default=MIN_RETENTION_DAYS)

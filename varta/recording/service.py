@@ -38,6 +38,7 @@ class RecorderService:
             ffmpeg=find_ffmpeg(settings.ffmpeg),
             tz=settings.tz,
             segment_seconds=settings.segment_seconds,
+            backend=settings.recorder_backend,
             rtsp_timeout_s=settings.rtsp_timeout_s,
             max_backoff_s=settings.reconnect_max_backoff_s,
             on_disk_full=self.janitor.wake,

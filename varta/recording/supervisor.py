@@ -1,4 +1,4 @@
-"""One camera's recording: a supervised ffmpeg, restarted with capped backoff.
+"""One camera's recording: a supervised ingest run (PyAV or ffmpeg), restarted with capped backoff.
 
 State machine (stored in ``camera_status`` so any node can read it)::
 
@@ -13,16 +13,12 @@ Every interval without recording is an outage row with its reason, so gaps are n
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import queue
 import secrets
-import signal
-import subprocess
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,8 +27,9 @@ from typing import Callable
 from varta.cameras.model import Camera, redact_text
 from varta.clock import now_us
 from varta.recording import outage
-from varta.recording.ffmpeg import record_command, relative_segment_path
+from varta.recording.ffmpeg import relative_segment_path
 from varta.recording.index import ArchiveIndex
+from varta.recording.ingest import EOF_MARK, FfmpegRun, IngestRun, PyAVRun
 from varta.recording.mp4box import check_segment
 from varta.recording.probe import ProbeError, probe_stream_header
 from varta.recording.timing import RunClock
@@ -43,24 +40,6 @@ log = logging.getLogger("varta.recording")
 PERMANENT_REASONS = {"auth", "not_found", "refused", "unreachable", "bad_stream"}
 FAILED_AFTER = 3
 
-_libc = None
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM ffmpeg if the recorder dies (even by kill -9).
-
-    SIGTERM (not KILL) lets ffmpeg close its current segment properly; the restarted
-    recorder then finds and indexes it. No orphan keeps writing unindexed files.
-    """
-    global _libc
-    try:
-        _libc = _libc or ctypes.CDLL("libc.so.6", use_errno=True)
-        _libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-    os.setpgrp()  # ^C in the terminal goes to Varta, which stops ffmpeg in order
-
-
 @dataclass
 class RecorderContext:
     index: ArchiveIndex
@@ -69,6 +48,7 @@ class RecorderContext:
     ffmpeg: str
     tz: object
     segment_seconds: int = 10
+    backend: str = "pyav"  # or "ffmpeg": see recording/ingest.py
     rtsp_timeout_s: float = 10.0
     max_backoff_s: float = 30.0
     on_disk_full: Callable[[], None] = lambda: None
@@ -92,7 +72,7 @@ class CameraSupervisor(threading.Thread):
         self.cam_dir = ctx.recordings_dir / camera.id
         self._stop_evt = threading.Event()
         self._restart_evt = threading.Event()
-        self._proc: subprocess.Popen | None = None
+        self._run: IngestRun | None = None
         self.state = "starting"
         self.segments_written = 0
         self._media: tuple[str, int | None, int | None, float | None] = ("", None, None, None)
@@ -176,47 +156,40 @@ class CameraSupervisor(threading.Thread):
         for day in (today, today + timedelta(days=1)):
             (self.cam_dir / day.strftime("%Y/%m/%d")).mkdir(parents=True, exist_ok=True)
 
+    def _start_run(self, run_id: str) -> IngestRun:
+        cam = self.camera
+        if self.ctx.backend == "ffmpeg":
+            return FfmpegRun(self.ctx.ffmpeg, cam.main_url, self.cam_dir, run_id, self.ctx.segment_seconds,
+                             self.ctx.rtsp_timeout_s, self.ctx.extra_env)
+        return PyAVRun(cam.main_url, self.cam_dir, run_id, self.ctx.segment_seconds, self.ctx.rtsp_timeout_s)
+
     def _run_once(self) -> RunResult:
         cam = self.camera
         run_id = secrets.token_hex(4)
         self._prepare_dirs()
-        cmd = record_command(self.ctx.ffmpeg, cam.main_url, self.cam_dir, run_id, self.ctx.segment_seconds,
-                             self.ctx.rtsp_timeout_s)
-        env = {**os.environ, "TZ": "UTC", **self.ctx.extra_env}
         self._set_state("starting" if self.state not in ("reconnecting", "failed") else self.state,
                         *self._current_reason())
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=env, preexec_fn=_die_with_parent)
+            run = self._start_run(run_id)
         except OSError as exc:
-            return RunResult("process_died", f"cannot start ffmpeg: {exc}", 0)
-        self._proc = proc
-        lines: queue.Queue = queue.Queue()
-        errors: deque[str] = deque(maxlen=40)
-        t_out = threading.Thread(target=_pump, args=(proc.stdout, lines.put), daemon=True)
-        t_err = threading.Thread(target=_pump, args=(proc.stderr, errors.append), daemon=True)
-        t_out.start()
-        t_err.start()
-
+            return RunResult("process_died", f"cannot start the recording: {exc}", 0)
+        self._run = run
         clock = RunClock()
         segments = 0
-        started = time.monotonic()
-        last_line = started
+        last_line = time.monotonic()
         stall_limit = max(3 * self.ctx.segment_seconds, self.ctx.rtsp_timeout_s * 2, 30.0)
         ended_by_us = ""
         while True:
             try:
-                line = lines.get(timeout=1.0)
+                line = run.lines.get(timeout=1.0)
             except queue.Empty:
                 line = None
-            if line is _EOF:
+            if line is EOF_MARK:
                 break
             if line:
                 segments += self._on_segment_line(line, run_id, clock, first=(segments == 0))
                 last_line = time.monotonic()
                 continue
-            if proc.poll() is not None and not t_out.is_alive():
-                break
             if not ended_by_us:
                 if self._stop_evt.is_set() or self._restart_evt.is_set():
                     ended_by_us = "reconfigured"
@@ -225,15 +198,14 @@ class CameraSupervisor(threading.Thread):
                 elif time.monotonic() - last_line > stall_limit:
                     ended_by_us = "stalled"
                 if ended_by_us:
-                    _terminate(proc)
+                    run.stop()
             if segments == 0 and self.state != "recording" and self._has_data(run_id):
                 self._set_state("recording", "", "")
-        code = proc.wait()
-        t_err.join(timeout=2)
-        self._proc = None
+        code = run.wait()
+        self._run = None
         if code != 0 and (segments or self._has_data(run_id)):
             self._recover_torn_tail()
-        text = redact_text("\n".join(errors), [cam.main_url, cam.sub_url])
+        text = redact_text("\n".join(run.errors), [cam.main_url, cam.sub_url])
         if ended_by_us in ("reconfigured", "schedule_off"):
             if ended_by_us == "schedule_off":
                 self._enter_off()
@@ -241,7 +213,7 @@ class CameraSupervisor(threading.Thread):
         if ended_by_us == "stalled":
             return RunResult("stalled", f"no segment for {stall_limit:.0f} s", segments)
         reason = outage.classify(text, code)
-        detail = outage.last_lines(text) or f"ffmpeg exited with code {code}"
+        detail = outage.last_lines(text) or f"the recording ended with code {code}"
         return RunResult(reason, detail, segments)
 
     def _recover_torn_tail(self) -> None:
@@ -308,28 +280,4 @@ class CameraSupervisor(threading.Thread):
             log.warning("camera %s: cannot read stream facts: %s", self.camera.id, exc)
             return "", None, None, None
 
-
-_EOF = object()
-
-
-def _pump(stream, sink) -> None:
-    try:
-        for raw in iter(stream.readline, b""):
-            sink(raw.decode("utf-8", "replace"))
-    finally:
-        if sink.__name__ == "put":
-            sink(_EOF)
-
-
-def _terminate(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """SIGINT first: ffmpeg then closes the current segment and writes its list line."""
-    if proc.poll() is not None:
-        return
-    try:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    except ProcessLookupError:
-        pass
 
