@@ -7,6 +7,7 @@ only share PostgreSQL and the network (see docs/design/recording.md, "Scaling ou
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 
@@ -20,6 +21,16 @@ from varta.recording.reconcile import reconcile_camera
 from varta.recording.supervisor import CameraSupervisor, RecorderContext
 
 log = logging.getLogger("varta.recorder")
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each busy thread its own malloc arena (up to 8 per core) and keeps their
+    freed memory; with two threads per camera that is most of the recorder's own memory.
+    Two arenas are plenty for threads that mostly wait in libav (bench/RESULTS.md)."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
 
 
 class RecorderService:
@@ -51,6 +62,7 @@ class RecorderService:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        _limit_malloc_arenas()
         self.settings.recordings_dir.mkdir(parents=True, exist_ok=True)
         for cam in self._my_cameras():
             reconcile_camera(self.index, self.alarms, self.settings.recordings_dir, self.settings.quarantine_dir,
