@@ -183,9 +183,32 @@ def machine_line() -> str:
             f"Python {platform.python_version()}")
 
 
+def code_version() -> str:
+    """The commit of the code measured, and whether varta/ had uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "varta"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head or 'unknown'}{' + uncommitted changes in varta/' if dirty else ''}"
+
+
+def all_cpu() -> dict[int, float]:
+    """CPU seconds of every process on the machine (for the load a benchmark did not cause)."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            c = cpu_seconds(int(name))
+            if c is not None:
+                out[int(name)] = c
+    return out
+
+
 def header(title: str, extra: str = "") -> str:
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"### {title}", "", f"- run: {now}", f"- machine: {machine_line()}",
+    lines = [f"### {title}", "", f"- run: {now}; code: {code_version()}", f"- machine: {machine_line()}",
              f"- ffmpeg: {ffmpeg_version()}"]
     if extra:
         lines.append(extra)

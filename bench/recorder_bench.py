@@ -7,28 +7,31 @@ N clients of a 1920x1080 25 fps 4 Mbit/s H.264 loop (GOP 50). Then, one after th
 (a) floor: N bare ffmpeg processes running exactly the command Varta runs per camera
     (``varta.recording.ffmpeg.record_command``), each writing 10 s fMP4 segments;
 (b) Varta: ``varta recorder`` (or ``serve``) as its own process with a fresh VARTA_HOME
-    and the N cameras imported from a generated YAML file.
+    and the N cameras imported from a generated YAML file, once per ingest backend
+    (``VARTA_RECORDER_BACKEND``: ``pyav``, libav in the recorder process, Varta's default;
+    ``ffmpeg``, a supervised ffmpeg per camera running the command of (a)).
 
 Each side gets the same warm-up (from the moment every stream has written data) and the
 same measurement window. Measured over the window:
 
 * CPU: utime+stime from /proc/PID/stat at window start and end (floor: every ffmpeg;
-  Varta: the Python process plus all its ffmpeg children) → % of one core per stream;
+  Varta: the Python process plus all its ffmpeg children, if any) → % of one core per stream;
 * PSS from /proc/PID/smaps_rollup at window end (Varta: Python PSS / N + mean ffmpeg PSS);
 * frames kept: PyAV packet count of the segments that closed inside the window vs
   fps x the wall time those segments span (their files' close times), so both dropped
   frames and a recorder falling behind show up;
 * lag: Varta's camera_status.lag_s (polled every 2 s), and for both sides the close time of
   each segment minus its media end placed on the run's clock (varta.recording.timing.RunClock);
-  also the age of the newest indexed segment (now - max(segments.end_us)) for Varta;
-* the camera simulator's own CPU and the whole machine's load, to show the budget: the
-  simulator runs on the same 2 cores.
+  also the age of the newest indexed segment (now - camera_status.last_segment_end_us);
+* the camera simulator's own CPU, and the CPU of every other process on the machine
+  ("other load"), to show the budget: the simulator runs on the same 2 cores.
 
 Usage::
 
     .venv/bin/python bench/recorder_bench.py                 # 1, 8, 32, 64 streams, 60 s windows
     .venv/bin/python bench/recorder_bench.py --quick         # 1, 8 streams, 30 s windows
     .venv/bin/python bench/recorder_bench.py --counts 1,8 --window 45
+    .venv/bin/python bench/recorder_bench.py --counts 64 --backends ffmpeg --repeat 2
 
 Traffic stays on 127.0.0.1. Every wait is bounded.
 """
@@ -100,7 +103,7 @@ class SideResult:
     pss_main_kb: int = 0
     rss_ffmpeg_kb: list[int] = field(default_factory=list)
     sim_cpu_s: float = 0.0
-    machine_busy_pct: float = 0.0  # of all cores together (200% = both cores)
+    other_cpu_s: float = 0.0  # every other process on the machine (not this side, not the simulator)
     frames: int = 0
     expected_frames: float = 0.0
     media_s: float = 0.0
@@ -137,8 +140,8 @@ class SideResult:
 
     @property
     def other_load_pct(self) -> float:
-        """Machine load not explained by this side's processes and the simulator (% of one core)."""
-        return self.machine_busy_pct - 100.0 * (self.cpu_s + self.sim_cpu_s) / self.window_s
+        """CPU of every other process on the machine during the window (% of one core)."""
+        return 100.0 * self.other_cpu_s / self.window_s
 
     @property
     def sim_pct_per_stream(self) -> float:
@@ -238,13 +241,15 @@ def measure_window(pids_fn, sim_pid: int, warmup: float, window: float, poll=Non
     """Sleep the warm-up, then measure CPU of pids_fn() over *window* seconds.
 
     *poll* (optional) is called about every 2 s inside the window. Returns
-    (CpuWindow, sim_cpu_s, machine_busy_pct, w0, w1, pids_at_start, pids_at_end).
+    (CpuWindow, sim_cpu_s, other_cpu_s, w0, w1, pids_at_start, pids_at_end); other_cpu_s is
+    the CPU of every other process alive at both ends of the window (the machine's other load;
+    /proc/stat's tick-sampled totals undercount bursty loads like these on this VM).
     """
     time.sleep(warmup)
     pids0 = pids_fn()
     cpu = C.CpuWindow(pids0)
     sim = C.CpuWindow([sim_pid])
-    b0, t0 = C.machine_busy()
+    all0 = C.all_cpu()
     w0 = time.time()
     cpu.start()
     sim.start()
@@ -256,20 +261,22 @@ def measure_window(pids_fn, sim_pid: int, warmup: float, window: float, poll=Non
     cpu.stop()
     sim.stop()
     w1 = time.time()
-    b1, t1 = C.machine_busy()
+    all1 = C.all_cpu()
     pids1 = pids_fn()
-    busy = 100.0 * (b1 - b0) / (t1 - t0) * os.cpu_count() if t1 > t0 else 0.0
-    return cpu, sim.used(), busy, w0, w1, pids0, pids1
+    mine = set(pids0) | set(pids1) | {sim_pid, os.getpid()}
+    other = sum(all1[p] - all0[p] for p in all1 if p in all0 and p not in mine)
+    return cpu, sim.used(), other, w0, w1, pids0, pids1
 
 
 # --------------------------------------------------------------------------- (a) floor
 
 
-def run_floor(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float, seg_s: int) -> SideResult:
+def run_floor(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float, seg_s: int,
+              extra_env: dict | None = None) -> SideResult:
     res = SideResult("floor", n, window)
     procs: list[subprocess.Popen] = []
     cams = []
-    env = {**os.environ, "TZ": "UTC"}
+    env = {**os.environ, "TZ": "UTC", **(extra_env or {})}
     try:
         for i in range(n):
             name = f"cam{i + 1:03d}"
@@ -290,7 +297,7 @@ def run_floor(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
         if dead:
             res.notes.append(f"{len(dead)} ffmpeg exited early")
         pids = [p.pid for p in procs]
-        cpu, res.sim_cpu_s, res.machine_busy_pct, w0, w1, _, _ = measure_window(
+        cpu, res.sim_cpu_s, res.other_cpu_s, w0, w1, _, _ = measure_window(
             lambda: [p.pid for p in procs if p.poll() is None], sim.pid, warmup, window)
         res.window_s = w1 - w0
         res.cpu_s = cpu.used()
@@ -352,13 +359,21 @@ def prefill_index(db_url: str, cam_ids: list[str], days: float, recorder: str, s
         with engine.begin() as conn:
             conn.execute(insert(segments), rows)
         total += len(rows)
+    try:  # newer schemas keep continuous stretches ("spans") in step with the segments
+        from varta.db.schema import spans
+    except ImportError:
+        spans = None
+    if spans is not None:
+        with engine.begin() as conn:
+            conn.execute(insert(spans), [{"camera_id": cam, "start_us": start_s * us, "end_us": end_s * us}
+                                         for cam in cam_ids])
     engine.dispose()
     return total, time.perf_counter() - t
 
 
 def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float, seg_s: int,
-              mode: str, extra_env: dict, prefill_days: float = 0.0) -> SideResult:
-    res = SideResult("varta", n, window)
+              mode: str, extra_env: dict, prefill_days: float = 0.0, backend: str = "pyav") -> SideResult:
+    res = SideResult(backend, n, window)
     home = work / "home"
     home.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VARTA_")}
@@ -367,6 +382,7 @@ def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
         "VARTA_SEGMENT_SECONDS": str(seg_s),
         "VARTA_RECORDER_NAME": "bench",
         "VARTA_FFMPEG": ffmpeg,
+        "VARTA_RECORDER_BACKEND": backend,
     })
     env.update(extra_env)
     py = sys.executable
@@ -414,7 +430,8 @@ def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
                 for (lag,) in con.execute("select lag_s from camera_status where lag_s is not null"):
                     status_lags.append(float(lag))
                 now = time.time()
-                for (end_us,) in con.execute("select max(end_us) from segments group by camera_id"):
+                for (end_us,) in con.execute("select last_segment_end_us from camera_status "
+                                             "where last_segment_end_us is not null"):
                     ages.append(now - end_us / 1e6)
         except sqlite3.Error as exc:
             res.notes.append(f"db poll: {exc}")
@@ -428,14 +445,15 @@ def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
             raise RuntimeError(f"varta {mode} exited: {(home / 'varta.log').read_text()[-3000:]}")
         if not ok:
             res.notes.append(f"only {recording_count()}/{n} cameras recording after 90 s")
-        cpu, res.sim_cpu_s, res.machine_busy_pct, w0, w1, p0, p1 = measure_window(
+        cpu, res.sim_cpu_s, res.other_cpu_s, w0, w1, p0, p1 = measure_window(
             lambda: [proc.pid, *ff_children()], sim.pid, warmup, window, poll)
         res.window_s = w1 - w0
         res.cpu_s = cpu.used()
         res.cpu_main_s = cpu.used(proc.pid)
         res.restarts = len(set(p0) ^ set(p1)) // 2 + len(cpu.lost)
-        if len(p0) - 1 != n:
-            res.notes.append(f"{len(p0) - 1} ffmpeg children at window start (expected {n})")
+        expected_children = n if backend == "ffmpeg" else 0
+        if len(p0) - 1 != expected_children:
+            res.notes.append(f"{len(p0) - 1} ffmpeg children at window start (expected {expected_children})")
         res.pss_main_kb = C.pss_kb(proc.pid) or 0
         res.pss_ffmpeg_kb = [k for p in p1[1:] if (k := C.pss_kb(p)) is not None]
         res.rss_ffmpeg_kb = [k for p in p1[1:] if (k := C.rss_kb(p)) is not None]
@@ -446,7 +464,8 @@ def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
     res.max_newest_age_s = max(ages) if ages else None
     rec = home / "recordings"
     with db() as con:
-        rows = con.execute("select camera_id, start_us, end_us, path from segments order by camera_id, start_us")
+        rows = con.execute("select camera_id, start_us, end_us, path from segments where run_id != 'prefill' "
+                           "order by camera_id, start_us")
         by_cam: dict[str, list[Seg]] = {}
         for cam, s, e, p in rows:
             by_cam.setdefault(cam, []).append(Seg(rec / cam / p, s / 1e6, e / 1e6))
@@ -471,19 +490,13 @@ def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
 # --------------------------------------------------------------------------- main
 
 
-def fmt(x: float | None, nd: int = 2) -> str:
-    return "–" if x is None else f"{x:.{nd}f}"
-
-
 def merge(parts: list[SideResult]) -> SideResult:
     """Several repetitions of one side as one result (sums over all windows, worst lags)."""
     m = SideResult(parts[0].side, parts[0].n, 0.0)
     for r in parts:
-        m.window_s += r.window_s
-        for k in ("cpu_s", "cpu_main_s", "sim_cpu_s", "frames", "expected_frames", "media_s", "seg_frames",
-                  "seg_expected", "segments_in_window", "streams_short", "restarts"):
+        for k in ("window_s", "cpu_s", "cpu_main_s", "sim_cpu_s", "other_cpu_s", "frames", "expected_frames",
+                  "media_s", "seg_frames", "seg_expected", "segments_in_window", "streams_short", "restarts"):
             setattr(m, k, getattr(m, k) + getattr(r, k))
-        m.machine_busy_pct += r.machine_busy_pct * r.window_s
         m.pss_ffmpeg_kb += r.pss_ffmpeg_kb
         m.rss_ffmpeg_kb += r.rss_ffmpeg_kb
         m.max_lag_s = max(m.max_lag_s, r.max_lag_s)
@@ -491,14 +504,23 @@ def merge(parts: list[SideResult]) -> SideResult:
             vals = [x for x in (getattr(m, k), getattr(r, k)) if x is not None]
             setattr(m, k, max(vals) if vals else None)
         m.notes += r.notes
-    m.machine_busy_pct /= m.window_s
     m.pss_main_kb = int(sum(r.pss_main_kb for r in parts) / len(parts))
     return m
 
 
+def fmt(x: float | None, nd: int = 2) -> str:
+    return "–" if x is None else f"{x:.{nd}f}"
+
+
+def lag_of(r: SideResult | None) -> float | None:
+    if r is None:
+        return None
+    return max(r.max_status_lag_s or 0.0, r.max_lag_s)
+
+
 def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, keep: bool,
-        results: str | None, sides: tuple[str, ...] = ("floor", "varta"), repeat: int = 1,
-        varta_env: dict | None = None, prefill_days: float = 0.0) -> str:
+        results: str | None, sides: tuple[str, ...] = ("floor", "pyav", "ffmpeg"), repeat: int = 1,
+        varta_env: dict | None = None, prefill_days: float = 0.0, floor_env: dict | None = None) -> str:
     from varta.demo.simulator import CameraSimulator, gst_rtsp_available
 
     ok, why = gst_rtsp_available()
@@ -507,26 +529,26 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
     ffmpeg = find_ffmpeg(None)
     stream = C.bench_stream()
     print(f"stream: {stream} ({stream.stat().st_size * 8 / C.STREAM['seconds'] / 1e6:.2f} Mbit/s incl. TS overhead)")
-    rows, detail_rows, notes, per_rep = [], [], [], []
-    raw = []
-    dash = "–"
+    backends = [x for x in sides if x != "floor"]
+    rows, detail_rows, notes, per_rep, raw = [], [], [], [], []
     for n in counts:
         mounts = {f"cam{i + 1:03d}": stream for i in range(n)}
         runs: dict[str, list[SideResult]] = {s: [] for s in sides}
         for rep in range(repeat):
             for side in sides:
                 work = Path(tempfile.mkdtemp(prefix=f"varta-bench-{side}-{n}-", dir=C.OUT))
-                print(f"\n== N={n} {side} (run {rep + 1}/{repeat}): warm-up {warmup:g} s, window {window:g} s "
+                label = "floor (bare ffmpeg)" if side == "floor" else f"Varta, {side} backend"
+                print(f"\n== N={n} {label} (run {rep + 1}/{repeat}): warm-up {warmup:g} s, window {window:g} s "
                       f"(files under {work})", flush=True)
                 sim = CameraSimulator(mounts, threads=0, ready_timeout=60)
                 sim.start()
                 t = time.monotonic()
                 try:
                     if side == "floor":
-                        r = run_floor(n, sim, ffmpeg, work, warmup, window, seg_s)
+                        r = run_floor(n, sim, ffmpeg, work, warmup, window, seg_s, floor_env)
                     else:
                         r = run_varta(n, sim, ffmpeg, work, warmup, window, seg_s, mode, varta_env or {},
-                                      prefill_days)
+                                      prefill_days, backend=side)
                 finally:
                     sim.close()
                     if not keep:
@@ -534,78 +556,80 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
                 runs[side].append(r)
                 print(f"   {side}: CPU {r.cpu_pct_per_stream:.3f}%/stream, PSS {r.pss_mb_per_stream:.1f} MB/stream, "
                       f"frames kept {r.frames_kept_pct:.2f}% ({r.frames}/{r.expected_frames:.0f}), "
-                      f"max lag {r.max_lag_s:.2f} s, sim {r.sim_pct_per_stream:.2f}%/stream, "
-                      f"machine {r.machine_busy_pct:.0f}% of 200% (other {r.other_load_pct:.0f}%)  "
-                      f"[{time.monotonic() - t:.0f} s]", flush=True)
+                      f"max lag {fmt(lag_of(r))} s, sim {r.sim_pct_per_stream:.2f}%/stream, "
+                      f"other load {r.other_load_pct:.0f}% of a core  [{time.monotonic() - t:.0f} s]", flush=True)
                 for note in r.notes:
                     print(f"   note: {note}")
                 per_rep.append([n, rep + 1, side, f"{r.cpu_pct_per_stream:.3f}", f"{r.pss_mb_per_stream:.1f}",
-                                f"{r.other_load_pct:.0f}"])
-        pair = {s: merge(rs) for s, rs in runs.items()}
-        f, v = pair.get("floor"), pair.get("varta")
-        ratio = v.cpu_pct_per_stream / f.cpu_pct_per_stream if f and v and f.cpu_pct_per_stream else None
-        lag = max(v.max_status_lag_s or 0.0, v.max_lag_s) if v else None
-        print(f"-- N={n}: Varta CPU {fmt(v and v.cpu_pct_per_stream, 3)}%/stream vs floor "
-              f"{fmt(f and f.cpu_pct_per_stream, 3)}% → ×{fmt(ratio)} (target ≤ ×{TARGET_CPU_RATIO:.2f}); "
-              f"PSS {fmt(v and v.pss_mb_per_stream, 1)} MB/stream (floor {fmt(f and f.pss_mb_per_stream, 1)}, "
-              f"target ≤ {TARGET_PSS_MB:g}); frames kept {fmt(v and v.frames_kept_pct)}% "
-              f"(floor {fmt(f and f.frames_kept_pct)}%, target 100%); max lag {fmt(lag)} s "
-              f"(floor {fmt(f and f.max_lag_s)}, target ≤ {TARGET_LAG_S:g})", flush=True)
+                                f"{r.frames_kept_pct:.2f}", fmt(lag_of(r)), f"{r.other_load_pct:.0f}"])
+        merged = {s: merge(rs) for s, rs in runs.items()}
+        f = merged.get("floor")
+        for b in backends or [None]:
+            v = merged.get(b) if b else None
+            ratio = v.cpu_pct_per_stream / f.cpu_pct_per_stream if f and v and f.cpu_pct_per_stream else None
+            print(f"-- N={n} {b or ''}: Varta CPU {fmt(v and v.cpu_pct_per_stream, 3)}%/stream vs floor "
+                  f"{fmt(f and f.cpu_pct_per_stream, 3)}% → ×{fmt(ratio)} (target ≤ ×{TARGET_CPU_RATIO:.2f}); "
+                  f"PSS {fmt(v and v.pss_mb_per_stream, 1)} MB/stream (floor {fmt(f and f.pss_mb_per_stream, 1)}, "
+                  f"target ≤ {TARGET_PSS_MB:g}); frames kept {fmt(v and v.frames_kept_pct)}% "
+                  f"(floor {fmt(f and f.frames_kept_pct)}%); max lag {fmt(lag_of(v))} s "
+                  f"(floor {fmt(lag_of(f))}, target ≤ {TARGET_LAG_S:g})", flush=True)
 
-        def both(fn, nd: int = 2) -> str:
-            return f"{fmt(fn(f) if f else None, nd)} / {fmt(fn(v) if v else None, nd)}"
+            def both(fn, nd: int = 2, v=v) -> str:
+                return f"{fmt(fn(f) if f else None, nd)} / {fmt(fn(v) if v else None, nd)}"
 
-        rows.append([n, fmt(f and f.cpu_pct_per_stream, 3), fmt(v and v.cpu_pct_per_stream, 3),
-                     dash if ratio is None else f"×{ratio:.2f}",
-                     fmt(f and f.pss_mb_per_stream, 1), fmt(v and v.pss_mb_per_stream, 1),
-                     both(lambda r: r.frames_kept_pct), f"{fmt(f and f.max_lag_s)} / {fmt(lag)}",
-                     fmt(v and v.max_newest_age_s, 1), both(lambda r: r.sim_pct_per_stream),
-                     both(lambda r: r.machine_busy_pct, 0), both(lambda r: r.other_load_pct, 0)])
-        if v:
-            detail_rows.append([n, f"{100 * v.cpu_main_s / v.window_s:.2f}",
-                                f"{100 * v.cpu_main_s / v.window_s / n:.3f}",
-                                f"{100 * (v.cpu_s - v.cpu_main_s) / v.window_s / n:.3f}", f"{v.pss_main_kb / 1024:.1f}",
-                                both(lambda r: r.ffmpeg_pss_mb, 1),
-                                fmt(f and (sum(f.rss_ffmpeg_kb) / max(1, len(f.rss_ffmpeg_kb))) / 1024, 1),
-                                both(lambda r: r.segments_in_window, 0), both(lambda r: r.restarts, 0)])
-        for side, r in pair.items():
-            notes += [f"N={n} {side}: {x}" for x in r.notes]
+            rows.append([n, b or "–", fmt(f and f.cpu_pct_per_stream, 3), fmt(v and v.cpu_pct_per_stream, 3),
+                         "–" if ratio is None else f"×{ratio:.2f}",
+                         fmt(f and f.pss_mb_per_stream, 1), fmt(v and v.pss_mb_per_stream, 1),
+                         both(lambda r: r.frames_kept_pct), both(lag_of), fmt(v and v.max_newest_age_s, 1),
+                         both(lambda r: r.sim_pct_per_stream), both(lambda r: r.other_load_pct, 0)])
+            if v:
+                detail_rows.append([n, b, f"{100 * v.cpu_main_s / v.window_s:.2f}",
+                                    f"{100 * v.cpu_main_s / v.window_s / n:.3f}",
+                                    f"{100 * (v.cpu_s - v.cpu_main_s) / v.window_s / n:.3f}",
+                                    f"{v.pss_main_kb / 1024:.1f}", fmt(v.ffmpeg_pss_mb if v.pss_ffmpeg_kb else None, 1),
+                                    fmt(f and f.ffmpeg_pss_mb, 1),
+                                    fmt(f and (sum(f.rss_ffmpeg_kb) / max(1, len(f.rss_ffmpeg_kb))) / 1024, 1),
+                                    both(lambda r: r.segments_in_window, 0), both(lambda r: r.restarts, 0)])
+        for side, r in merged.items():
+            notes += [f"N={n} {side}: {x}" for x in dict.fromkeys(r.notes)]
         raw.append({s: {k: getattr(r, k) for k in r.__dataclass_fields__} | {
             "cpu_pct_per_stream": r.cpu_pct_per_stream, "pss_mb_per_stream": r.pss_mb_per_stream,
-            "frames_kept_pct": r.frames_kept_pct} for s, r in pair.items()})
+            "frames_kept_pct": r.frames_kept_pct} for s, r in merged.items()})
     (C.OUT / "recorder_bench.json").write_text(json.dumps(raw, indent=1, default=str))
     extra = (f"- warm-up {warmup:g} s after every stream has data, window {window:g} s"
              f"{f', {repeat} alternating runs per side (figures over all windows)' if repeat > 1 else ''}; "
-             f"floor and Varta run one after the other, each against a fresh camera simulator "
+             f"the sides ({', '.join(sides)}) run one after the other, each against a fresh camera simulator "
              f"(GStreamer, one thread)")
     if prefill_days:
         extra += (f"\n- Varta's index prefilled with up to {prefill_days:g} days of past segment rows per camera "
                   f"(a recorder in steady state; nothing old enough for retention to delete)")
     if varta_env:
         extra += f"\n- Varta process environment: {' '.join(f'{k}={v}' for k, v in varta_env.items())}"
+    if floor_env:
+        extra += f"\n- floor ffmpeg environment: {' '.join(f'{k}={v}' for k, v in floor_env.items())}"
     block = C.header(f"Recorder: Varta ({mode}) vs bare ffmpeg, 1080p25 4 Mbit/s, {seg_s} s segments", extra)
     block += "\n" + C.md_table(
-        ["N", "floor CPU %/stream", "Varta CPU %/stream", "ratio (≤ ×1.10)", "floor PSS MB",
+        ["N", "Varta backend", "floor CPU %/stream", "Varta CPU %/stream", "ratio (≤ ×1.10)", "floor PSS MB",
          "Varta PSS MB/stream (≤ 10)", "frames kept % floor / Varta", "max lag s floor / Varta (≤ 2)",
-         "newest segment age s", "simulator CPU %/stream floor / Varta", "machine busy % of 200 floor / Varta",
-         "other load % floor / Varta"],
+         "newest segment age s", "simulator CPU %/stream floor / Varta", "other load % floor / Varta"],
         rows)
     if detail_rows:
         block += "\n\nDetails (Varta side unless marked):\n\n" + C.md_table(
-            ["N", "Varta Python CPU % (total)", "Python CPU %/stream", "Varta ffmpeg CPU %/stream",
-             "Python PSS MB", "ffmpeg PSS MB floor / Varta", "floor ffmpeg RSS MB",
-             "segments in window floor / Varta", "ffmpeg restarts floor / Varta"],
+            ["N", "backend", "Varta Python CPU % (total)", "Python CPU %/stream", "Varta ffmpeg CPU %/stream",
+             "Python PSS MB", "Varta ffmpeg PSS MB", "floor ffmpeg PSS MB", "floor ffmpeg RSS MB",
+             "segments in window floor / Varta", "ingest restarts floor / Varta"],
             detail_rows)
     if repeat > 1:
         block += "\n\nEach run:\n\n" + C.md_table(["N", "run", "side", "CPU %/stream", "PSS MB/stream",
-                                                    "other load %"], per_rep)
+                                                    "frames kept %", "max lag s", "other load %"], per_rep)
     block += ("\n\nCPU: % of one core (utime+stime over the window). Frames kept: packets in the segments "
               "closed in the window (after the first) vs 25 fps x the wall time between the first and last "
-              "close. Lag: segment close time minus its media end on the run clock; Varta's figure is the max "
-              "of camera_status.lag_s (polled) and that. Newest segment age: now - max(segments.end_us), "
-              f"normally up to one segment ({seg_s} s) plus the lag. Machine busy: all CPUs from /proc/stat "
-              "(200% = both cores); other load = busy minus this side's processes and the simulator (the "
-              "benchmark's own polling, the kernel, and anything else running on the machine).")
+              "close; the simulator itself delivers ~0.04% below real time (loop wrap), so the floor reads "
+              "~99.96%. Lag: segment close time minus its media end on the run clock; Varta's figure is the max "
+              "of camera_status.lag_s (polled every 2 s) and that. Newest segment age: now - "
+              f"camera_status.last_segment_end_us, normally up to one segment ({seg_s} s) plus the lag. Other "
+              "load: CPU of every other process on the machine during the window (a test suite, the kernel "
+              "threads, this benchmark's own polling is excluded), % of one core; the machine has 2.")
     if notes:
         block += "\n\nNotes:\n" + "\n".join(f"- {x}" for x in notes)
     return C.emit(block, results, "recorder_bench.md")
@@ -620,10 +644,14 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--segment-seconds", type=int, default=10)
     ap.add_argument("--mode", choices=("recorder", "serve"), default="recorder",
                     help="run `varta recorder` (default) or `varta serve`")
-    ap.add_argument("--repeat", type=int, default=1, help="alternate floor/Varta runs per N (default 1)")
-    ap.add_argument("--sides", default="floor,varta", help="which sides to run (floor,varta)")
+    ap.add_argument("--backends", default="pyav,ffmpeg",
+                    help="Varta ingest backends to measure, comma-separated (pyav,ffmpeg; 'none' = floor only)")
+    ap.add_argument("--no-floor", action="store_true", help="skip the bare-ffmpeg floor")
+    ap.add_argument("--repeat", type=int, default=1, help="alternate the sides this many times per N (default 1)")
     ap.add_argument("--varta-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the Varta process (e.g. MALLOC_ARENA_MAX=2); repeatable")
+    ap.add_argument("--floor-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the floor's ffmpeg processes; repeatable")
     ap.add_argument("--prefill-days", type=float, default=0.0,
                     help="before starting Varta, fill its index with this many days of past segment rows per "
                          "camera (at most ~7), to measure a recorder whose archive is full (janitor scans)")
@@ -634,14 +662,15 @@ def main(argv: list[str] | None = None) -> str:
     window = a.window or (30.0 if a.quick else 60.0)
     if any(c < 1 or c > 256 for c in counts):
         raise SystemExit("counts must be between 1 and 256")
-    sides = tuple(x for x in ("floor", "varta") if x in a.sides.split(","))
-    if not sides or not 1 <= a.repeat <= 10:
-        raise SystemExit("--sides needs floor and/or varta; --repeat 1..10")
-    env = dict(kv.split("=", 1) for kv in a.varta_env)
-    if not 0 <= a.prefill_days <= 10:
-        raise SystemExit("--prefill-days 0..10")
-    return run(counts, a.warmup, window, a.segment_seconds, a.mode, a.keep, a.results, sides, a.repeat, env,
-               a.prefill_days)
+    backends = [] if a.backends == "none" else [b.strip() for b in a.backends.split(",") if b.strip()]
+    if any(b not in ("pyav", "ffmpeg") for b in backends):
+        raise SystemExit("--backends: pyav and/or ffmpeg (or none)")
+    sides = tuple(([] if a.no_floor else ["floor"]) + backends)
+    if not sides or not 1 <= a.repeat <= 10 or not 0 <= a.prefill_days <= 10:
+        raise SystemExit("nothing to run, or --repeat outside 1..10, or --prefill-days outside 0..10")
+    return run(counts, a.warmup, window, a.segment_seconds, a.mode, a.keep, a.results, sides, a.repeat,
+               dict(kv.split("=", 1) for kv in a.varta_env), a.prefill_days,
+               dict(kv.split("=", 1) for kv in a.floor_env))
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ spans = Table(
     Column("camera_id", String(64), ForeignKey("cameras.id", ondelete="CASCADE"), nullable=False),
     Column("start_us", BigInteger, nullable=False),
     Column("end_us", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False, default=0),  # of the segments in the span
 )
 Index("ix_spans_camera_end", spans.c.camera_id, spans.c.end_us)
 

@@ -73,22 +73,27 @@ class ArchiveIndex:
         values.setdefault("status", "ok")
         with self.engine.begin() as conn:
             res = conn.execute(insert(segments).values(**values))
-            self._extend_spans(conn, values["camera_id"], values["start_us"], values["end_us"])
+            self._extend_spans(conn, values["camera_id"], values["start_us"], values["end_us"], values["bytes"])
             return int(res.inserted_primary_key[0])
 
     # --- spans: continuous stretches, kept in step with the segments -----------------
-    def _extend_spans(self, conn, camera_id: str, start: int, end: int) -> None:
+    def _extend_spans(self, conn, camera_id: str, start: int, end: int, nbytes: int) -> None:
         """The common case, a segment appended at the live edge, extends the last span in
         place; anything else (a recovered file, an out-of-order insert) rebuilds locally."""
         last = conn.execute(
             select(spans).where(spans.c.camera_id == camera_id).order_by(spans.c.end_us.desc()).limit(1)
         ).first()
         if last is not None and last.start_us <= start and 0 <= start - last.end_us <= JOIN_US:
-            conn.execute(update(spans).where(spans.c.id == last.id).values(end_us=max(end, last.end_us)))
+            conn.execute(update(spans).where(spans.c.id == last.id)
+                         .values(end_us=max(end, last.end_us), bytes=spans.c.bytes + nbytes))
         elif last is None or start > last.end_us + JOIN_US:
-            conn.execute(insert(spans).values(camera_id=camera_id, start_us=start, end_us=end))
+            conn.execute(insert(spans).values(camera_id=camera_id, start_us=start, end_us=end, bytes=nbytes))
         else:
             self._rebuild_spans(conn, camera_id, start, end)
+
+    def rebuild_spans(self, camera_id: str, t1: int, t2: int) -> None:
+        with self.engine.begin() as conn:
+            self._rebuild_spans(conn, camera_id, t1, t2)
 
     def _rebuild_spans(self, conn, camera_id: str, t1: int, t2: int) -> None:
         """Recompute the spans touching [t1, t2] from the segments there."""
@@ -101,19 +106,21 @@ class ArchiveIndex:
         if touching:
             conn.execute(delete(spans).where(spans.c.id.in_([r.id for r in touching])))
         rows = conn.execute(
-            select(segments.c.start_us, segments.c.end_us)
+            select(segments.c.start_us, segments.c.end_us, segments.c.bytes)
             .where(segments.c.camera_id == camera_id, segments.c.start_us <= hi, segments.c.end_us >= lo,
                    segments.c.start_us > lo - MAX_SEGMENT_US, segments.c.status != "missing")
             .order_by(segments.c.start_us)
         ).all()
         merged: list[list[int]] = []
-        for s_, e_ in rows:
+        for s_, e_, b_ in rows:
             if merged and s_ - merged[-1][1] <= JOIN_US:
                 merged[-1][1] = max(merged[-1][1], e_)
+                merged[-1][2] += b_
             else:
-                merged.append([s_, e_])
+                merged.append([s_, e_, b_])
         if merged:
-            conn.execute(insert(spans), [{"camera_id": camera_id, "start_us": a, "end_us": b} for a, b in merged])
+            conn.execute(insert(spans), [{"camera_id": camera_id, "start_us": a, "end_us": b, "bytes": n}
+                                         for a, b, n in merged])
 
     def delete_segments(self, rows) -> None:
         """Remove index rows (their files are already gone) and mend the spans around them."""
@@ -203,16 +210,15 @@ class ArchiveIndex:
                 self._rebuild_spans(conn, row.camera_id, row.start_us, row.end_us)
 
     def camera_totals(self) -> dict[str, tuple[int, int, int]]:
-        """camera → (bytes, seconds recorded, oldest start) over present segments."""
+        """camera → (bytes, seconds recorded, oldest start), from the spans (a few rows each)."""
         q = (
             select(
-                segments.c.camera_id,
-                func.sum(segments.c.bytes),
-                func.sum(segments.c.end_us - segments.c.start_us),
-                func.min(segments.c.start_us),
+                spans.c.camera_id,
+                func.sum(spans.c.bytes),
+                func.sum(spans.c.end_us - spans.c.start_us),
+                func.min(spans.c.start_us),
             )
-            .where(segments.c.status != "missing")
-            .group_by(segments.c.camera_id)
+            .group_by(spans.c.camera_id)
         )
         with self.engine.connect() as conn:
             return {r[0]: (int(r[1] or 0), int((r[2] or 0) // US), int(r[3] or 0)) for r in conn.execute(q)}

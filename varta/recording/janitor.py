@@ -114,8 +114,10 @@ class Janitor:
                 q = (
                     select(segments.c.id, segments.c.camera_id, segments.c.start_us, segments.c.end_us,
                            segments.c.path, segments.c.bytes)
-                    .where(segments.c.camera_id == cam.id, segments.c.end_us <= cutoff,
-                           segments.c.start_us > after, segments.c.recorder == self.node)
+                    # start_us < cutoff bounds the index scan to the expired part only.
+                    .where(segments.c.camera_id == cam.id, segments.c.start_us < cutoff,
+                           segments.c.end_us <= cutoff, segments.c.start_us > after,
+                           segments.c.recorder == self.node)
                     .order_by(segments.c.start_us)
                     .limit(BATCH)
                 )

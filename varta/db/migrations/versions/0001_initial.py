@@ -83,6 +83,7 @@ def upgrade():
     sa.Column('camera_id', sa.String(length=64), nullable=False),
     sa.Column('start_us', sa.BigInteger(), nullable=False),
     sa.Column('end_us', sa.BigInteger(), nullable=False),
+    sa.Column('bytes', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['camera_id'], ['cameras.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
