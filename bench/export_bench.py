@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -112,13 +113,22 @@ def build_archive(home: Path, ffmpeg: str, minutes: int):
     return engine, index, t0_us, t_us, paths, nbytes
 
 
-def timed(fn, repeat: int) -> tuple[float, list[float], object]:
+def other_load(a0: dict[int, float], a1: dict[int, float], seconds: float) -> float:
+    """% of one core used by other processes (alive at both ends, not this one) between two snapshots."""
+    me = os.getpid()
+    return 100.0 * sum(a1[p] - a0[p] for p in a1 if p in a0 and p != me) / max(seconds, 1e-9)
+
+
+def timed(fn, repeat: int) -> tuple[float, list[float], object, float]:
+    """(median s, all times, last result, other processes' load in % of a core over the runs)."""
     times, result = [], None
+    a0, t0 = C.all_cpu(), time.perf_counter()
     for _ in range(repeat):
         t = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t)
-    return C.median(times), times, result
+    other = other_load(a0, C.all_cpu(), time.perf_counter() - t0)
+    return C.median(times), times, result, other
 
 
 def run(minutes: int, repeat: int, results: str | None, keep: bool) -> str:
@@ -169,32 +179,34 @@ def run(minutes: int, repeat: int, results: str | None, keep: bool) -> str:
                       ("floor: ffmpeg -f concat -c copy", floor(False)),
                       ("floor: ffmpeg -f concat -c copy -movflags +faststart", floor(True)),
                       ("Varta export_camera (whole call)", varta_export)):
-        med, times, res = timed(fn, repeat)
-        measured[label] = (med, times, res)
+        med, times, res, other = timed(fn, repeat)
+        measured[label] = (med, times, res, other)
         print(f"{label}: median {med:.2f} s over {repeat} ({', '.join(f'{x:.2f}' for x in times)}) → "
-              f"{mb / med:.0f} MB/s, ×{archive_s / med:.0f} real time (target ≥ ×{TARGET_X:.0f})", flush=True)
+              f"{mb / med:.0f} MB/s, ×{archive_s / med:.0f} real time (target ≥ ×{TARGET_X:.0f}); other load "
+              f"{other:.0f}% of a core", flush=True)
     exported = measured["Varta export_camera (whole call)"][2]
     # Parts of Varta's export after ffmpeg: the read-back probe and the SHA-256 of the output.
-    probe_med, _, info = timed(lambda: probe_segment(out), repeat)
-    sha_med, _, _ = timed(sha, repeat)
+    probe_med, _, info, _ = timed(lambda: probe_segment(out), repeat)
+    sha_med, _, _, _ = timed(sha, repeat)
     out_mb = out.stat().st_size / 1e6
     print(f"  of which read-back probe (PyAV packet walk): {probe_med:.2f} s; SHA-256 of {out_mb:.0f} MB: "
           f"{sha_med:.2f} s")
     v_med = measured["Varta export_camera (whole call)"][0]
     f_med = measured["floor: ffmpeg -f concat -c copy"][0]
-    for label, (med, times, _) in measured.items():
+    for label, (med, times, _, other) in measured.items():
         verdict = "" if label.startswith("cat") else ("meets" if archive_s / med >= TARGET_X else "MISSES")
         rows.append([label, f"{med:.2f}", f"{min(times):.2f}–{max(times):.2f}", f"{mb / med:.0f}",
-                     f"×{archive_s / med:.0f}", verdict])
-    rows.append(["  part: read-back probe of the output (PyAV)", f"{probe_med:.2f}", "", "", "", ""])
-    rows.append(["  part: SHA-256 of the output (hashlib)", f"{sha_med:.2f}", "", f"{out_mb / sha_med:.0f}", "", ""])
+                     f"×{archive_s / med:.0f}", verdict, f"{other:.0f}"])
+    rows.append(["  part: read-back probe of the output (PyAV)", f"{probe_med:.2f}", "", "", "", "", ""])
+    rows.append(["  part: SHA-256 of the output (hashlib)", f"{sha_med:.2f}", "", f"{out_mb / sha_med:.0f}", "", "",
+                 ""])
     block = C.header(
         f"Export: {archive_s / 60:.0f} min of one camera (1080p25, 4 Mbit/s, {len(paths)} x 10 s fMP4 segments, "
         f"{mb:.0f} MB) to one MP4",
         f"- warm page cache (no cache drop: needs root); median of {repeat} run(s); output on the same disk "
         f"(bench/out), not fsynced")
     block += "\n" + C.md_table(["what", "median s", "range s", "MB/s (input)", "× real time (target ≥ ×200)",
-                                "target"], rows)
+                                "target", "other load % of a core"], rows)
     block += (f"\n\nVarta / floor time: ×{v_med / f_med:.2f}. Exported file: {exported.duration_s:.1f} s, "
               f"{exported.frames} frames (expected {int(round(archive_s * C.STREAM['fps']))}), "
               f"{exported.bytes / 1e6:.0f} MB, {len(exported.gaps)} gap(s) reported.")

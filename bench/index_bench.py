@@ -49,6 +49,11 @@ TZ = ZoneInfo("Europe/Kyiv")
 BATCH = 100_000
 
 
+def seg_bytes(cam_index: int) -> int:
+    """Bytes of one 10 s segment (about 4 Mbit/s; a constant per camera keeps span sums exact)."""
+    return 5_000_000 + 997 * cam_index
+
+
 def plan_holes(rng: random.Random, n_cams: int, n_slots: int, holes_per_cam: int) -> dict[int, list[tuple[int, int]]]:
     """Per camera: sorted (first_slot, last_slot_exclusive) holes of 1 segment to 2 hours."""
     out = {}
@@ -121,7 +126,7 @@ def build(engine, n_cams: int, days: int, seed: int, holes_per_cam: int) -> dict
             if c in gone:
                 continue
             rows.append({"camera_id": cid, "start_us": start, "end_us": start + SEG_US,
-                         "path": f"{stem}{run_ids[c]}.mp4", "bytes": 5_000_000 + (s * 7919 + c) % 50_000,
+                         "path": f"{stem}{run_ids[c]}.mp4", "bytes": seg_bytes(c),
                          "init_bytes": 812, "codec": "h264", "width": 1920, "height": 1080, "fps": 25.0,
                          "run_id": run_ids[c], "recorder": "bench", "status": "ok"})
         if len(rows) >= BATCH:
@@ -141,14 +146,22 @@ def build(engine, n_cams: int, days: int, seed: int, holes_per_cam: int) -> dict
     if spans is not None:
         # What ArchiveIndex.add_segment would have left: one span per stretch between holes.
         span_rows = []
+        with_bytes = "bytes" in spans.c
+
+        def span(cid: str, c: int, a: int, b: int) -> dict:
+            row = {"camera_id": cid, "start_us": t0 + a * SEG_US, "end_us": t0 + b * SEG_US}
+            if with_bytes:
+                row["bytes"] = (b - a) * seg_bytes(c)
+            return row
+
         for c, cid in enumerate(cam_ids):
             cur = 0
             for a, b in holes[c]:
                 if a > cur:
-                    span_rows.append({"camera_id": cid, "start_us": t0 + cur * SEG_US, "end_us": t0 + a * SEG_US})
+                    span_rows.append(span(cid, c, cur, a))
                 cur = max(cur, b)
             if cur < n_slots:
-                span_rows.append({"camera_id": cid, "start_us": t0 + cur * SEG_US, "end_us": t0 + n_slots * SEG_US})
+                span_rows.append(span(cid, c, cur, n_slots))
         with engine.begin() as conn:
             conn.execute(insert(spans), span_rows)
         n_spans = len(span_rows)
@@ -179,7 +192,7 @@ def run(n_cams: int, days: int, queries: int, pg_url: str | None, rebuild: bool,
     from varta.playback.query import recordings_report
     from varta.recording.index import ArchiveIndex
 
-    params = {"cameras": n_cams, "days": days, "seed": seed, "holes_per_cam": 10, "recipe": 2}
+    params = {"cameras": n_cams, "days": days, "seed": seed, "holes_per_cam": 10, "recipe": 3}
     if pg_url:
         url, stamp, backend = pg_url, None, "PostgreSQL"
     else:

@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> str:
                      f"- warm-up {a.warmup:g} s, window {a.window:g} s; N ingest threads in one Python process, "
                      "no database; variants run one after the other")
     block += "\n" + C.md_table(["N", "variant", "CPU %/stream", "CPU % total", "simulator %/stream",
-                                "segments in window", "alive at end", "process PSS MB"], rows)
+                                "segments in window", "alive at end", "process PSS MB*"], rows)
+    block += ("\n\n*PSS of this one process after the variant's window: it includes whatever earlier variants "
+              "left allocated in the same process, so compare CPU here, not memory.")
     return C.emit(block, a.results, "pyav_ingest_bench.md")
 
 

@@ -365,7 +365,8 @@ def prefill_index(db_url: str, cam_ids: list[str], days: float, recorder: str, s
         spans = None
     if spans is not None:
         with engine.begin() as conn:
-            conn.execute(insert(spans), [{"camera_id": cam, "start_us": start_s * us, "end_us": end_s * us}
+            extra = {"bytes": total // len(cam_ids) * 5_000_000} if "bytes" in spans.c else {}
+            conn.execute(insert(spans), [{"camera_id": cam, "start_us": start_s * us, "end_us": end_s * us, **extra}
                                          for cam in cam_ids])
     engine.dispose()
     return total, time.perf_counter() - t
@@ -662,6 +663,9 @@ def main(argv: list[str] | None = None) -> str:
     window = a.window or (30.0 if a.quick else 60.0)
     if any(c < 1 or c > 256 for c in counts):
         raise SystemExit("counts must be between 1 and 256")
+    if window < 3 * a.segment_seconds:
+        raise SystemExit(f"--window must hold at least 3 segments ({3 * a.segment_seconds} s): frames kept is "
+                         "counted between segment closes inside the window")
     backends = [] if a.backends == "none" else [b.strip() for b in a.backends.split(",") if b.strip()]
     if any(b not in ("pyav", "ffmpeg") for b in backends):
         raise SystemExit("--backends: pyav and/or ffmpeg (or none)")
