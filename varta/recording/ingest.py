@@ -68,10 +68,9 @@ class IngestRun:
 
 
 class FfmpegRun(IngestRun):
-    def __init__(self, ffmpeg: str, url: str, cam_dir: Path, run_id: str, segment_seconds: int, timeout_s: float,
-                 extra_env: dict | None = None):
+    def __init__(self, ffmpeg: str, url: str, cam_dir: Path, run_id: str, segment_seconds: int, timeout_s: float):
         cmd = record_command(ffmpeg, url, cam_dir, run_id, segment_seconds, timeout_s)
-        env = {**os.environ, "TZ": "UTC", **LEAN_MALLOC_ENV, **(extra_env or {})}
+        env = {**os.environ, "TZ": "UTC", **LEAN_MALLOC_ENV}
         self.lines = queue.Queue()
         self.errors = deque(maxlen=40)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -2,7 +2,7 @@
 
 State machine (stored in ``camera_status`` so any node can read it)::
 
-    starting ──first data──▶ recording ──ffmpeg exits──▶ reconnecting ──retry──▶ starting
+    starting ──first data──▶ recording ──run ends──▶ reconnecting ──retry──▶ starting
         │                                                   │ 3 failures in a row, or
         └──────────────fails before any data───────────────▶ failed (auth, not found, refused…)
     any ──schedule says off──▶ off          any ──stop()──▶ stopped
@@ -19,7 +19,7 @@ import queue
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -40,6 +40,7 @@ log = logging.getLogger("varta.recording")
 PERMANENT_REASONS = {"auth", "not_found", "refused", "unreachable", "bad_stream"}
 FAILED_AFTER = 3
 
+
 @dataclass
 class RecorderContext:
     index: ArchiveIndex
@@ -54,7 +55,6 @@ class RecorderContext:
     on_disk_full: Callable[[], None] = lambda: None
     alarms: object = None  # SystemAlarms, for files set aside after a crash
     quarantine_dir: Path | None = None
-    extra_env: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -72,7 +72,6 @@ class CameraSupervisor(threading.Thread):
         self.cam_dir = ctx.recordings_dir / camera.id
         self._stop_evt = threading.Event()
         self._restart_evt = threading.Event()
-        self._run: IngestRun | None = None
         self.state = "starting"
         self.segments_written = 0
         self._media: tuple[str, int | None, int | None, float | None] = ("", None, None, None)
@@ -160,7 +159,7 @@ class CameraSupervisor(threading.Thread):
         cam = self.camera
         if self.ctx.backend == "ffmpeg":
             return FfmpegRun(self.ctx.ffmpeg, cam.main_url, self.cam_dir, run_id, self.ctx.segment_seconds,
-                             self.ctx.rtsp_timeout_s, self.ctx.extra_env)
+                             self.ctx.rtsp_timeout_s)
         return PyAVRun(cam.main_url, self.cam_dir, run_id, self.ctx.segment_seconds, self.ctx.rtsp_timeout_s)
 
     def _run_once(self) -> RunResult:
@@ -173,7 +172,6 @@ class CameraSupervisor(threading.Thread):
             run = self._start_run(run_id)
         except OSError as exc:
             return RunResult("process_died", f"cannot start the recording: {exc}", 0)
-        self._run = run
         clock = RunClock()
         segments = 0
         last_line = time.monotonic()
@@ -202,7 +200,6 @@ class CameraSupervisor(threading.Thread):
             if segments == 0 and self.state != "recording" and self._has_data(run_id):
                 self._set_state("recording", "", "")
         code = run.wait()
-        self._run = None
         if code != 0 and (segments or self._has_data(run_id)):
             self._recover_torn_tail()
         text = redact_text("\n".join(run.errors), [cam.main_url, cam.sub_url])
