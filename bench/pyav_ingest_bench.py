@@ -1,19 +1,18 @@
 #!/usr/bin/env python3
-"""Diagnostic: where the in-process PyAV ingest (varta.recording.ingest.PyAVRun) spends CPU.
+"""Diagnostic: the CPU cost of PyAV's ``timeout=`` for the in-process ingest (varta.recording.ingest.PyAVRun).
 
 Runs N ``PyAVRun`` ingests inside this process (no database, no supervisor) against the
-camera simulator and measures this process's CPU over a window, for variants that differ
-in one thing each:
+camera simulator and measures this process's CPU over a window, for two variants:
 
-* ``as-is``: ``PyAVRun`` exactly as Varta runs it (``av.open(..., timeout=(t, t))`` plus
-  libav's own RTSP socket ``timeout`` option);
-* ``no-pyav-timeout``: the same, but without PyAV's ``timeout=`` argument. PyAV implements
-  that timeout with an AVIOInterruptCB that takes the GIL on *every* call (it reads
-  ``time.monotonic()`` under the GIL), and libav calls it around every socket read; libav's
-  ``timeout`` option (kept) still ends a silent camera.
+* ``as-is``: ``PyAVRun`` exactly as Varta runs it now (libav's own RTSP socket ``timeout``
+  option only);
+* ``pyav-timeout``: the same plus PyAV's ``av.open(..., timeout=(t, t))``, as Varta's first
+  PyAV backend did. PyAV implements that timeout with an AVIOInterruptCB that takes the GIL
+  on *every* call (it reads ``time.monotonic()`` under the GIL), and libav calls it around
+  every socket read and wait: with many cameras the threads convoy on the GIL.
 
 A bare ffmpeg per stream is the floor (see recorder_bench.py); this script only compares
-the in-process variants with each other, in the same run, one after the other.
+the two in-process variants with each other, in the same run, one after the other.
 
 Usage::
 
@@ -40,8 +39,8 @@ import av  # noqa: E402
 from varta.recording.ingest import PyAVRun  # noqa: E402
 
 
-class NoPyAVTimeoutRun(PyAVRun):
-    """PyAVRun without PyAV's GIL-taking interrupt callback (libav's socket timeout stays)."""
+class PyAVTimeoutRun(PyAVRun):
+    """PyAVRun plus PyAV's GIL-taking interrupt callback (``timeout=``), the first version's way."""
 
     def _open_input(self):
         source = self.url
@@ -51,10 +50,10 @@ class NoPyAVTimeoutRun(PyAVRun):
             options = {"rtsp_transport": "tcp", "timeout": str(int(self.timeout_s * 1_000_000))}
         elif scheme == "file":
             source = self.url.removeprefix("file://")
-        return av.open(source, "r", options=options)
+        return av.open(source, "r", options=options, timeout=(self.timeout_s, self.timeout_s))
 
 
-VARIANTS = {"as-is": PyAVRun, "no-pyav-timeout": NoPyAVTimeoutRun}
+VARIANTS = {"as-is": PyAVRun, "pyav-timeout": PyAVTimeoutRun}
 
 
 def one(cls, n: int, sim, warmup: float, window: float, seg_s: int) -> dict:

@@ -101,6 +101,7 @@ class SideResult:
     cpu_main_s: float = 0.0  # Varta's Python process alone
     pss_ffmpeg_kb: list[int] = field(default_factory=list)
     pss_main_kb: int = 0
+    pss_main_first_kb: int = 0  # Python process PSS at the first poll in the window (growth check)
     rss_ffmpeg_kb: list[int] = field(default_factory=list)
     sim_cpu_s: float = 0.0
     other_cpu_s: float = 0.0  # every other process on the machine (not this side, not the simulator)
@@ -116,6 +117,7 @@ class SideResult:
     streams_short: int = 0  # streams with fewer than 2 segments closed in the window
     restarts: int = 0  # ffmpeg processes that exited/were replaced during the window
     notes: list[str] = field(default_factory=list)
+    code: str = ""  # git commit of the code this run measured (the tree can change between runs)
 
     @property
     def cpu_pct_per_stream(self) -> float:
@@ -425,7 +427,11 @@ def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
     status_lags: list[float] = []
     ages: list[float] = []
 
+    pss_samples: list[int] = []
+
     def poll() -> None:
+        if (k := C.pss_kb(proc.pid)) is not None:
+            pss_samples.append(k)
         try:
             with db() as con:
                 for (lag,) in con.execute("select lag_s from camera_status where lag_s is not null"):
@@ -456,6 +462,7 @@ def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
         if len(p0) - 1 != expected_children:
             res.notes.append(f"{len(p0) - 1} ffmpeg children at window start (expected {expected_children})")
         res.pss_main_kb = C.pss_kb(proc.pid) or 0
+        res.pss_main_first_kb = pss_samples[0] if pss_samples else res.pss_main_kb
         res.pss_ffmpeg_kb = [k for p in p1[1:] if (k := C.pss_kb(p)) is not None]
         res.rss_ffmpeg_kb = [k for p in p1[1:] if (k := C.rss_kb(p)) is not None]
         poll()
@@ -506,6 +513,7 @@ def merge(parts: list[SideResult]) -> SideResult:
             setattr(m, k, max(vals) if vals else None)
         m.notes += r.notes
     m.pss_main_kb = int(sum(r.pss_main_kb for r in parts) / len(parts))
+    m.pss_main_first_kb = int(sum(r.pss_main_first_kb for r in parts) / len(parts))
     return m
 
 
@@ -532,6 +540,7 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
     print(f"stream: {stream} ({stream.stat().st_size * 8 / C.STREAM['seconds'] / 1e6:.2f} Mbit/s incl. TS overhead)")
     backends = [x for x in sides if x != "floor"]
     rows, detail_rows, notes, per_rep, raw = [], [], [], [], []
+    code_seen: dict[str, list[str]] = {}
     for n in counts:
         mounts = {f"cam{i + 1:03d}": stream for i in range(n)}
         runs: dict[str, list[SideResult]] = {s: [] for s in sides}
@@ -544,6 +553,7 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
                 sim = CameraSimulator(mounts, threads=0, ready_timeout=60)
                 sim.start()
                 t = time.monotonic()
+                code = C.code_version()
                 try:
                     if side == "floor":
                         r = run_floor(n, sim, ffmpeg, work, warmup, window, seg_s, floor_env)
@@ -554,6 +564,8 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
                     sim.close()
                     if not keep:
                         shutil.rmtree(work, ignore_errors=True)
+                r.code = code
+                code_seen.setdefault(code, []).append(f"N={n} {side} #{rep + 1}")
                 runs[side].append(r)
                 print(f"   {side}: CPU {r.cpu_pct_per_stream:.3f}%/stream, PSS {r.pss_mb_per_stream:.1f} MB/stream, "
                       f"frames kept {r.frames_kept_pct:.2f}% ({r.frames}/{r.expected_frames:.0f}), "
@@ -587,7 +599,8 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
                 detail_rows.append([n, b, f"{100 * v.cpu_main_s / v.window_s:.2f}",
                                     f"{100 * v.cpu_main_s / v.window_s / n:.3f}",
                                     f"{100 * (v.cpu_s - v.cpu_main_s) / v.window_s / n:.3f}",
-                                    f"{v.pss_main_kb / 1024:.1f}", fmt(v.ffmpeg_pss_mb if v.pss_ffmpeg_kb else None, 1),
+                                    f"{v.pss_main_first_kb / 1024:.0f} → {v.pss_main_kb / 1024:.0f}",
+                                    fmt(v.ffmpeg_pss_mb if v.pss_ffmpeg_kb else None, 1),
                                     fmt(f and f.ffmpeg_pss_mb, 1),
                                     fmt(f and (sum(f.rss_ffmpeg_kb) / max(1, len(f.rss_ffmpeg_kb))) / 1024, 1),
                                     both(lambda r: r.segments_in_window, 0), both(lambda r: r.restarts, 0)])
@@ -608,6 +621,9 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
         extra += f"\n- Varta process environment: {' '.join(f'{k}={v}' for k, v in varta_env.items())}"
     if floor_env:
         extra += f"\n- floor ffmpeg environment: {' '.join(f'{k}={v}' for k, v in floor_env.items())}"
+    if len(code_seen) > 1:
+        extra += "\n- the code changed during this run; runs per commit: " + "; ".join(
+            f"{k}: {', '.join(v)}" for k, v in code_seen.items())
     block = C.header(f"Recorder: Varta ({mode}) vs bare ffmpeg, 1080p25 4 Mbit/s, {seg_s} s segments", extra)
     block += "\n" + C.md_table(
         ["N", "Varta backend", "floor CPU %/stream", "Varta CPU %/stream", "ratio (≤ ×1.10)", "floor PSS MB",
@@ -617,7 +633,7 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
     if detail_rows:
         block += "\n\nDetails (Varta side unless marked):\n\n" + C.md_table(
             ["N", "backend", "Varta Python CPU % (total)", "Python CPU %/stream", "Varta ffmpeg CPU %/stream",
-             "Python PSS MB", "Varta ffmpeg PSS MB", "floor ffmpeg PSS MB", "floor ffmpeg RSS MB",
+             "Python PSS MB, window start → end", "Varta ffmpeg PSS MB", "floor ffmpeg PSS MB", "floor ffmpeg RSS MB",
              "segments in window floor / Varta", "ingest restarts floor / Varta"],
             detail_rows)
     if repeat > 1:
