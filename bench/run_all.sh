@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Run the three Varta benchmarks one after the other (never at the same time: they would
-# measure each other). ``bench/run_all.sh --quick`` runs the short versions (a few minutes);
-# without it the full ones (the recorder benchmark alone takes about 12 minutes).
+# measure each other). ``bench/run_all.sh --quick`` runs the short versions (about 8 minutes);
+# without it the full ones (about 25 minutes, most of it the recorder benchmark).
 # Every script prints its figures next to its target/floor and appends a Markdown block to
-# bench/out/<name>.md (or to the file named by RESULTS=..., all three into one file).
+# bench/out/<name>.md, or, with RESULTS=FILE in the environment, all three blocks to FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
-QUICK=()
-if [[ "${1:-}" == "--quick" ]]; then
-    QUICK=(--quick)
-    shift
-fi
-RES=()
+ARGS=()
+case "${1:-}" in
+    --quick) ARGS+=(--quick) ;;
+    "") ;;
+    *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+esac
 if [[ -n "${RESULTS:-}" ]]; then
-    RES=(--results "$RESULTS")
+    ARGS+=(--results "$RESULTS")
 fi
-"$PY" bench/index_bench.py "${QUICK[@]}" "${RES[@]}" "$@"
-"$PY" bench/export_bench.py "${QUICK[@]}" "${RES[@]}"
-"$PY" bench/recorder_bench.py "${QUICK[@]}" "${RES[@]}"
+"$PY" bench/index_bench.py ${ARGS[@]+"${ARGS[@]}"}
+"$PY" bench/export_bench.py ${ARGS[@]+"${ARGS[@]}"}
+"$PY" bench/recorder_bench.py ${ARGS[@]+"${ARGS[@]}"}
