@@ -259,6 +259,13 @@ class ArchiveIndex:
                 )
             )
 
+    def record_outage(self, camera_id: str, start_us: int, end_us: int, reason: str, detail: str,
+                      recorder: str) -> None:
+        """A finished outage found after the fact (e.g. a recorded file that vanished)."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(outages).values(camera_id=camera_id, start_us=start_us, end_us=end_us,
+                                                reason=reason, detail=detail, recorder=recorder))
+
     def close_outage(self, camera_id: str, end_us: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(

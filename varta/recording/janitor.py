@@ -40,6 +40,28 @@ class JanitorReport:
     messages: list[str] = field(default_factory=list)
 
 
+@dataclass
+class StorageState:
+    usage: shutil._ntuple_diskusage
+    reserve_bytes: int
+    totals: dict[str, tuple[int, int, int]]  # camera → (bytes, seconds, oldest start)
+    bitrates_bps: dict[str, float]
+    forecast: retention.StorageForecast
+
+
+def measure_storage(index: ArchiveIndex, registry: CameraRegistry, settings) -> StorageState:
+    """Disk use, archive totals, measured bitrates and the forecast (janitor and API alike)."""
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    usage = shutil.disk_usage(settings.recordings_dir)
+    cams = registry.list()
+    totals = index.camera_totals()
+    bitrates = {c.id: b for c in cams if c.enabled and (b := index.recent_bitrate_bps(c.id))}
+    reserve = retention.free_target_bytes(usage.total, settings.min_free_percent, settings.min_free_mb)
+    fc = retention.forecast(usage.free, sum(t[0] for t in totals.values()), reserve, bitrates,
+                            {c.id: c.retention_days for c in cams})
+    return StorageState(usage, reserve, totals, bitrates, fc)
+
+
 class Janitor:
     def __init__(self, engine, settings, node: str):
         self.engine = engine
@@ -204,13 +226,7 @@ class Janitor:
             report.messages.append(msg)
 
     def _update_forecast(self, report: JanitorReport) -> None:
-        cams = self.registry.list()
-        usage = self.disk_usage()
-        totals = self.index.camera_totals()
-        used = sum(t[0] for t in totals.values())
-        bitrates = {c.id: b for c in cams if c.enabled and (b := self.index.recent_bitrate_bps(c.id))}
-        target = retention.free_target_bytes(usage.total, self.settings.min_free_percent, self.settings.min_free_mb)
-        fc = retention.forecast(usage.free, used, target, bitrates, {c.id: c.retention_days for c in cams})
+        fc = measure_storage(self.index, self.registry, self.settings).forecast
         report.forecast = fc
         if fc.short:
             self.alarms.raise_once(

@@ -88,7 +88,7 @@ def reconcile_camera(index: ArchiveIndex, alarms: SystemAlarms, recordings_dir: 
     for row in rows:
         if not (cam_dir / row.path).exists():
             index.set_segment_status(row.id, "missing")
-            _record_missing(index, camera_id, row.start_us, row.end_us, row.path, recorder)
+            index.record_outage(camera_id, row.start_us, row.end_us, "file_missing", row.path, recorder)
             report.missing.append(row.path)
     if report.missing:
         alarms.raise_alarm("segments_missing", "critical",
@@ -99,14 +99,14 @@ def reconcile_camera(index: ArchiveIndex, alarms: SystemAlarms, recordings_dir: 
     return report
 
 
-def _record_missing(index: ArchiveIndex, camera_id: str, start_us: int, end_us: int, path: str, recorder: str) -> None:
-    from sqlalchemy import insert
-
-    from varta.db.schema import outages
-
-    with index.engine.begin() as conn:
-        conn.execute(insert(outages).values(camera_id=camera_id, start_us=start_us, end_us=end_us,
-                                            reason="file_missing", detail=path, recorder=recorder))
+def _quarantine(alarms, path: Path, rel: str, quarantine_dir: Path, camera_id: str, why: str,
+                report: ReconcileReport) -> None:
+    target = quarantine_dir / camera_id / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), target)
+    report.quarantined.append(rel)
+    alarms.raise_alarm("segment_quarantined", "warning",
+                       f"camera {camera_id}: {rel} set aside in quarantine: {why}", camera_id)
 
 
 def _recover_file(index, alarms, path: Path, rel: str, cam_dir: Path, quarantine_dir: Path, camera_id: str,
@@ -114,13 +114,8 @@ def _recover_file(index, alarms, path: Path, rel: str, cam_dir: Path, quarantine
     check = check_segment(path)
     name_start = start_from_name(path.name)
     if check.fragments == 0 or name_start is None:
-        target = quarantine_dir / camera_id / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(path), target)
-        report.quarantined.append(rel)
         why = check.reason if check.fragments == 0 else "its name carries no start time"
-        alarms.raise_alarm("segment_quarantined", "warning",
-                           f"camera {camera_id}: {rel} set aside in quarantine: {why}", camera_id)
+        _quarantine(alarms, path, rel, quarantine_dir, camera_id, why, report)
         return
     status = "ok"
     if not check.ok:
@@ -130,11 +125,7 @@ def _recover_file(index, alarms, path: Path, rel: str, cam_dir: Path, quarantine
     try:
         info = probe_segment(path)
     except ProbeError as exc:
-        target = quarantine_dir / camera_id / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(path), target)
-        report.quarantined.append(rel)
-        alarms.raise_alarm("segment_quarantined", "warning", f"camera {camera_id}: {rel}: {exc}", camera_id)
+        _quarantine(alarms, path, rel, quarantine_dir, camera_id, str(exc), report)
         return
     start = name_start
     prev = index.segments_between(camera_id, name_start - 20 * US, name_start + SNAP_US)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-
 from fastapi import APIRouter, Depends
 
 from varta import __version__
 from varta.clock import format_time, now_us
-from varta.recording import retention
+from varta.recording.janitor import measure_storage
 from varta.web.deps import AppServices, services
 
 router = APIRouter(prefix="/api/system", tags=["system"])
@@ -24,15 +22,8 @@ def health(svc: AppServices = Depends(services)) -> dict:
 @router.get("/storage")
 def storage(svc: AppServices = Depends(services)) -> dict:
     """Disk use and how many days of footage the disk holds at the measured bitrates."""
-    root = svc.settings.recordings_dir
-    root.mkdir(parents=True, exist_ok=True)
-    usage = shutil.disk_usage(root)
-    totals = svc.index.camera_totals()
-    cams = svc.registry.list()
-    bitrates = {c.id: b for c in cams if (b := svc.index.recent_bitrate_bps(c.id))}
-    reserve = retention.free_target_bytes(usage.total, svc.settings.min_free_percent, svc.settings.min_free_mb)
-    fc = retention.forecast(usage.free, sum(t[0] for t in totals.values()), reserve, bitrates,
-                            {c.id: c.retention_days for c in cams})
+    st = measure_storage(svc.index, svc.registry, svc.settings)
+    usage, fc, totals, bitrates, reserve = st.usage, st.forecast, st.totals, st.bitrates_bps, st.reserve_bytes
     tz = svc.settings.tz
     return {
         "disk": {"total_bytes": usage.total, "used_bytes": usage.used, "free_bytes": usage.free,
