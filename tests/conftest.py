@@ -153,6 +153,8 @@ class VartaHome:
         for k, v in settings.items():
             self.env[f"VARTA_{k.upper()}"] = str(v)
         self.proc: subprocess.Popen | None = None
+        self._engine = None
+        self._passwords: dict[str, str] = {}
         self.port = free_port()
         self.log_path = home / "serve.log"
 
@@ -205,8 +207,35 @@ class VartaHome:
         self.proc.wait()
         self.proc = None
 
-    def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=30)
+    def engine(self):
+        from varta.db.engine import open_database
+
+        if self._engine is None:
+            self._engine = open_database(self.env.get("VARTA_DATABASE_URL") or f"sqlite:///{self.home / 'varta.db'}")
+        return self._engine
+
+    def account(self, login: str, role: str, groups=(), totp: bool = False) -> tuple[str, str | None]:
+        """An account with a known password (and TOTP secret), made straight in the database."""
+        from varta.access.accounts import Accounts
+        from varta.access.credentials import new_totp_secret
+
+        accounts = Accounts(self.engine())
+        password = f"pw-{secrets.token_hex(8)}"
+        if accounts.get(login) is None:
+            accounts.add(login, f"Test {login.title()} User", role, camera_groups=groups, password=password)
+        else:
+            accounts.change_password(login, password)
+        secret = new_totp_secret() if totp else None
+        if totp:
+            accounts.set_totp(login, secret)
+        return password, secret
+
+    def api(self, login: str = "tech", role: str = "contractor", **kw) -> httpx.Client:
+        """A signed-in client (by default a contractor on the server itself: direct access
+        from a restricted-zone workstation, allowed to manage cameras and see the archive)."""
+        if login not in self._passwords:
+            self._passwords[login] = self.account(login, role)[0]
+        return login_client(self.base_url, login, self._passwords[login], **kw)
 
     def wait_for(self, predicate, timeout: float = 60, what: str = "condition", interval: float = 0.5):
         deadline = time.monotonic() + timeout
@@ -224,6 +253,29 @@ class VartaHome:
             return c.get(f"/api/cameras/{camera_id}/status").json()
 
 
+def login_client(base_url: str, login: str, password: str, otp: str | None = None,
+                 local_address: str | None = None, expect: int = 200) -> httpx.Client:
+    """Sign in over HTTP like a browser: the session cookie plus the CSRF header.
+
+    The cookie is Secure, so httpx would not send it back over http://; the client sends
+    it explicitly instead. ``local_address`` picks the source address (127.0.0.x), which
+    decides direct/remote and the restricted zone.
+    """
+    def transport():
+        return httpx.HTTPTransport(local_address=local_address) if local_address else None
+
+    with httpx.Client(base_url=base_url, timeout=30, transport=transport()) as first:
+        r = first.post("/api/auth/login", json={"login": login, "password": password, "otp": otp})
+    if r.status_code != expect:
+        raise AssertionError(f"sign-in of {login} gave {r.status_code}: {r.text}")
+    c = httpx.Client(base_url=base_url, timeout=30, transport=transport())
+    c.me = r.json()
+    if r.status_code == 200:
+        c.headers["Cookie"] = f"varta_session={r.cookies['varta_session']}"
+        c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    return c
+
+
 @pytest.fixture
 def varta(tmp_path):
     homes: list[VartaHome] = []
@@ -236,6 +288,8 @@ def varta(tmp_path):
     yield make
     for h in homes:
         h.stop()
+        if h._engine is not None:
+            h._engine.dispose()
 
 
 def have_ffmpeg() -> bool:

@@ -7,10 +7,11 @@ import subprocess
 import sys
 import time
 
-import httpx
+import re
+
 import pytest
 
-from conftest import free_port, have_ffmpeg
+from conftest import free_port, have_ffmpeg, login_client
 
 
 @pytest.mark.e2e
@@ -37,8 +38,13 @@ def test_demo_starts_prints_url_and_records(tmp_path):
         text = "".join(out)
         assert f"http://127.0.0.1:{port}/" in text, text
         assert "first login" in text
+        # The banner prints generated passwords; the operator signs in with one.
+        password = re.search(r"^\s+operator\s+(\S+)", text, re.M).group(1)
+        api = login_client(f"http://127.0.0.1:{port}", "operator", password)
+        assert api.me["role"] == "department" and api.me["access"] == "direct"
+
         def recorded():
-            cams = httpx.get(f"http://127.0.0.1:{port}/api/cameras", timeout=5).json()
+            cams = api.get("/api/cameras", timeout=5).json()
             return len(cams) == 2 and all(c["status"]["state"] == "recording" and c["status"]["last_segment_end"]
                                           for c in cams)
 

@@ -120,7 +120,14 @@ def test_http_api_cameras_and_archive(engine, tmp_path):
     from varta.web.app import create_app
 
     settings = Settings(home=tmp_path, database_url=str(engine.url.render_as_string(hide_password=False)))
-    client = TestClient(create_app(settings, engine))
+    app = create_app(settings, engine)
+    app.state.services.access.accounts.add("tech", "Technik Test", "contractor", password="Wrench-Lantern-7")
+    # The server's own address: on site and in the restricted zone by default.
+    client = TestClient(app, base_url="https://testserver", client=("127.0.0.1", 40000))
+    assert client.get("/api/cameras").status_code == 401
+    r = client.post("/api/auth/login", json={"login": "tech", "password": "Wrench-Lantern-7"})
+    assert r.status_code == 200 and r.json()["access"] == "direct"
+    client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
     r = client.post("/api/cameras", json={"id": "mel-0100", "url": "rtsp://admin:Secret9@10.0.0.9/s",
                                           "kind": "intersection", "lat": 46.8, "lon": 35.3, "group": "north"})
     assert r.status_code == 201, r.text

@@ -12,37 +12,23 @@ from typing import Optional
 
 import typer
 
+from varta.access.commands import journal_app, policy_app, token_app, user_app
 from varta.cameras.importer import load_camera_file
 from varta.cameras.model import KINDS, Camera, CameraError
 from varta.cameras.registry import CameraRegistry
 from varta.cameras.schedule import Schedule, ScheduleError
-from varta.clock import format_time, parse_time
+from varta.cli_support import STATE, authorize, fail as _fail, load_settings as _settings, open_engine as _engine
+from varta.cli_support import parse_cli_time as _time
+from varta.clock import format_time
 from varta.config import Settings
 
 app = typer.Typer(help="Varta: city-wide video surveillance.", no_args_is_help=True, add_completion=False)
 camera_app = typer.Typer(help="The camera registry.", no_args_is_help=True)
 app.add_typer(camera_app, name="camera")
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except Exception as exc:  # pydantic validation: show the reason, not a traceback
-        _fail(f"configuration: {exc}")
-
-
-def _engine(settings: Settings):
-    from varta.db.engine import open_database
-
-    try:
-        return open_database(settings.db_url)
-    except Exception as exc:
-        _fail(f"cannot open the database: {exc}")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(policy_app, name="policy")
+app.add_typer(journal_app, name="journal")
 
 
 def _logging(verbose: bool = False) -> None:
@@ -51,11 +37,12 @@ def _logging(verbose: bool = False) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _time(text: str, settings: Settings, what: str) -> int:
-    try:
-        return parse_time(text, settings.tz)
-    except ValueError as exc:
-        _fail(f"{what}: {exc}")
+@app.callback()
+def _main(as_login: Optional[str] = typer.Option(
+        None, "--as", metavar="LOGIN",
+        help="act as this account: its role decides, and the journal names it with the OS user")) -> None:
+    """Varta: city-wide video surveillance. Commands on the server are direct access, journaled."""
+    STATE.as_login = as_login
 
 
 # --- cameras ---------------------------------------------------------------------------
@@ -82,9 +69,13 @@ def camera_add(
                      latitude=lat, longitude=lon, group_name=group,
                      retention_days=retention_days or settings.default_retention_days, schedule=sched,
                      recorder=recorder)
-        CameraRegistry(_engine(settings)).add(cam)
+        engine = _engine(settings)
+        access, who = authorize(settings, engine, "camera.manage", obj=f"camera:{camera_id}")
+        CameraRegistry(engine).add(cam)
     except (CameraError, ScheduleError, json.JSONDecodeError) as exc:
         _fail(str(exc))
+    access.record(who, "camera.manage", f"camera:{cam.id}",
+                  detail=f"added: {cam.name!r}, group {cam.group_name!r}, {cam.public_dict()['main_url']}")
     typer.echo(f"camera {cam.id} added: {cam.public_dict()['main_url']}")
 
 
@@ -95,8 +86,9 @@ def camera_list(as_json: bool = typer.Option(False, "--json")) -> None:
     engine = _engine(settings)
     from varta.recording.index import ArchiveIndex
 
+    access, who = authorize(settings, engine, "camera.list")
     statuses = ArchiveIndex(engine).statuses()
-    cams = CameraRegistry(engine).list()
+    cams = [c for c in CameraRegistry(engine).list() if access.policy().decide(who, "camera.list", c.group_name)]
     rows = []
     for c in cams:
         st = statuses.get(c.id)
@@ -120,10 +112,13 @@ def camera_list(as_json: bool = typer.Option(False, "--json")) -> None:
 def camera_remove(camera_id: str = typer.Argument(..., metavar="ID")) -> None:
     """Stop recording a camera and drop it from the lists; its footage stays under retention."""
     settings = _settings()
+    engine = _engine(settings)
+    access, who = authorize(settings, engine, "camera.manage", obj=f"camera:{camera_id}")
     try:
-        CameraRegistry(_engine(settings)).remove(camera_id)
+        CameraRegistry(engine).remove(camera_id)
     except CameraError as exc:
         _fail(str(exc))
+    access.record(who, "camera.manage", f"camera:{camera_id}", detail="removed (footage kept under retention)")
     typer.echo(f"camera {camera_id} removed; its recordings stay until retention deletes them")
 
 
@@ -135,10 +130,13 @@ def camera_import(file: Path = typer.Argument(..., exists=True, dir_okay=False, 
         cams = load_camera_file(file)
     except CameraError as exc:
         _fail(str(exc))
-    registry = CameraRegistry(_engine(settings))
+    engine = _engine(settings)
+    access, who = authorize(settings, engine, "camera.manage", obj="cameras")
+    registry = CameraRegistry(engine)
     counts = {"added": 0, "updated": 0}
     for cam in cams:
         counts[registry.upsert(cam)] += 1
+    access.record(who, "camera.manage", "cameras", detail=f"imported {len(cams)} from {file}: {counts}")
     typer.echo(f"imported {len(cams)} cameras from {file}: {counts['added']} added, {counts['updated']} updated")
 
 
@@ -156,8 +154,7 @@ def recordings(
 
     settings = _settings()
     engine = _engine(settings)
-    if CameraRegistry(engine).get(camera, include_removed=True) is None:
-        _fail(f"no camera {camera}")
+    authorize(settings, engine, "archive.search", camera_id=camera)
     t1, t2 = _time(from_, settings, "--from"), _time(to, settings, "--to")
     try:
         rep = recordings_report(ArchiveIndex(engine), camera, t1, t2, settings.tz, settings.segment_seconds)
@@ -189,10 +186,8 @@ def export(
 
     settings = _settings()
     engine = _engine(settings)
-    registry = CameraRegistry(engine)
     for cam in camera:
-        if registry.get(cam, include_removed=True) is None:
-            _fail(f"no camera {cam}")
+        access, who = authorize(settings, engine, "archive.export", camera_id=cam)
     t1, t2 = _time(from_, settings, "--from"), _time(to, settings, "--to")
     show = sys.stderr.isatty() and not as_json
 
@@ -205,6 +200,9 @@ def export(
                                t1, t2, out, settings.tz, progress)
     except ExportError as exc:
         _fail(str(exc))
+    for f in files:
+        access.record(who, "archive.export", f"camera:{f.camera_id}",
+                      detail=f"{f.start} – {f.end} to {f.path} (sha256 {f.sha256})")
     if show:
         typer.echo("", err=True)
     if as_json:
@@ -226,6 +224,8 @@ def reconcile(full: bool = typer.Option(False, "--full", help="scan every day, n
 
     settings = _settings()
     engine = _engine(settings)
+    access, who = authorize(settings, engine, "system.maintain", obj="archive")
+    access.record(who, "system.maintain", "archive", detail=f"reconcile{' --full' if full else ''}")
     index, alarms = ArchiveIndex(engine), SystemAlarms(engine, settings.recorder_name)
     for cam in CameraRegistry(engine).list(recorder=settings.recorder_name,
                                            include_unassigned=settings.record_unassigned):
@@ -240,7 +240,11 @@ def retention_run() -> None:
     from varta.recording.janitor import Janitor
 
     settings = _settings()
-    rep = Janitor(_engine(settings), settings, settings.recorder_name).run_once()
+    engine = _engine(settings)
+    access, who = authorize(settings, engine, "system.maintain", obj="archive")
+    rep = Janitor(engine, settings, settings.recorder_name).run_once()
+    access.record(who, "system.maintain", "archive", detail=f"retention: {rep.expired_deleted} expired segments "
+                                                            f"deleted, {rep.held_kept} held kept")
     typer.echo(f"deleted {rep.expired_deleted} expired segments ({rep.expired_bytes / 1e6:.1f} MB); "
                f"kept {rep.held_kept} held")
     if rep.early_deleted:
@@ -277,7 +281,14 @@ def run_server(settings: Settings, listen: str, record: bool = True, web: bool =
     from varta.recording.service import RecorderService
     from varta.web.app import create_app
 
+    from varta.access.journal import HeadPublisher, heads_dir
+
     engine = _engine(settings)
+    what = "varta " + ("serve" if record and web else "recorder" if record else "web")
+    access, who = authorize(settings, engine, "system.maintain", obj=f"node:{settings.recorder_name}")
+    access.record(who, "system.maintain", f"node:{settings.recorder_name}", detail=f"{what} started ({listen or 'no web'})")
+    heads = HeadPublisher(access.journal, heads_dir(settings.home), settings.tz, settings.instance_name)
+    heads.start()
     recorder = RecorderService(engine, settings) if record else None
     if recorder:
         recorder.start()
@@ -297,8 +308,10 @@ def run_server(settings: Settings, listen: str, record: bool = True, web: bool =
                 banner()
             stop.wait()
     finally:
+        heads.stop()
         if recorder:
             recorder.stop()
+        access.record(who, "system.maintain", f"node:{settings.recorder_name}", detail=f"{what} stopped")
 
 
 def _announce(server, banner) -> None:
@@ -353,7 +366,9 @@ def demo(
 def db_upgrade() -> None:
     """Create or migrate the database schema to this version."""
     settings = _settings()
-    _engine(settings)
+    engine = _engine(settings)
+    access, who = authorize(settings, engine, "system.maintain", obj="database")
+    access.record(who, "system.maintain", "database", detail="schema upgraded to the newest version")
     typer.echo("database is up to date")
 
 

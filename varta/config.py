@@ -10,13 +10,16 @@ import os
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 MIN_RETENTION_DAYS = 10  # A4.6 / R2: at least 10 days, never configurable below.
+
+# A list setting: a TOML array, or in the environment a comma-separated string.
+AddressList = Annotated[list[str], NoDecode]
 
 
 def _config_file_values() -> dict:
@@ -64,6 +67,19 @@ class Settings(BaseSettings):
     janitor_interval_s: float = Field(default=60.0, gt=0)
     reconnect_max_backoff_s: float = Field(default=30.0, gt=0)
     rtsp_timeout_s: float = Field(default=10.0, gt=0)
+    # Access (A4.3, A4.5; docs/access.md). A session from an on-site network is direct
+    # access, from anywhere else remote; archive playback only from restricted-zone
+    # workstations, a subset of the on-site networks. The defaults admit only the server's
+    # own console as on site: a city lists its dispatch room's network and workstations.
+    onsite_networks: AddressList = Field(default=["127.0.0.0/8", "::1/128"])
+    restricted_workstations: AddressList = Field(default=["127.0.0.0/8", "::1/128"])
+    # Reverse proxies whose X-Forwarded-For is believed; nobody else's is.
+    trusted_proxies: AddressList = Field(default=[])
+    session_idle_s: float = Field(default=1800.0, gt=0, description="sign out after this long without a request")
+    session_max_s: float = Field(default=12 * 3600.0, gt=0, description="sign out this long after signing in")
+    # Send the session cookie only over HTTPS (browsers treat http://localhost as secure).
+    cookie_secure: bool = Field(default=True)
+    instance_name: str = Field(default="Varta", description="shown in authenticator apps and reports")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -74,6 +90,13 @@ class Settings(BaseSettings):
     def _retention_floor(cls, v: int) -> int:
         if v < MIN_RETENTION_DAYS:
             raise ValueError(f"retention must be at least {MIN_RETENTION_DAYS} days (order clause A4.6)")
+        return v
+
+    @field_validator("onsite_networks", "restricted_workstations", "trusted_proxies", mode="before")
+    @classmethod
+    def _address_list(cls, v):
+        if isinstance(v, str):
+            return [x.strip() for x in v.split(",") if x.strip()]
         return v
 
     @field_validator("timezone")

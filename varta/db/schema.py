@@ -158,3 +158,101 @@ system_alarms = Table(
     Column("cleared_us", BigInteger),
 )
 Index("ix_system_alarms_created", system_alarms.c.created_us)
+
+# --- access (docs/design/access.md) ------------------------------------------------------
+# Named accounts (A4.3). Passwords are argon2id hashes; the TOTP secret is the second factor
+# that remote sessions must present.
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("login", String(64), nullable=False, unique=True),
+    Column("full_name", String(300), nullable=False),  # surname, name, patronymic
+    Column("position", String(200), nullable=False, default=""),
+    Column("organisation", String(200), nullable=False, default=""),
+    Column("role", String(32), nullable=False),
+    Column("camera_groups", JSON, nullable=False),  # [] = every camera, except for police: none
+    Column("active", Boolean, nullable=False, default=True),
+    Column("password_hash", Text, nullable=False),
+    Column("must_change_password", Boolean, nullable=False, default=True),
+    Column("totp_secret", String(64)),
+    Column("totp_last_step", BigInteger),  # a code is accepted once (no replay)
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until_us", BigInteger),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+# Browser sessions. The cookie carries a random token; only its SHA-256 is stored, so a
+# copy of the database does not let anyone log in.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256(token)
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("stage", String(16), nullable=False),  # full | password (must change) | totp_enrol
+    Column("access", String(8), nullable=False),  # direct | remote (A4.3)
+    Column("restricted", Boolean, nullable=False),  # from a restricted-zone workstation (A4.5)
+    Column("source", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("last_seen_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),  # absolute expiry
+)
+Index("ix_sessions_user", sessions.c.user_id)
+
+# Scoped, expiring, revocable tokens for outside systems such as police dispatch (R11, MVS-3).
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(24), primary_key=True),  # public part of the token
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", JSON, nullable=False),  # actions the token may perform
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger),
+    Column("last_used_us", BigInteger),
+)
+
+# A city may tighten the order's permission matrix, never loosen it: a row here removes
+# one action from one role (varta.access.policy).
+policy_restrictions = Table(
+    "policy_restrictions",
+    metadata,
+    Column("role", String(32), primary_key=True),
+    Column("action", String(48), primary_key=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("created_by", String(64), nullable=False),
+)
+
+# The access journal: append-only and hash-chained (varta.access.journal). `seq` is given
+# under the head row's lock, so lines form one chain even with many writers and nodes.
+journal = Table(
+    "journal",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("time_us", BigInteger, nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("full_name", String(300), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("access", String(8), nullable=False),  # direct | remote
+    Column("action", String(48), nullable=False),
+    Column("object", String(200), nullable=False),
+    Column("result", String(16), nullable=False),  # ok | refused | failed
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_journal_time", journal.c.time_us)
+Index("ix_journal_object", journal.c.object, journal.c.time_us)
+
+journal_head = Table(
+    "journal_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)

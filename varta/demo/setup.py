@@ -6,6 +6,8 @@ GStreamer on 127.0.0.1, so the demo records exactly as a town hall's server woul
 
 from __future__ import annotations
 
+from varta.access import credentials
+from varta.access.accounts import Accounts
 from varta.cameras.model import Camera
 from varta.cameras.registry import CameraRegistry
 from varta.cameras.schedule import Schedule
@@ -49,15 +51,39 @@ def start_demo(settings, engine, count: int, rtsp_port: int):
             retention_days=settings.default_retention_days, schedule=Schedule.always(),
         ))
 
+    logins = _demo_accounts(engine)
+
     def banner(listen: str) -> str:
         return (
             f"\nVarta demo is running: http://{listen}/  (API: http://{listen}/api/docs)\n"
             f"  {len(mounts)} demonstration cameras from the built-in RTSP simulator on 127.0.0.1:{sim.port}\n"
             f"  data folder: {settings.home.resolve()}  (SQLite database and recordings)\n"
-            f"  first login: none yet — named accounts arrive with the access issue; "
-            f"the server listens on {listen} only\n"
+            f"  first login (printed once; new passwords at every demo start):\n"
+            + "".join(f"    {login:<9} {pw}   {what}\n" for login, pw, what in logins)
+            + f"  sign in: curl -c jar -X POST http://{listen}/api/auth/login -H 'Content-Type: application/json' "
+            f"-d '{{\"login\": \"operator\", \"password\": \"…\"}}'\n"
+            f"  the server listens on {listen} only: sessions from this machine are on-site (direct) access\n"
             f"  try:  VARTA_HOME={settings.home} varta recordings --camera mel-demo-01 --from now-5m --to now\n"
             f"Stop with Ctrl-C."
         )
 
     return sim, banner
+
+
+def _demo_accounts(engine) -> list[tuple[str, str, str]]:
+    """An administrator and a Responsible Department operator, with fresh generated passwords
+    (no default password, even in the demo)."""
+    accounts = Accounts(engine)
+    out = []
+    for login, name, role, what in (
+        ("admin", "Адміністратор Демо Системи", "admin", "administrator: accounts, cameras, policy (sees no video)"),
+        ("operator", "Оператор Демо Відділу", "department", "Responsible Department: live, archive, export, journal"),
+    ):
+        password = credentials.generate_password()
+        if accounts.get(login) is None:
+            accounts.add(login, name, role, position="demo", organisation="Varta demo", password=password)
+        else:
+            accounts.change_password(login, password)
+            accounts.set_active(login, True)
+        out.append((login, password, what))
+    return out

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import yaml
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from varta.cameras.importer import parse_camera_list
 from varta.cameras.model import Camera, CameraError
 from varta.cameras.schedule import Schedule, ScheduleError
 from varta.clock import format_time
+from varta.web.auth import Caller, guard
 from varta.web.deps import AppServices, services
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
@@ -64,14 +66,20 @@ def status_dict(svc: AppServices, camera_id: str, row: dict | None) -> dict:
     }
 
 
-def _camera_out(svc: AppServices, cam: Camera, status: dict | None) -> dict:
-    return cam.public_dict() | {"status": status_dict(svc, cam.id, status)}
+def _camera_out(svc: AppServices, cam: Camera, status: dict | None, caller: Caller | None = None) -> dict:
+    out = cam.public_dict() | {"status": status_dict(svc, cam.id, status)}
+    if caller is not None and not svc.access.policy().decide(caller.principal, "camera.manage"):
+        # Stream addresses (even redacted) map the city's network: only for who manages cameras.
+        out.pop("main_url", None)
+        out.pop("sub_url", None)
+    return out
 
 
 @router.get("")
-def list_cameras(svc: AppServices = Depends(services)) -> list[dict]:
+def list_cameras(caller: Caller = guard("camera.list"), svc: AppServices = Depends(services)) -> list[dict]:
+    """The cameras this account may see (police: their groups only)."""
     statuses = svc.index.statuses()
-    return [_camera_out(svc, c, statuses.get(c.id)) for c in svc.registry.list()]
+    return [_camera_out(svc, c, statuses.get(c.id), caller) for c in svc.registry.list() if caller.sees_camera(c)]
 
 
 def _get(svc: AppServices, camera_id: str) -> Camera:
@@ -82,13 +90,14 @@ def _get(svc: AppServices, camera_id: str) -> Camera:
 
 
 @router.get("/{camera_id}")
-def get_camera(camera_id: str, svc: AppServices = Depends(services)) -> dict:
+def get_camera(camera_id: str, caller: Caller = guard("camera.list", "camera_id"),
+               svc: AppServices = Depends(services)) -> dict:
     cam = _get(svc, camera_id)
-    return _camera_out(svc, cam, svc.index.status(camera_id))
+    return _camera_out(svc, cam, svc.index.status(camera_id), caller)
 
 
 @router.post("", status_code=201)
-def add_camera(body: CameraIn, svc: AppServices = Depends(services)) -> dict:
+def add_camera(body: CameraIn, caller: Caller = guard("camera.manage"), svc: AppServices = Depends(services)) -> dict:
     try:
         cam = Camera(
             id=body.id, main_url=body.url, sub_url=body.sub_url, name=body.name, kind=body.kind,
@@ -99,6 +108,8 @@ def add_camera(body: CameraIn, svc: AppServices = Depends(services)) -> dict:
         svc.registry.add(cam)
     except (CameraError, ScheduleError) as exc:
         raise HTTPException(400, str(exc)) from None
+    caller.record("camera.manage", f"camera:{cam.id}", detail=f"added: {cam.name!r}, group {cam.group_name!r}, "
+                                                              f"{cam.public_dict()['main_url']}")
     return _camera_out(svc, cam, None)
 
 
@@ -106,7 +117,8 @@ _PATCH_FIELDS = {"url": "main_url", "lat": "latitude", "lon": "longitude", "grou
 
 
 @router.patch("/{camera_id}")
-def update_camera(camera_id: str, body: CameraPatch, svc: AppServices = Depends(services)) -> dict:
+def update_camera(camera_id: str, body: CameraPatch, caller: Caller = guard("camera.manage"),
+                  svc: AppServices = Depends(services)) -> dict:
     _get(svc, camera_id)
     changes = {_PATCH_FIELDS.get(k, k): v for k, v in body.model_dump(exclude_unset=True).items()}
     try:
@@ -115,19 +127,25 @@ def update_camera(camera_id: str, body: CameraPatch, svc: AppServices = Depends(
         cam = svc.registry.update(camera_id, **changes)
     except (CameraError, ScheduleError) as exc:
         raise HTTPException(400, str(exc)) from None
+    shown = {k: ("(credentials hidden)" if k in ("url", "sub_url") else v)
+             for k, v in body.model_dump(exclude_unset=True).items()}
+    caller.record("camera.manage", f"camera:{camera_id}", detail=f"changed: {shown}")
     return _camera_out(svc, cam, svc.index.status(camera_id))
 
 
 @router.delete("/{camera_id}", status_code=204)
-def remove_camera(camera_id: str, svc: AppServices = Depends(services)) -> None:
+def remove_camera(camera_id: str, caller: Caller = guard("camera.manage"),
+                  svc: AppServices = Depends(services)) -> None:
     try:
         svc.registry.remove(camera_id)
     except CameraError as exc:
         raise HTTPException(404, str(exc)) from None
+    caller.record("camera.manage", f"camera:{camera_id}", detail="removed (footage kept under retention)")
 
 
 @router.post("/import")
-async def import_cameras(request: Request, svc: AppServices = Depends(services)) -> dict:
+async def import_cameras(request: Request, caller: Caller = guard("camera.manage"),
+                         svc: AppServices = Depends(services)) -> dict:
     """Body: the camera list as YAML (or JSON, which is YAML); all or nothing."""
     text = (await request.body()).decode("utf-8", "replace")
     try:
@@ -141,10 +159,29 @@ async def import_cameras(request: Request, svc: AppServices = Depends(services))
         raise HTTPException(400, f"request body is not YAML/JSON: {exc}") from None
     except CameraError as exc:
         raise HTTPException(400, str(exc)) from None
+    caller.record("camera.manage", "cameras", detail=f"imported {len(outcome)}: {outcome}")
     return {"imported": len(outcome), "cameras": outcome}
 
 
+@router.get("/{camera_id}/snapshot.jpg", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})
+def snapshot(camera_id: str, width: int | None = Query(None, ge=64, le=3840),
+             caller: Caller = guard("live.view", "camera_id"), svc: AppServices = Depends(services)) -> Response:
+    """What the camera sees now, as one JPEG (from the sub-stream when there is one)."""
+    from varta.live.snapshot import SnapshotError, take_snapshot
+
+    cam = _get(svc, camera_id)
+    try:
+        jpeg = take_snapshot(svc.ffmpeg, cam.sub_url or cam.main_url, svc.settings.rtsp_timeout_s, width)
+    except SnapshotError as exc:
+        caller.record("live.view", f"camera:{camera_id}", "failed", f"snapshot: {exc}")
+        raise HTTPException(502, str(exc)) from None
+    caller.record("live.view", f"camera:{camera_id}", detail="snapshot")
+    return Response(jpeg, media_type="image/jpeg")
+
+
 @router.get("/{camera_id}/status")
-def camera_status(camera_id: str, svc: AppServices = Depends(services)) -> dict:
+def camera_status(camera_id: str, caller: Caller = guard("camera.list", "camera_id"),
+                  svc: AppServices = Depends(services)) -> dict:
     _get(svc, camera_id)
     return status_dict(svc, camera_id, svc.index.status(camera_id))

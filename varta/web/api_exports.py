@@ -6,6 +6,8 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from varta.clock import format_time
+from varta.web.auth import Caller, guard
 from varta.web.deps import AppServices, services, time_param
 
 router = APIRouter(prefix="/api/exports", tags=["exports"])
@@ -18,19 +20,23 @@ class ExportIn(BaseModel):
 
 
 @router.post("", status_code=202)
-def create_export(body: ExportIn, svc: AppServices = Depends(services)) -> dict:
+def create_export(body: ExportIn, caller: Caller = guard("archive.export"),
+                  svc: AppServices = Depends(services)) -> dict:
     t1, t2 = time_param(body.from_, "from", svc), time_param(body.to, "to", svc)
     if t2 <= t1:
         raise HTTPException(422, "'to' must be after 'from'")
     for cam in body.cameras:
-        if svc.registry.get(cam, include_removed=True) is None:
-            raise HTTPException(404, f"no camera {cam}")
+        caller.require("archive.export", cam)  # 404 for an unknown camera, 403 outside one's groups
     job_id = svc.exports.create(body.cameras, t1, t2)
+    tz = svc.settings.tz
+    for cam in body.cameras:
+        caller.record("archive.export", f"camera:{cam}",
+                      detail=f"export {job_id}: {format_time(t1, tz)} – {format_time(t2, tz)}")
     return svc.exports.get(job_id)
 
 
 @router.get("/{job_id}")
-def get_export(job_id: str, svc: AppServices = Depends(services)) -> dict:
+def get_export(job_id: str, caller: Caller = guard("archive.export"), svc: AppServices = Depends(services)) -> dict:
     job = svc.exports.get(job_id)
     if job is None:
         raise HTTPException(404, f"no export {job_id}")
@@ -38,8 +44,13 @@ def get_export(job_id: str, svc: AppServices = Depends(services)) -> dict:
 
 
 @router.get("/{job_id}/files/{name}")
-def export_file(job_id: str, name: str, svc: AppServices = Depends(services)) -> FileResponse:
+def export_file(job_id: str, name: str, caller: Caller = guard("archive.export"),
+                svc: AppServices = Depends(services)) -> FileResponse:
     path = svc.exports.file_path(job_id, name)
     if path is None or not path.is_file():
         raise HTTPException(404, f"export {job_id} has no finished file {name}")
+    job = svc.exports.get(job_id)
+    for cam in job["cameras"]:
+        caller.require("archive.export", cam)
+    caller.record("archive.export", f"export:{job_id}", detail=f"downloaded {name}")
     return FileResponse(path, media_type="video/mp4", filename=name)

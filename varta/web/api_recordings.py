@@ -8,6 +8,7 @@ from fastapi.responses import FileResponse, Response
 from varta.clock import US, format_time
 from varta.playback.hls import vod_playlist
 from varta.playback.query import recordings_report
+from varta.web.auth import Caller, SeenOnce, guard
 from varta.web.deps import AppServices, services, time_param
 
 router = APIRouter(tags=["recordings"])
@@ -15,6 +16,7 @@ router = APIRouter(tags=["recordings"])
 MAX_PLAYLIST_US = 24 * 3600 * US
 FROM = Query(None, alias="from", description="ISO 8601; the city's time zone when no offset is given")
 TO = Query(None, alias="to", description="ISO 8601; the city's time zone when no offset is given")
+_segments_seen = SeenOnce()  # one journal line per viewer and segment, not per range request
 
 
 def _camera(svc: AppServices, camera_id: str) -> None:
@@ -25,7 +27,7 @@ def _camera(svc: AppServices, camera_id: str) -> None:
 
 @router.get("/api/cameras/{camera_id}/recordings")
 def recordings(camera_id: str, from_: str | None = FROM, to: str | None = TO,
-               svc: AppServices = Depends(services)) -> dict:
+               caller: Caller = guard("archive.search", "camera_id"), svc: AppServices = Depends(services)) -> dict:
     """Recorded ranges and gaps (with reasons) for the camera between ``from`` and ``to``."""
     _camera(svc, camera_id)
     t1, t2 = time_param(from_, "from", svc), time_param(to, "to", svc)
@@ -46,7 +48,7 @@ def _segment_dict(svc: AppServices, s) -> dict:
 
 @router.get("/api/cameras/{camera_id}/segments")
 def segments(camera_id: str, from_: str | None = FROM, to: str | None = TO,
-             svc: AppServices = Depends(services)) -> list[dict]:
+             caller: Caller = guard("archive.search", "camera_id"), svc: AppServices = Depends(services)) -> list[dict]:
     _camera(svc, camera_id)
     t1, t2 = time_param(from_, "from", svc), time_param(to, "to", svc)
     return [_segment_dict(svc, s) for s in svc.index.segments_between(camera_id, t1, t2)]
@@ -54,7 +56,7 @@ def segments(camera_id: str, from_: str | None = FROM, to: str | None = TO,
 
 @router.get("/api/cameras/{camera_id}/segment-at")
 def segment_at(camera_id: str, t: str = Query(..., description="ISO 8601 instant"),
-               svc: AppServices = Depends(services)) -> dict:
+               caller: Caller = guard("archive.search", "camera_id"), svc: AppServices = Depends(services)) -> dict:
     """The segment that holds the camera's picture at time ``t`` (404 in a gap)."""
     _camera(svc, camera_id)
     at = time_param(t, "t", svc)
@@ -66,7 +68,7 @@ def segment_at(camera_id: str, t: str = Query(..., description="ISO 8601 instant
 
 @router.get("/api/cameras/{camera_id}/playback.m3u8")
 def playback(camera_id: str, from_: str | None = FROM, to: str | None = TO,
-             svc: AppServices = Depends(services)) -> Response:
+             caller: Caller = guard("archive.play", "camera_id"), svc: AppServices = Depends(services)) -> Response:
     """HLS VOD playlist that starts playing at ``from`` (default window: one hour)."""
     _camera(svc, camera_id)
     t1 = time_param(from_, "from", svc)
@@ -79,15 +81,24 @@ def playback(camera_id: str, from_: str | None = FROM, to: str | None = TO,
         raise HTTPException(404, f"camera {camera_id} has no recording between "
                                  f"{format_time(t1, svc.settings.tz)} and {format_time(t2, svc.settings.tz)}")
     body = vod_playlist(segs, lambda s: f"/api/segments/{s.id}/file", start_us=t1)
+    tz = svc.settings.tz
+    caller.record("archive.play", f"camera:{camera_id}", detail=f"{format_time(t1, tz)} – {format_time(t2, tz)}")
     return Response(body, media_type="application/vnd.apple.mpegurl")
 
 
 @router.get("/api/segments/{segment_id}/file")
-def segment_file(segment_id: int, svc: AppServices = Depends(services)) -> FileResponse:
+def segment_file(segment_id: int, caller: Caller = guard("archive.play"),
+                 svc: AppServices = Depends(services)) -> FileResponse:
     """The segment's fMP4 bytes (HTTP Range supported, for HLS byte ranges and seeking)."""
     seg = svc.index.get_segment(segment_id)
     if seg is None or seg.status == "missing":
         raise HTTPException(404, f"no segment {segment_id}")
+    caller.require("archive.play", seg.camera_id)
+    viewer = caller.session.id if caller.session else f"token:{caller.token.id}"
+    if _segments_seen.first((viewer, segment_id)):
+        tz = svc.settings.tz
+        caller.record("archive.play", f"camera:{seg.camera_id}",
+                      detail=f"segment {segment_id}: {format_time(seg.start_us, tz)} – {format_time(seg.end_us, tz)}")
     path = svc.settings.recordings_dir / seg.camera_id / seg.path
     if not path.is_file():
         raise HTTPException(404, f"segment {segment_id} is indexed but its file is missing")

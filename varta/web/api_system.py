@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from varta import __version__
 from varta.clock import format_time, now_us
 from varta.recording.janitor import measure_storage
+from varta.web.auth import Caller, guard, public
 from varta.web.deps import AppServices, services
 
 router = APIRouter(prefix="/api/system", tags=["system"])
 
 
-@router.get("/health")
+@router.get("/health", dependencies=[public("liveness for load balancers and monitoring; tells nothing else")])
 def health(svc: AppServices = Depends(services)) -> dict:
     with svc.engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1")
-    return {"status": "ok", "version": __version__, "time": format_time(now_us(), svc.settings.tz)}
+    return {"status": "ok", "time": format_time(now_us(), svc.settings.tz)}
 
 
 @router.get("/storage")
-def storage(svc: AppServices = Depends(services)) -> dict:
+def storage(caller: Caller = guard("system.view"), svc: AppServices = Depends(services)) -> dict:
     """Disk use and how many days of footage the disk holds at the measured bitrates."""
     st = measure_storage(svc.index, svc.registry, svc.settings)
     usage, fc, totals, bitrates, reserve = st.usage, st.forecast, st.totals, st.bitrates_bps, st.reserve_bytes
@@ -42,7 +42,8 @@ def storage(svc: AppServices = Depends(services)) -> dict:
 
 
 @router.get("/alarms")
-def alarms(active: bool = False, svc: AppServices = Depends(services)) -> list[dict]:
+def alarms(active: bool = False, caller: Caller = guard("system.view"),
+           svc: AppServices = Depends(services)) -> list[dict]:
     tz = svc.settings.tz
     return [
         {**a, "created": format_time(a["created_us"], tz),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from varta import __version__
@@ -11,7 +11,9 @@ from varta.events.system_alarms import SystemAlarms
 from varta.playback.jobs import ExportJobs
 from varta.recording.ffmpeg import find_ffmpeg
 from varta.recording.index import ArchiveIndex
-from varta.web import api_cameras, api_exports, api_recordings, api_system
+from varta.access.service import AccessControl
+from varta.web import api_admin, api_auth, api_cameras, api_exports, api_journal, api_recordings, api_system
+from varta.web.auth import public
 from varta.web.deps import AppServices
 
 
@@ -33,11 +35,23 @@ def create_app(settings, engine) -> FastAPI:
         exports=ExportJobs(engine, settings, ffmpeg, settings.recorder_name),
         alarms=SystemAlarms(engine, settings.recorder_name),
         ffmpeg=ffmpeg,
+        access=AccessControl.from_settings(engine, settings),
     )
-    for module in (api_cameras, api_recordings, api_exports, api_system):
+    for module in (api_auth, api_cameras, api_recordings, api_exports, api_system, api_journal, api_admin):
         app.include_router(module.router)
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        resp = await call_next(request)
+        # Nothing here is to be framed, sniffed, cached by shared caches or sent elsewhere.
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.url.path.startswith("/api/"):
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=[public("the start page")])
     def index() -> str:
         return (
             "<!doctype html><meta charset=utf-8><title>Varta</title>"

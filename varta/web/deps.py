@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request
 from sqlalchemy import Engine
 
+from varta.access.service import AccessControl
 from varta.cameras.registry import CameraRegistry
 from varta.clock import parse_time
 from varta.config import Settings
@@ -28,6 +29,7 @@ class AppServices:
     exports: ExportJobs
     alarms: SystemAlarms
     ffmpeg: str
+    access: AccessControl
 
 
 def services(request: Request) -> AppServices:

@@ -1,0 +1,187 @@
+"""HTTP side of access control: who is calling, from where, and may they (one policy).
+
+Every route declares its action with :func:`guard` (or :func:`public`); a test walks the
+app's routes and fails on any route that has neither, so nothing can be added unguarded.
+
+* Browser sessions: an HttpOnly, SameSite=Strict cookie; requests that change anything
+  must also carry the session's CSRF token in ``X-CSRF-Token`` and, when the browser sends
+  an ``Origin``, come from this server's own origin.
+* Outside systems (police dispatch, R11): ``Authorization: Bearer varta_…`` API tokens,
+  limited to their scopes and to what their account's role may do.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import OrderedDict
+from dataclasses import dataclass
+from threading import Lock
+from urllib.parse import urlsplit
+
+from fastapi import Depends, HTTPException, Request
+
+from varta.access.accounts import Account
+from varta.access.policy import Principal
+from varta.access.service import AccessControl, principal_of
+from varta.access.sessions import FULL, ApiToken, Session
+from varta.web.deps import AppServices, services
+
+SESSION_COOKIE = "varta_session"
+CSRF_COOKIE = "varta_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+@dataclass
+class Caller:
+    principal: Principal
+    account: Account
+    access: AccessControl
+    svc: AppServices
+    session: Session | None = None
+    token: ApiToken | None = None
+
+    def require(self, action: str, camera_id: str | None = None, detail: str = "") -> None:
+        """Check one more action (e.g. each camera of a multi-camera export); 403 if refused."""
+        group, obj = None, ""
+        if camera_id is not None:
+            cam = self.svc.registry.get(camera_id, include_removed=True)
+            if cam is None:
+                raise HTTPException(404, f"no camera {camera_id}")
+            group, obj = cam.group_name, f"camera:{camera_id}"
+        d = self.access.check(self.principal, action, obj, group, detail)
+        if not d:
+            raise HTTPException(403, d.reason)
+
+    def sees_camera(self, cam) -> bool:
+        return bool(self.access.policy().decide(self.principal, "camera.list", cam.group_name))
+
+    def record(self, action: str, obj: str = "", result: str = "ok", detail: str = "") -> int:
+        return self.access.record(self.principal, action, obj, result, detail)
+
+
+def source_address(request: Request, access: AccessControl) -> str:
+    peer = request.client.host if request.client else ""
+    return access.site.client_address(peer, request.headers.get("x-forwarded-for"))
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _check_csrf(request: Request, session: Session) -> None:
+    if request.method in _SAFE_METHODS:
+        return
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        if urlsplit(origin).netloc != request.headers.get("host", ""):
+            raise HTTPException(403, "cross-site request refused (Origin does not match this server)")
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not sent or not hmac.compare_digest(sent, session.csrf):
+        raise HTTPException(403, f"missing or wrong CSRF token: send the {CSRF_HEADER} header "
+                                 f"given at sign-in (cookie {CSRF_COOKIE})")
+
+
+def authenticate(request: Request, stages=(FULL,)) -> Caller:
+    svc: AppServices = services(request)
+    access = svc.access
+    source = source_address(request, access)
+    bearer = _bearer(request)
+    if bearer:
+        token, why = access.tokens.resolve(bearer)
+        acc = access.accounts.get_by_id(token.user_id) if token else None
+        if token is None or acc is None or not acc.active:
+            raise HTTPException(401, why or "the token's account is disabled",
+                                headers={"WWW-Authenticate": "Bearer"})
+        kind, restricted = access.site.classify(source)
+        who = principal_of(acc, kind, restricted, source, scopes=token.scopes)
+        return Caller(who, acc, access, svc, token=token)
+    session, why = access.sessions.resolve(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        raise HTTPException(401, why)
+    acc = access.accounts.get_by_id(session.user_id)
+    if acc is None or not acc.active:
+        raise HTTPException(401, "the account is disabled")
+    if session.stage not in stages:
+        raise HTTPException(403, {"code": session.stage, "message": _STAGE_MESSAGES.get(session.stage, session.stage)})
+    _check_csrf(request, session)
+    return Caller(principal_of(acc, session.access, session.restricted, session.source), acc, access, svc,
+                  session=session)
+
+
+_STAGE_MESSAGES = {
+    "password": "change the one-time password first (POST /api/auth/password)",
+    "totp_enrol": "remote sessions need a second factor: enrol an authenticator app first "
+                  "(POST /api/auth/totp/setup, then /api/auth/totp/confirm)",
+}
+
+
+def guard(action: str, camera_param: str | None = None, stages=(FULL,)):
+    """Dependency: the caller, authenticated and allowed ``action`` (on the path's camera)."""
+
+    def dependency(request: Request) -> Caller:
+        caller = authenticate(request, stages)
+        caller.require(action, request.path_params.get(camera_param) if camera_param else None)
+        return caller
+
+    dependency.varta_action = action
+    return Depends(dependency)
+
+
+def public(reason: str):
+    """Dependency for the few routes anyone may call (sign-in, liveness)."""
+
+    def dependency() -> None:
+        return None
+
+    dependency.varta_action = f"public: {reason}"
+    return Depends(dependency)
+
+
+def route_actions(app) -> dict[tuple[str, str], str | None]:
+    """{(method, path): action} for every API route; None where a route has no guard."""
+    from fastapi.routing import APIRoute
+
+    def find(dependant):
+        for d in dependant.dependencies:
+            act = getattr(d.call, "varta_action", None) or find(d)
+            if act:
+                return act
+        return None
+
+    out = {}
+
+    def walk(routes, prefix: str) -> None:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                for method in route.methods:
+                    out[(method, prefix + route.path)] = find(route.dependant)
+            elif hasattr(route, "original_router"):  # FastAPI's included router
+                ctx = getattr(route, "include_context", None)
+                walk(route.original_router.routes, prefix + (getattr(ctx, "prefix", "") or ""))
+
+    walk(app.routes, "")
+    return out
+
+
+class SeenOnce:
+    """Remembers (key) recently journaled so that one viewing is one line, not one per
+    HTTP range request. Per process; a second web node may journal the same view again."""
+
+    def __init__(self, size: int = 50000):
+        self._seen: OrderedDict = OrderedDict()
+        self._size = size
+        self._lock = Lock()
+
+    def first(self, key) -> bool:
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return False
+            self._seen[key] = True
+            if len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+            return True
+
