@@ -199,3 +199,27 @@ def test_policy_tightening_applies_to_every_node_and_is_journaled(server):
     matrix = admin.get("/api/policy").json()["matrix"]
     assert "police" in matrix["live.view"]["remote"]
     assert "police" not in matrix["archive.play"]["direct"]
+
+
+def test_every_route_is_guarded_by_the_policy(tmp_path):
+    """No route without a policy action: adding one without a guard fails here."""
+    from starlette.routing import Route
+
+    from varta.access.policy import ACTIONS
+    from varta.config import Settings
+    from varta.db.engine import open_database
+    from varta.web.app import create_app
+    from varta.web.auth import route_actions
+
+    settings = Settings(home=tmp_path)
+    app = create_app(settings, open_database(settings.db_url))
+    actions = route_actions(app)
+    assert len(actions) > 30
+    unguarded = [route for route, action in actions.items() if action is None]
+    assert not unguarded, f"routes with no policy action: {unguarded}"
+    public = sorted(path for (method, path), a in actions.items() if a.startswith("public"))
+    assert public == ["/", "/api/auth/login", "/api/auth/logout", "/api/system/health"]
+    assert {a for a in actions.values() if not a.startswith("public")} <= set(ACTIONS)
+    # Besides the API routes only the OpenAPI description and its viewer (no data in them).
+    others = sorted(r.path for r in app.routes if isinstance(r, Route) and not hasattr(r, "dependant"))
+    assert others == ["/api/docs", "/api/openapi.json", "/docs/oauth2-redirect"]

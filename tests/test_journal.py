@@ -73,7 +73,7 @@ def test_the_database_refuses_to_change_or_delete_journal_lines(engine):
     ("reorder", 7),
     ("insert", 9),  # a well-forged line 8 is consistent; line 9 no longer follows it
 ])
-def test_tampering_is_found_and_the_first_bad_line_named(engine, tamper, first_bad):
+def test_tampering_is_found_and_the_first_bad_line_named(engine, db_url, tmp_path, tamper, first_bad):
     j = _fill(engine)
     assert j.verify().ok
     _unlock(engine)
@@ -100,6 +100,12 @@ def test_tampering_is_found_and_the_first_bad_line_named(engine, tamper, first_b
     v = j.verify()
     assert not v.ok
     assert v.problems[0].seq == first_bad, [str(p) for p in v.problems]
+    # The same from the command line: exit 1, the first bad line named.
+    res = subprocess.run([sys.executable, "-m", "varta.cli", "journal", "verify"], capture_output=True, text=True,
+                         env={**ROOT_ENV, "PATH": "/usr/bin:/bin", "VARTA_HOME": str(tmp_path),
+                              "VARTA_DATABASE_URL": db_url}, timeout=120)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"first bad line {first_bad}" in res.stderr and f"line {first_bad}:" in res.stdout
 
 
 def test_a_rewritten_or_cut_chain_is_caught_by_the_published_head(engine, tmp_path):

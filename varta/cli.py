@@ -373,7 +373,13 @@ def db_upgrade() -> None:
 
 
 def main() -> None:
-    app()
+    from varta.access.journal import JournalError
+
+    try:
+        app()
+    except JournalError as exc:  # an access that cannot be journaled does not happen
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(4)
 
 
 if __name__ == "__main__":

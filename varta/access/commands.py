@@ -253,6 +253,7 @@ def journal_export(
     account: Optional[str] = typer.Option(None, "--account"),
     action: Optional[str] = typer.Option(None, "--action", help="e.g. archive.play or archive.*"),
     camera: Optional[str] = typer.Option(None, "--camera"),
+    access_kind: Optional[str] = typer.Option(None, "--access", help="direct: the direct-access journal (A4.3)"),
 ) -> None:
     """Write the journal for a period (and filter) as CSV or PDF."""
     from varta.access.journal import heads_dir, load_heads
@@ -263,7 +264,10 @@ def journal_export(
     settings, access, who = _ctx("journal.read", "journal")
     tz = settings.tz
     t1, t2 = parse_cli_time(from_, settings, "--from"), parse_cli_time(to, settings, "--to")
-    lines = access.journal.lines(t1, t2, account=account, action=action, obj=f"camera:{camera}" if camera else None)
+    if access_kind not in (None, "direct", "remote"):
+        fail("--access must be direct or remote")
+    lines = access.journal.lines(t1, t2, account=account, action=action, obj=f"camera:{camera}" if camera else None,
+                                 access=access_kind)
     period = f"{format_time(t1, tz)} – {format_time(t2, tz)}"
     if fmt == "csv":
         out.write_text(journal_csv(lines, tz), encoding="utf-8")
@@ -271,7 +275,8 @@ def journal_export(
         v = access.journal.verify(load_heads(heads_dir(settings.home)))
         verdict = (f"Журнал перевірено / chain verified: {v.lines} lines, intact" if v.ok
                    else f"УВАГА / WARNING: chain broken — {v.problems[0]}")
-        filters = ", ".join(f"{k}={val}" for k, val in (("account", account), ("action", action), ("camera", camera)) if val)
+        filters = ", ".join(f"{k}={val}" for k, val in (("account", account), ("action", action), ("camera", camera),
+                                                        ("access", access_kind)) if val)
         try:
             out.write_bytes(journal_pdf(lines, tz, f"{settings.instance_name}: журнал доступу / access journal",
                                         f"{period} {filters}  exported by {who.full_name} ({who.login}) "

@@ -105,12 +105,14 @@ class Journal:
                 # The UPDATE comes first: it takes the write lock (SQLite) or the row lock
                 # (PostgreSQL) before anything is read, so two writers cannot chain off the
                 # same head.
-                conn.execute(update(journal_head).where(journal_head.c.id == 1)
-                             .values(seq=journal_head.c.seq))
-                head = conn.execute(select(journal_head.c.seq, journal_head.c.hash)
-                                    .where(journal_head.c.id == 1)).first()
-                if head is None:
+                locked = conn.execute(update(journal_head).where(journal_head.c.id == 1)
+                                      .values(seq=journal_head.c.seq)).rowcount
+                if not locked:
                     raise JournalError("the journal head row is missing; run `varta journal verify`")
+                # Chain off the newest line actually stored (the head row is the lock; if
+                # someone tampered with the table, journaling goes on and verify says where).
+                head = conn.execute(select(journal.c.seq, journal.c.hash)
+                                    .order_by(journal.c.seq.desc()).limit(1)).first() or (0, GENESIS)
                 seq, prev = head
                 rows = []
                 for p in batch:
@@ -136,7 +138,7 @@ class Journal:
 
     def lines(self, from_us: int | None = None, to_us: int | None = None, *, account: str | None = None,
               action: str | None = None, obj: str | None = None, result: str | None = None,
-              after_seq: int = 0, limit: int | None = None) -> list[dict]:
+              access: str | None = None, after_seq: int = 0, limit: int | None = None) -> list[dict]:
         q = select(journal).where(journal.c.seq > after_seq).order_by(journal.c.seq)
         if from_us is not None:
             q = q.where(journal.c.time_us >= from_us)
@@ -151,6 +153,8 @@ class Journal:
             q = q.where(journal.c.object == obj)
         if result:
             q = q.where(journal.c.result == result)
+        if access:  # "direct": the direct-access journal of A4.3
+            q = q.where(journal.c.access == access)
         if limit:
             q = q.limit(limit)
         with self.engine.connect() as conn:

@@ -28,6 +28,8 @@ def read_journal(
     from_: str | None = Query(None, alias="from"), to: str | None = Query(None),
     account: str | None = None, action: str | None = Query(None, description="e.g. archive.play or archive.*"),
     object: str | None = Query(None, description="e.g. camera:mel-0012"), result: str | None = None,
+    access: str | None = Query(None, pattern="^(direct|remote)$",
+                               description="direct: the direct-access journal (A4.3)"),
     after_seq: int = 0, limit: int = Query(1000, ge=1, le=MAX_LINES),
     format: str = Query("json", pattern="^(json|csv|pdf)$"),
     caller: Caller = guard("journal.read"), svc: AppServices = Depends(services),
@@ -37,10 +39,10 @@ def read_journal(
     t1 = time_param(from_, "from", svc) if from_ else None
     t2 = time_param(to, "to", svc) if to else None
     lines = svc.access.journal.lines(t1, t2, account=account, action=action, obj=object, result=result,
-                                     after_seq=after_seq, limit=limit)
+                                     access=access, after_seq=after_seq, limit=limit)
     period = f"{format_time(t1, tz) if t1 else '…'} – {format_time(t2, tz) if t2 else '…'}"
     filters = {k: v for k, v in (("account", account), ("action", action), ("object", object),
-                                 ("result", result)) if v}
+                                 ("result", result), ("access", access)) if v}
     caller.record("journal.read", "journal", detail=f"{format} {period} {json.dumps(filters, ensure_ascii=False)}"
                                                     f" ({len(lines)} lines)")
     if format == "csv":
