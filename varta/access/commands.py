@@ -257,7 +257,7 @@ def journal_export(
 ) -> None:
     """Write the journal for a period (and filter) as CSV or PDF."""
     from varta.access.journal import heads_dir, load_heads
-    from varta.access.reports import journal_csv, journal_pdf
+    from varta.access.reports import journal_csv, journal_report_pdf
 
     if fmt not in ("csv", "pdf"):
         fail("--format must be csv or pdf")
@@ -272,15 +272,11 @@ def journal_export(
     if fmt == "csv":
         out.write_text(journal_csv(lines, tz), encoding="utf-8")
     else:
-        v = access.journal.verify(load_heads(heads_dir(settings.home)))
-        verdict = (f"Журнал перевірено / chain verified: {v.lines} lines, intact" if v.ok
-                   else f"УВАГА / WARNING: chain broken — {v.problems[0]}")
         filters = ", ".join(f"{k}={val}" for k, val in (("account", account), ("action", action), ("camera", camera),
                                                         ("access", access_kind)) if val)
         try:
-            out.write_bytes(journal_pdf(lines, tz, f"{settings.instance_name}: журнал доступу / access journal",
-                                        f"{period} {filters}  exported by {who.full_name} ({who.login}) "
-                                        f"{format_time(now_us(), tz)}", verdict))
+            out.write_bytes(journal_report_pdf(access.journal, load_heads(heads_dir(settings.home)), lines, tz,
+                                               settings.instance_name, period, filters, f"{who.full_name} ({who.login})"))
         except RuntimeError as exc:
             fail(str(exc))
     access.record(who, "journal.read", "journal", detail=f"export {fmt} {period} ({len(lines)} lines) to {out}")

@@ -76,3 +76,15 @@ def journal_pdf(lines: list[dict], tz, title: str, subtitle: str, verified: str)
         pdf.multi_cell(0, 4, f"Останній рядок / last line {lines[-1]['seq']}: sha256 {lines[-1]['hash']}",
                        new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def journal_report_pdf(journal, heads: list[dict], lines: list[dict], tz, instance: str, period: str,
+                       filters: str, exporter: str) -> bytes:
+    """The printable report: the lines asked for, and whether the whole chain verifies now."""
+    from varta.clock import now_us
+
+    v = journal.verify(heads)
+    verdict = (f"Журнал перевірено / chain verified: {v.lines} lines, intact" if v.ok
+               else f"УВАГА / WARNING: chain broken — {v.problems[0]}")
+    return journal_pdf(lines, tz, f"{instance}: журнал доступу / access journal",
+                       f"{period}  {filters}  exported by {exporter} {format_time(now_us(), tz)}", verdict)

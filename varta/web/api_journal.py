@@ -9,8 +9,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from varta.access.journal import heads_dir, load_heads
-from varta.access.reports import journal_csv, journal_pdf
-from varta.clock import format_time, now_us
+from varta.access.reports import journal_csv, journal_report_pdf
+from varta.clock import format_time
 from varta.web.auth import Caller, guard
 from varta.web.deps import AppServices, services, time_param
 
@@ -49,13 +49,10 @@ def read_journal(
         return Response(journal_csv(lines, tz), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="varta-journal.csv"'})
     if format == "pdf":
-        v = svc.access.journal.verify(load_heads(heads_dir(svc.settings.home)))
-        verdict = (f"Журнал перевірено / chain verified: {v.lines} lines, intact" if v.ok
-                   else f"УВАГА / WARNING: chain broken — {v.problems[0]}")
-        pdf = journal_pdf(lines, tz, f"{svc.settings.instance_name}: журнал доступу / access journal",
-                          f"{period}  {json.dumps(filters, ensure_ascii=False) if filters else ''}  "
-                          f"exported by {caller.account.full_name} ({caller.account.login}) "
-                          f"{format_time(now_us(), tz)}", verdict)
+        pdf = journal_report_pdf(svc.access.journal, load_heads(heads_dir(svc.settings.home)), lines, tz,
+                                 svc.settings.instance_name, period,
+                                 json.dumps(filters, ensure_ascii=False) if filters else "",
+                                 f"{caller.account.full_name} ({caller.account.login})")
         return Response(pdf, media_type="application/pdf",
                         headers={"Content-Disposition": 'attachment; filename="varta-journal.pdf"'})
     return {"lines": [_line_out(ln, tz) for ln in lines], "next_after_seq": lines[-1]["seq"] if lines else after_seq}
