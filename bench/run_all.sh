@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Run the three Varta benchmarks one after the other (never at the same time: they would
+# Run the Varta benchmarks one after the other (never at the same time: they would
 # measure each other). ``bench/run_all.sh --quick`` runs the short versions (about 8 minutes);
 # without it the full ones (about 25 minutes, most of it the recorder benchmark).
 # Every script prints its figures next to its target/floor and appends a Markdown block to
-# bench/out/<name>.md, or, with RESULTS=FILE in the environment, all three blocks to FILE.
+# bench/out/<name>.md, or, with RESULTS=FILE in the environment, all blocks to FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
@@ -17,5 +17,6 @@ if [[ -n "${RESULTS:-}" ]]; then
     ARGS+=(--results "$RESULTS")
 fi
 "$PY" bench/index_bench.py ${ARGS[@]+"${ARGS[@]}"}
+"$PY" bench/journal_bench.py ${ARGS[@]+"${ARGS[@]}"}
 "$PY" bench/export_bench.py ${ARGS[@]+"${ARGS[@]}"}
 "$PY" bench/recorder_bench.py ${ARGS[@]+"${ARGS[@]}"}
