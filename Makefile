@@ -10,16 +10,22 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages: ffmpeg for recording/export, GStreamer's RTSP server for the demo and
 # test cameras (run by Debian's own python3, which has the gi bindings); DejaVu fonts for
-# Cyrillic in PDF reports.
+# Cyrillic in PDF reports. Tests also drive Debian's chromium (the console's end-to-end tests).
 APT_RUNTIME = ffmpeg python3-venv python3-pip python3-gi gir1.2-gst-rtsp-server-1.0 \
               gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-rtsp \
               fonts-dejavu-core
-APT_TEST    = procps util-linux
+APT_TEST    = procps util-linux chromium
 
-.PHONY: demo test bench system-deps venv clean
+.PHONY: demo test bench system-deps test-deps apt-install venv clean
 
 system-deps:
-	@missing=$$(for p in $(APT_RUNTIME) $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_RUNTIME)"
+
+test-deps: system-deps
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_TEST)"
+
+apt-install:
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -36,7 +42,7 @@ venv: system-deps $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/varta demo
 
-test: venv
+test: test-deps venv
 	$(PY) -m pytest -q -ra
 
 bench: venv

@@ -67,7 +67,7 @@ def status_dict(svc: AppServices, camera_id: str, row: dict | None) -> dict:
 
 
 def _camera_out(svc: AppServices, cam: Camera, status: dict | None, caller: Caller | None = None) -> dict:
-    out = cam.public_dict() | {"status": status_dict(svc, cam.id, status)}
+    out = cam.public_dict() | {"status": status_dict(svc, cam.id, status), "viewers": svc.live.viewers(cam.id)}
     if caller is not None and not svc.access.policy().decide(caller.principal, "camera.manage"):
         # Stream addresses (even redacted) map the city's network: only for who manages cameras.
         out.pop("main_url", None)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from varta import __version__
 from varta.cameras.registry import CameraRegistry
@@ -12,9 +15,15 @@ from varta.playback.jobs import ExportJobs
 from varta.recording.ffmpeg import find_ffmpeg
 from varta.recording.index import ArchiveIndex
 from varta.access.service import AccessControl
-from varta.web import api_admin, api_auth, api_cameras, api_exports, api_journal, api_recordings, api_system
+from varta.live.relay import LiveHub
+from varta.web import api_admin, api_auth, api_cameras, api_exports, api_journal, api_live, api_recordings, api_system
 from varta.web.auth import public
 from varta.web.deps import AppServices
+
+
+STATIC = Path(__file__).parent / "static"
+CONSOLE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+               "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
 def create_app(settings, engine) -> FastAPI:
@@ -36,8 +45,9 @@ def create_app(settings, engine) -> FastAPI:
         alarms=SystemAlarms(engine, settings.recorder_name),
         ffmpeg=ffmpeg,
         access=AccessControl.from_settings(engine, settings),
+        live=LiveHub(settings.rtsp_timeout_s),
     )
-    for module in (api_auth, api_cameras, api_recordings, api_exports, api_system, api_journal, api_admin):
+    for module in (api_auth, api_cameras, api_live, api_recordings, api_exports, api_system, api_journal, api_admin):
         app.include_router(module.router)
 
     @app.middleware("http")
@@ -49,15 +59,15 @@ def create_app(settings, engine) -> FastAPI:
         resp.headers.setdefault("Referrer-Policy", "no-referrer")
         if request.url.path.startswith("/api/"):
             resp.headers.setdefault("Cache-Control", "no-store")
+        else:  # the console: only this server's own scripts, styles and streams
+            resp.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
         return resp
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=[public("the start page")])
-    def index() -> str:
-        return (
-            "<!doctype html><meta charset=utf-8><title>Varta</title>"
-            "<h1>Varta</h1><p>Recording is running. The operator console arrives with the console issue; "
-            "meanwhile the API is documented at <a href='/api/docs'>/api/docs</a> "
-            "(<a href='/api/openapi.json'>OpenAPI</a>).</p>"
-        )
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", response_class=FileResponse, include_in_schema=False, dependencies=[public("the console's page")])
+    def index() -> FileResponse:
+        # The page itself holds no data: everything it shows comes from guarded /api routes.
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     return app

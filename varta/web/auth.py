@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from threading import Lock
 from urllib.parse import urlsplit
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, WebSocket, WebSocketException
+from starlette.requests import HTTPConnection
 
 from varta.access.accounts import Account
 from varta.access.policy import Principal
@@ -60,12 +61,12 @@ class Caller:
         return self.access.record(self.principal, action, obj, result, detail)
 
 
-def source_address(request: Request, access: AccessControl) -> str:
+def source_address(request: HTTPConnection, access: AccessControl) -> str:
     peer = request.client.host if request.client else ""
     return access.site.client_address(peer, request.headers.get("x-forwarded-for"))
 
 
-def _bearer(request: Request) -> str | None:
+def _bearer(request: HTTPConnection) -> str | None:
     auth = request.headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
@@ -74,10 +75,8 @@ def _bearer(request: Request) -> str | None:
 def _check_csrf(request: Request, session: Session) -> None:
     if request.method in _SAFE_METHODS:
         return
-    origin = request.headers.get("origin")
-    if origin and origin != "null":
-        if urlsplit(origin).netloc != request.headers.get("host", ""):
-            raise HTTPException(403, "cross-site request refused (Origin does not match this server)")
+    if not _same_origin(request):
+        raise HTTPException(403, "cross-site request refused (Origin does not match this server)")
     sent = request.headers.get(CSRF_HEADER, "")
     if not sent or not hmac.compare_digest(sent, session.csrf):
         raise HTTPException(403, f"missing or wrong CSRF token: send the {CSRF_HEADER} header "
@@ -85,10 +84,18 @@ def _check_csrf(request: Request, session: Session) -> None:
 
 
 def authenticate(request: Request, stages=(FULL,)) -> Caller:
-    svc: AppServices = services(request)
+    caller = identify(request, stages)
+    if caller.session is not None:
+        _check_csrf(request, caller.session)
+    return caller
+
+
+def identify(conn: HTTPConnection, stages=(FULL,)) -> Caller:
+    """Who is on this request or WebSocket: a Bearer token or a live session (401 if none)."""
+    svc: AppServices = conn.app.state.services
     access = svc.access
-    source = source_address(request, access)
-    bearer = _bearer(request)
+    source = source_address(conn, access)
+    bearer = _bearer(conn)
     if bearer:
         token, why = access.tokens.resolve(bearer)
         acc = access.accounts.get_by_id(token.user_id) if token else None
@@ -98,7 +105,7 @@ def authenticate(request: Request, stages=(FULL,)) -> Caller:
         kind, restricted = access.site.classify(source)
         who = principal_of(acc, kind, restricted, source, scopes=token.scopes)
         return Caller(who, acc, access, svc, token=token)
-    session, why = access.sessions.resolve(request.cookies.get(SESSION_COOKIE))
+    session, why = access.sessions.resolve(conn.cookies.get(SESSION_COOKIE))
     if session is None:
         raise HTTPException(401, why)
     acc = access.accounts.get_by_id(session.user_id)
@@ -106,9 +113,13 @@ def authenticate(request: Request, stages=(FULL,)) -> Caller:
         raise HTTPException(401, "the account is disabled")
     if session.stage not in stages:
         raise HTTPException(403, {"code": session.stage, "message": _STAGE_MESSAGES.get(session.stage, session.stage)})
-    _check_csrf(request, session)
     return Caller(principal_of(acc, session.access, session.restricted, session.source), acc, access, svc,
                   session=session)
+
+
+def _same_origin(conn: HTTPConnection) -> bool:
+    origin = conn.headers.get("origin")
+    return not origin or origin == "null" or urlsplit(origin).netloc == conn.headers.get("host", "")
 
 
 _STAGE_MESSAGES = {
@@ -130,6 +141,26 @@ def guard(action: str, camera_param: str | None = None, stages=(FULL,)):
     return Depends(dependency)
 
 
+def ws_guard(action: str, camera_param: str | None = None):
+    """:func:`guard` for WebSockets: the same session and policy; a refusal closes the
+    socket with code 1008 (policy violation) and is journaled. Browsers send cookies on
+    WebSockets but no CSRF header, and any site may open one: the Origin must be ours."""
+
+    def dependency(websocket: WebSocket) -> Caller:
+        if not _same_origin(websocket):
+            raise WebSocketException(1008, "cross-site WebSocket refused")
+        try:
+            caller = identify(websocket)
+            caller.require(action, websocket.path_params.get(camera_param) if camera_param else None)
+        except HTTPException as exc:
+            detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+            raise WebSocketException(1008, detail[:120]) from None
+        return caller
+
+    dependency.varta_action = action
+    return Depends(dependency)
+
+
 def public(reason: str):
     """Dependency for the few routes anyone may call (sign-in, liveness)."""
 
@@ -142,7 +173,7 @@ def public(reason: str):
 
 def route_actions(app) -> dict[tuple[str, str], str | None]:
     """{(method, path): action} for every API route; None where a route has no guard."""
-    from fastapi.routing import APIRoute
+    from fastapi.routing import APIRoute, APIWebSocketRoute
 
     def find(dependant):
         for d in dependant.dependencies:
@@ -158,6 +189,8 @@ def route_actions(app) -> dict[tuple[str, str], str | None]:
             if isinstance(route, APIRoute):
                 for method in route.methods:
                     out[(method, prefix + route.path)] = find(route.dependant)
+            elif isinstance(route, APIWebSocketRoute):
+                out[("WEBSOCKET", prefix + route.path)] = find(route.dependant)
             elif hasattr(route, "original_router"):  # FastAPI's included router
                 ctx = getattr(route, "include_context", None)
                 walk(route.original_router.routes, prefix + (getattr(ctx, "prefix", "") or ""))

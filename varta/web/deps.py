@@ -12,6 +12,7 @@ from fastapi import HTTPException, Request
 from sqlalchemy import Engine
 
 from varta.access.service import AccessControl
+from varta.live.relay import LiveHub
 from varta.cameras.registry import CameraRegistry
 from varta.clock import parse_time
 from varta.config import Settings
@@ -30,6 +31,7 @@ class AppServices:
     alarms: SystemAlarms
     ffmpeg: str
     access: AccessControl
+    live: LiveHub
 
 
 def services(request: Request) -> AppServices:

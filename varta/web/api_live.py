@@ -1,0 +1,64 @@
+"""/api/cameras/{id}/live: live video as fMP4 over a WebSocket, for Media Source Extensions.
+
+Messages to the browser: JSON text frames ``{"type": "state", "state": "connecting|live|
+reconnecting|stopped", "detail"}`` and ``{"type": "init", "codec", "mime"}``, then binary
+frames: the init segment, then one fragment per frame. A new ``init`` (after a camera
+reconnect) means: start a new SourceBuffer. Start and stop are journaled (live.view).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from varta.web.auth import Caller, ws_guard
+
+router = APIRouter(tags=["live"])
+
+
+@router.websocket("/api/cameras/{camera_id}/live")
+async def live(websocket: WebSocket, camera_id: str,
+               stream: str = Query("sub", pattern="^(sub|main)$", description="sub: grids; main: enlarged"),
+               caller: Caller = ws_guard("live.view", "camera_id")) -> None:
+    svc = websocket.app.state.services
+    cam = svc.registry.get(camera_id)
+    if cam is None:
+        await websocket.close(1008, f"no camera {camera_id}")
+        return
+    use_sub = stream == "sub" and bool(cam.sub_url)
+    url = cam.sub_url if use_sub else cam.main_url
+    await websocket.accept()
+    relay = svc.live.relay(camera_id, "sub" if use_sub else "main", url)
+    viewer = relay.subscribe(asyncio.get_running_loop())
+    started = time.monotonic()
+    obj = f"camera:{camera_id}"
+    await run_in_threadpool(caller.record, "live.view", obj, "ok",
+                            f"live {'sub' if use_sub else 'main'} stream started")
+
+    async def send() -> None:
+        while True:
+            item = await viewer.queue.get()
+            if isinstance(item, bytes):
+                await websocket.send_bytes(item)
+            else:
+                await websocket.send_json(item | {"viewers": relay.viewer_count})
+
+    async def receive() -> None:
+        while True:  # the browser sends nothing we need; this notices it leaving
+            await websocket.receive_text()
+
+    tasks = [asyncio.create_task(send()), asyncio.create_task(receive())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        for t in tasks:
+            t.cancel()
+        relay.unsubscribe(viewer)
+        await run_in_threadpool(caller.record, "live.view", obj, "ok",
+                                f"live {'sub' if use_sub else 'main'} stream stopped after "
+                                f"{time.monotonic() - started:.0f} s")

@@ -1,0 +1,43 @@
+// Ukrainian and English. The language is the user's choice (kept in localStorage);
+// Ukrainian by default, as the order's own language.
+
+const TEXT = {
+  uk: {
+    title: "Варта", login: "Логін", password: "Пароль", otp: "Код автентифікатора", signIn: "Увійти",
+    signOut: "Вийти", live: "Наживо", health: "Стан", playback: "Архів", journal: "Журнал",
+    allGroups: "Усі групи", allKinds: "Усі типи", layout: "Сітка", snapshot: "Знімок", fullscreen: "На весь екран",
+    viewers: "глядачі", state_live: "наживо", state_connecting: "з'єднання…", state_reconnecting: "перепідключення…",
+    state_refused: "заборонено", state_unsupported: "формат не підтримується", state_stopped: "зупинено",
+    changePassword: "Змініть одноразовий пароль", currentPassword: "Поточний пароль", newPassword: "Новий пароль (від 12 символів)",
+    save: "Зберегти", enrolTotp: "Віддалений доступ потребує другого фактора: відскануйте QR-код у застосунку-автентифікаторі й введіть код",
+    confirm: "Підтвердити", camera: "Камера", stateCol: "Стан", reason: "Причина", lastFrame: "Останній кадр", fps: "Кадр/с",
+    bitrate: "Бітрейт, кбіт/с", daysLeft: "Днів запису вистачить", disk: "Диск", noCameras: "Немає доступних камер",
+    remote: "віддалений доступ", direct: "безпосередній доступ", restricted: "робоче місце обмеженої зони",
+    enlarge: "Збільшити (основний потік)", back: "Назад до сітки",
+  },
+  en: {
+    title: "Varta", login: "Login", password: "Password", otp: "Authenticator code", signIn: "Sign in",
+    signOut: "Sign out", live: "Live", health: "Health", playback: "Archive", journal: "Journal",
+    allGroups: "All groups", allKinds: "All kinds", layout: "Layout", snapshot: "Snapshot", fullscreen: "Fullscreen",
+    viewers: "viewers", state_live: "live", state_connecting: "connecting…", state_reconnecting: "reconnecting…",
+    state_refused: "refused", state_unsupported: "format not supported", state_stopped: "stopped",
+    changePassword: "Change your one-time password", currentPassword: "Current password", newPassword: "New password (12+ characters)",
+    save: "Save", enrolTotp: "Remote access needs a second factor: scan the QR code with an authenticator app and enter the code",
+    confirm: "Confirm", camera: "Camera", stateCol: "State", reason: "Reason", lastFrame: "Last frame", fps: "fps",
+    bitrate: "Bitrate, kbit/s", daysLeft: "Days of storage", disk: "Disk", noCameras: "No cameras you may see",
+    remote: "remote access", direct: "direct access", restricted: "restricted-zone workstation",
+    enlarge: "Enlarge (main stream)", back: "Back to the grid",
+  },
+};
+
+export let lang = localStorage.getItem("varta.lang") || "uk";
+
+export function t(key) {
+  return (TEXT[lang] && TEXT[lang][key]) || TEXT.en[key] || key;
+}
+
+export function setLang(l) {
+  lang = l;
+  localStorage.setItem("varta.lang", l);
+  document.documentElement.lang = l;
+}
