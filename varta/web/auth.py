@@ -25,7 +25,7 @@ from varta.access.accounts import Account
 from varta.access.policy import Principal
 from varta.access.service import AccessControl, principal_of
 from varta.access.sessions import FULL, ApiToken, Session
-from varta.web.deps import AppServices, services
+from varta.web.deps import AppServices
 
 SESSION_COOKIE = "varta_session"
 CSRF_COOKIE = "varta_csrf"
