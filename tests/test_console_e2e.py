@@ -120,3 +120,132 @@ def test_sign_in_and_the_live_wall_plays(browser, camsim, tmp_path):
                 timeout=20, what="live stop journaled")
     finally:
         v.stop()
+
+
+_GRAY = """(sel) => {
+  const v = document.querySelector(sel);
+  const c = document.createElement('canvas');
+  c.width = v.videoWidth; c.height = v.videoHeight;
+  const g = c.getContext('2d');
+  g.drawImage(v, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  const out = new Array(c.width * c.height);
+  for (let i = 0, j = 0; i < d.length; i += 4, j++) out[j] = (d[i] + d[i+1] + d[i+2]) / 3;
+  return {w: c.width, h: c.height, px: out};
+}"""
+
+
+def _frame_counter(page, sel: str) -> int:
+    import numpy as np
+
+    from varta.demo.media import read_frame_counter
+
+    img = page.evaluate(_GRAY, sel)
+    return read_frame_counter(np.array(img["px"], dtype=np.float32).reshape(img["h"], img["w"]))
+
+
+def _recorded_counter_at(v: VartaHome, camera: str, iso: str) -> int:
+    """What the archive holds at ``iso``: decode the segment file like an investigator would."""
+    import io
+
+    import av
+
+    from varta.demo.media import read_frame_counter
+
+    with v.api() as c:
+        seg = c.get(f"/api/cameras/{camera}/segment-at", params={"t": iso}).json()
+        data = c.get(seg["url"]).content
+    shown = None
+    with av.open(io.BytesIO(data)) as cont:
+        for fr in cont.decode(video=0):
+            if fr.time <= seg["offset_s"] + 1e-6:
+                shown = read_frame_counter(fr.to_ndarray(format="gray"))
+    return shown
+
+
+def test_playback_seeks_shows_the_gap_exports_and_is_refused_to_police(browser, camsim, tmp_path):
+    import subprocess
+    import time
+    from urllib.parse import quote
+
+    import pyotp
+
+    # Behind a reverse proxy on 127.0.0.1: a browser sending X-Forwarded-For is "from outside".
+    v = VartaHome(tmp_path / "playback", trusted_proxies="127.0.0.1/32")
+    v.start()
+    try:
+        v.run("camera", "add", "mel-p", "--url", camsim.url("gen1"), "--group", "centre")
+        with v.api() as c:
+            v.wait_for(lambda: len(c.get("/api/cameras/mel-p/segments",
+                                         params={"from": "now-1h", "to": "now+1m"}).json()) >= 4, 60, "4 segments")
+            camsim.stop()  # the camera goes down for a while: a gap with a reason
+            v.wait_for(lambda: c.get("/api/cameras/mel-p/status").json()["state"] in ("reconnecting", "failed"), 60,
+                       "outage noticed")
+            time.sleep(4)
+            camsim.start()
+            v.wait_for(lambda: c.get("/api/cameras/mel-p/status").json()["state"] == "recording", 60, "recording again")
+            segs = c.get("/api/cameras/mel-p/segments", params={"from": "now-1h", "to": "now+1m"}).json()
+            v.wait_for(lambda: len(c.get("/api/cameras/mel-p/segments", params={"from": "now-1h", "to": "now+1m"})
+                                   .json()) >= len(segs) + 2, 60, "more segments")
+            segs = c.get("/api/cameras/mel-p/segments", params={"from": "now-1h", "to": "now+1m"}).json()
+        from varta.clock import format_time, parse_time
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo("Europe/Kyiv")
+        asked = format_time(parse_time(segs[1]["start"], tz) + 1_300_000, tz)
+        expected = _recorded_counter_at(v, "mel-p", asked)
+
+        password, _ = v.account("olena", "department")
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        sign_in(page, v.base_url, "olena", password)
+        page.wait_for_selector("#nav a[data-page=playback]")
+        page.goto(f"{v.base_url}/#/playback?cameras=mel-p&zoom=10min&paused=1&t={quote(asked)}")
+        sel = "video[data-camera=mel-p]"
+        page.wait_for_function(f"() => {{ const v = document.querySelector('{sel}'); "
+                               f"return v && v.dataset.state === 'ready' && v.readyState >= 2 && !v.seeking; }}",
+                               timeout=30000)
+        page.wait_for_timeout(500)
+        assert _frame_counter(page, sel) == expected  # the frame recorded at the asked instant
+        assert page.inner_text("#pb-clock").endswith(asked[11:19])
+        # The timeline lists the outage as a gap with its reason.
+        page.wait_for_selector("ul.gaps[data-camera=mel-p] li", state="attached")
+        reasons = page.eval_on_selector_all("ul.gaps[data-camera=mel-p] li", "els => els.map(e => e.dataset.reason)")
+        assert any(r in ("refused", "stream_ended", "timeout", "stalled", "process_died") for r in reasons), reasons
+        shot(page, "playback")
+        # Export an interval marked on the timeline: progress, then a playable MP4 to download.
+        page.click("#mark-in")
+        page.click("#pb-play")
+        page.wait_for_timeout(3000)
+        page.click("#mark-out")
+        page.click("#export")
+        link = page.wait_for_selector("#export-links a.download", timeout=60000)
+        with page.expect_download() as dl:
+            link.click()
+        out = tmp_path / "export.mp4"
+        dl.value.save_as(out)
+        dur = float(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                                    str(out)], capture_output=True, text=True, check=True).stdout)
+        assert dur >= 1.5
+        shot(page, "export")
+        page.close()
+
+        # Police, from outside (through the proxy) with their second factor: live yes, playback no.
+        ppw, secret = v.account("bondar", "police", groups=["centre"], totp=True)
+        ctx = browser.new_context(viewport={"width": 1280, "height": 800},
+                                  extra_http_headers={"X-Forwarded-For": "203.0.113.9"})
+        police = ctx.new_page()
+        police.goto(v.base_url + "/")
+        police.fill("#login input[name=login]", "bondar")
+        police.fill("#login input[name=password]", ppw)
+        police.fill("#login input[name=otp]", pyotp.TOTP(secret).now())
+        police.click("#login button[type=submit]")
+        police.wait_for_selector(".tile[data-camera=mel-p]")
+        assert "віддалений доступ" in police.inner_text("#who")
+        assert police.locator("#nav a[data-page=playback]").count() == 0
+        police.goto(f"{v.base_url}/#/playback?cameras=mel-p&t={quote(asked)}")
+        police.wait_for_selector("main .error")
+        assert "A4.4" in police.inner_text("main .error")
+        shot(police, "playback-refused-police")
+        ctx.close()
+    finally:
+        v.stop()

@@ -36,7 +36,7 @@ def _me(svc: AppServices, session, account) -> dict:
         "position": account.position, "organisation": account.organisation,
         "camera_groups": list(account.camera_groups), "access": session.access,
         "restricted_zone": who.restricted, "source": session.source, "stage": session.stage,
-        "totp_enabled": account.totp_enabled, "csrf_token": session.csrf,
+        "totp_enabled": account.totp_enabled, "csrf_token": session.csrf, "timezone": svc.settings.timezone,
         "allowed_actions": p.allowed_actions(who) if session.stage == FULL else [],
     }
 

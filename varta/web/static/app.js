@@ -1,6 +1,7 @@
 // The operator's console: sign-in, the live wall and the health page. Plain ES modules,
 // no build step; everything it shows comes from /api and is limited there by the policy.
 import { LivePlayer } from "./live.js";
+import { ArchivePlayer, ZOOMS, drawTimeline, loadRanges } from "./playback.js";
 import { lang, setLang, t } from "./i18n.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -40,9 +41,20 @@ async function api(method, path, body) {
   return data;
 }
 
+let timers = [];
+
 function stopPlayers() {
   players.forEach((p) => p.close());
   players = [];
+  timers.forEach(clearInterval);
+  timers = [];
+}
+
+function cityTime(ms, withDate = true) {
+  return new Intl.DateTimeFormat(lang === "uk" ? "uk-UA" : "en-GB", {
+    timeZone: me.timezone, year: withDate ? "numeric" : undefined, month: withDate ? "2-digit" : undefined,
+    day: withDate ? "2-digit" : undefined, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  }).format(new Date(ms));
 }
 
 // --- sign-in ----------------------------------------------------------------------------
@@ -169,6 +181,114 @@ function tile(cam, stream, enlarge) {
   return el;
 }
 
+// --- playback ---------------------------------------------------------------------------
+const SPEEDS = [0.5, 1, 2, 4, 8, 16];
+
+async function toMs(text, cameraId) {
+  // A time typed in the city's zone (no offset) is placed by the server, which knows the zone.
+  if (/[zZ]|[+-]\d\d:\d\d$/.test(text)) return Date.parse(text);
+  const rep = await api("GET", `/api/cameras/${encodeURIComponent(cameraId)}/recordings?from=${encodeURIComponent(text)}&to=now`);
+  return Date.parse(rep.from);
+}
+
+async function playbackView(params) {
+  const cams = await api("GET", "/api/cameras");
+  const chosen = (params.get("cameras") || "").split(",").filter((c) => cams.some((x) => x.id === c)).slice(0, 4);
+  const picker = h("select", { id: "pb-cameras", multiple: true, size: Math.min(6, cams.length || 1) },
+    cams.map((c) => h("option", { value: c.id, selected: chosen.includes(c.id) }, `${c.id} ${c.name || ""}`)));
+  const when = h("input", { id: "pb-time", type: "datetime-local", step: 1, value: params.get("t") && !/[zZ+]/.test(params.get("t")) ? params.get("t") : "" });
+  const go = h("button", { id: "pb-go", onclick: () => {
+    const ids = [...picker.selectedOptions].map((o) => o.value).slice(0, 4);
+    const p = new URLSearchParams({ cameras: ids.join(","), t: when.value || params.get("t") || "" });
+    location.hash = `#/playback?${p}`;
+  } }, t("play"));
+  const bar = h("div", { class: "toolbar" }, picker, when, go);
+  stopPlayers();
+  if (!chosen.length || !params.get("t")) { main().replaceChildren(bar, h("p", {}, t("choosePlayback"))); return; }
+
+  const atMs = await toMs(params.get("t"), chosen[0]);
+  let zoom = Math.max(0, ZOOMS.findIndex(([name]) => name === (params.get("zoom") || "hour")));
+  const marks = {};
+  const clock = h("span", { id: "pb-clock", class: "clock" });
+  const status = h("span", { id: "pb-status" });
+  const rows = chosen.map((id) => {
+    const video = h("video", { muted: true, playsinline: true, "data-camera": id });
+    const canvas = h("canvas", { class: "timeline", "data-camera": id });
+    const gaps = h("ul", { class: "gaps", "data-camera": id });
+    const player = new ArchivePlayer(video, id, { onState: (m) => { status.textContent = m.detail || ""; video.dataset.state = m.state; } });
+    players.push(player);
+    return { id, video, canvas, gaps, player, data: { ranges: [], gaps: [] } };
+  });
+  const master = rows[0].player;
+  const windowOf = () => { const span = ZOOMS[zoom][1]; const c = master.origin ? master.wall() : atMs; return [c - span / 2, c + span / 2]; };
+  async function refreshTimelines() {
+    const [a, b] = windowOf();
+    for (const r of rows) {
+      try { r.data = await loadRanges(r.id, a, b); } catch (e) { status.textContent = e.message; }
+      r.gaps.replaceChildren(...r.data.gaps.map((g) => h("li", { "data-reason": g.reason }, `${cityTime(g.start)} – ${cityTime(g.end)}: ${g.description || g.reason}`)));
+    }
+    redraw();
+  }
+  function redraw() {
+    const [a, b] = windowOf();
+    for (const r of rows) drawTimeline(r.canvas, a, b, r.data, r.player.origin ? r.player.wall() : atMs, marks);
+    if (master.origin) clock.textContent = cityTime(master.wall());
+  }
+  for (const r of rows) {
+    r.canvas.addEventListener("click", async (ev) => {
+      const [a, b] = windowOf();
+      const ms = a + (ev.offsetX / r.canvas.clientWidth) * (b - a);
+      for (const x of rows) if (!x.player.seekWall(ms)) await x.player.open(ms);
+      redraw();
+    });
+  }
+  const speed = h("select", { id: "pb-speed", onchange: (e) => rows.forEach((r) => { r.video.playbackRate = +e.target.value; }) },
+    SPEEDS.map((x) => h("option", { value: x, selected: x === 1 }, `${x}×`)));
+  const progress = h("progress", { id: "export-progress", max: 1, value: 0, hidden: true });
+  const links = h("span", { id: "export-links" });
+  const controls = h("div", { class: "toolbar" },
+    h("button", { id: "pb-play", onclick: () => rows.forEach((r) => (r.video.paused ? r.video.play() : r.video.pause())) }, "⏯"),
+    h("button", { id: "pb-back", onclick: () => rows.forEach((r) => r.player.step(-1)) }, "◀|"),
+    h("button", { id: "pb-fwd", onclick: () => rows.forEach((r) => r.player.step(1)) }, "|▶"),
+    speed, clock,
+    ZOOMS.map(([name], i) => h("button", { class: i === zoom ? "on" : "", "data-zoom": name, onclick: (e) => {
+      zoom = i; controls.querySelectorAll("[data-zoom]").forEach((b) => b.classList.toggle("on", b === e.target)); refreshTimelines();
+    } }, t(`zoom_${name}`))),
+    h("button", { id: "mark-in", onclick: () => { marks.in = master.wall(); redraw(); } }, t("markIn")),
+    h("button", { id: "mark-out", onclick: () => { marks.out = master.wall(); redraw(); } }, t("markOut")),
+    h("button", { id: "export", onclick: () => startExport(chosen, marks, progress, links, status) }, t("export")),
+    progress, links, status);
+  const grid = h("div", { class: `wall playback n${rows.length === 1 ? 1 : 4}` },
+    rows.map((r) => h("figure", { class: "tile", "data-camera": r.id }, r.video, h("figcaption", {}, h("b", {}, r.id)))));
+  main().replaceChildren(bar, controls, grid, ...rows.map((r) => h("div", { class: "track" }, h("b", {}, r.id), r.canvas, r.gaps)));
+  for (const r of rows) await r.player.open(atMs);
+  if (!params.get("paused")) rows.forEach((r) => r.video.play().catch(() => {}));
+  await refreshTimelines();
+  // Followers keep to the first camera's clock (synchronised playback of up to 4).
+  timers.push(setInterval(() => {
+    if (!master.origin) return;
+    const wall = master.wall();
+    for (const r of rows.slice(1)) if (r.player.origin && Math.abs(r.player.wall() - wall) > 300) r.player.seekWall(wall);
+    redraw();
+  }, 500));
+}
+
+async function startExport(cameras, marks, progress, links, status) {
+  if (!marks.in || !marks.out || marks.out <= marks.in) { status.textContent = t("markFirst"); return; }
+  progress.hidden = false; progress.value = 0; links.replaceChildren();
+  try {
+    let job = await api("POST", "/api/exports", { cameras, from: new Date(marks.in).toISOString(), to: new Date(marks.out).toISOString() });
+    while (job.status === "queued" || job.status === "running") {
+      await new Promise((ok) => setTimeout(ok, 500));
+      job = await api("GET", `/api/exports/${job.id}`);
+      progress.value = job.progress || 0;
+    }
+    if (job.status !== "done") throw new Error(job.error || job.status);
+    progress.value = 1;
+    links.replaceChildren(...job.files.map((f) => h("a", { href: f.url || `/api/exports/${job.id}/files/${f.name}`, download: f.name, class: "download" }, f.name)));
+  } catch (e) { status.textContent = e.message; }
+}
+
 // --- health -------------------------------------------------------------------------------
 async function healthView() {
   stopPlayers();
@@ -200,6 +320,7 @@ async function route() {
   if (me.stage === "password") return passwordView();
   if (me.stage === "totp_enrol") return totpView();
   $("#nav").hidden = false;
+  chrome();
   $("#who").textContent = `${me.full_name} · ${me.role_title[lang] || me.role} · ` +
     (me.restricted_zone ? t("restricted") : t(me.access));
   const [path, query] = (location.hash.slice(1) || "/live").split("?");
@@ -207,6 +328,7 @@ async function route() {
   for (const a of document.querySelectorAll("#nav a[data-page]")) a.classList.toggle("on", path === `/${a.dataset.page}`);
   try {
     if (path === "/health") await healthView();
+    else if (path === "/playback") await playbackView(params);
     else await liveView(params);
   } catch (e) {
     if (e.status === 401) { me = null; return loginView(e.message); }
@@ -218,6 +340,7 @@ function chrome() {
   document.title = t("title");
   $("#nav").replaceChildren(
     h("a", { href: "#/live", "data-page": "live" }, t("live")),
+    me && me.allowed_actions.includes("archive.play") ? h("a", { href: "#/playback", "data-page": "playback" }, t("playback")) : "",
     h("a", { href: "#/health", "data-page": "health" }, t("health")),
     h("span", { id: "who" }),
     h("button", { id: "lang", onclick: () => { setLang(lang === "uk" ? "en" : "uk"); chrome(); route(); } }, lang === "uk" ? "EN" : "УКР"),

@@ -14,6 +14,9 @@ const TEXT = {
     bitrate: "Бітрейт, кбіт/с", daysLeft: "Днів запису вистачить", disk: "Диск", noCameras: "Немає доступних камер",
     remote: "віддалений доступ", direct: "безпосередній доступ", restricted: "робоче місце обмеженої зони",
     enlarge: "Збільшити (основний потік)", back: "Назад до сітки",
+    play: "Відтворити", choosePlayback: "Оберіть до 4 камер, дату й час", markIn: "Початок", markOut: "Кінець",
+    export: "Експорт", markFirst: "Позначте початок і кінець інтервалу", zoom_month: "місяць", zoom_week: "тиждень",
+    zoom_day: "доба", zoom_hour: "година", zoom_10min: "10 хв", zoom_minute: "хвилина",
   },
   en: {
     title: "Varta", login: "Login", password: "Password", otp: "Authenticator code", signIn: "Sign in",
@@ -27,6 +30,9 @@ const TEXT = {
     bitrate: "Bitrate, kbit/s", daysLeft: "Days of storage", disk: "Disk", noCameras: "No cameras you may see",
     remote: "remote access", direct: "direct access", restricted: "restricted-zone workstation",
     enlarge: "Enlarge (main stream)", back: "Back to the grid",
+    play: "Play", choosePlayback: "Choose up to 4 cameras, a date and a time", markIn: "Mark in", markOut: "Mark out",
+    export: "Export", markFirst: "Mark the start and the end of the interval", zoom_month: "month", zoom_week: "week",
+    zoom_day: "day", zoom_hour: "hour", zoom_10min: "10 min", zoom_minute: "minute",
   },
 };
 

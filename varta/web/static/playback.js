@@ -1,0 +1,168 @@
+// Recorded video in the browser without HLS.js or transcoding: the archive's fMP4
+// segments are appended to a Media Source SourceBuffer, each at its own wall-clock place
+// (timestampOffset), so the video's timeline is the city's clock and gaps stay gaps.
+
+const AHEAD_S = 40;   // keep this much buffered ahead of the playhead
+const WINDOW_MS = 30 * 60 * 1000;  // segments listed per request
+
+function codecOf(bytes) {
+  const u8 = new Uint8Array(bytes);
+  for (let i = 0; i + 8 < u8.length && i < 4096; i++) {
+    if (u8[i] === 0x61 && u8[i + 1] === 0x76 && u8[i + 2] === 0x63 && u8[i + 3] === 0x43) {  // "avcC"
+      const hex = (b) => b.toString(16).padStart(2, "0");
+      return `avc1.${hex(u8[i + 5])}${hex(u8[i + 6])}${hex(u8[i + 7])}`;
+    }
+    if (u8[i] === 0x68 && u8[i + 1] === 0x76 && u8[i + 2] === 0x63 && u8[i + 3] === 0x43) return "hvc1.1.6.L93.B0";
+  }
+  return "avc1.42e01e";
+}
+
+export class ArchivePlayer {
+  constructor(video, cameraId, { onState = () => {} } = {}) {
+    this.video = video;
+    this.cameraId = cameraId;
+    this.onState = onState;
+    this.segments = [];
+    this.next = 0;          // index of the next segment to append
+    this.loading = false;
+    this.listedTo = 0;
+    video.addEventListener("timeupdate", () => this.feed());
+    video.addEventListener("waiting", () => this.skipGap());
+  }
+
+  // Wall-clock ms <-> media seconds: media time 0 is this.origin.
+  wall() { return this.origin + this.video.currentTime * 1000; }
+
+  async open(atMs) {
+    this.close();
+    this.origin = atMs - 60 * 1000;
+    this.segments = [];
+    this.next = 0;
+    this.listedTo = atMs - 30 * 1000;
+    await this.list();
+    const first = this.segments.findIndex((s) => s.end > atMs);
+    if (first < 0) { this.onState({ state: "nothing", detail: "no recording at or after this time" }); return false; }
+    this.next = first;
+    const bytes = await this.fetchSegment(this.segments[first]);
+    const mime = `video/mp4; codecs="${codecOf(bytes)}"`;
+    this.ms = new MediaSource();
+    this.video.src = URL.createObjectURL(this.ms);
+    await new Promise((ok) => this.ms.addEventListener("sourceopen", ok, { once: true }));
+    this.sb = this.ms.addSourceBuffer(mime);
+    this.sb.mode = "segments";
+    await this.append(this.segments[first], bytes);
+    this.next = first + 1;
+    // Show the frame at (or just before) the asked instant, even inside a segment.
+    this.video.currentTime = Math.max((Math.max(atMs, this.segments[first].start) - this.origin) / 1000, 0);
+    this.onState({ state: "ready" });
+    this.feed();
+    return true;
+  }
+
+  async list() {
+    const from = new Date(this.listedTo).toISOString();
+    const to = new Date(this.listedTo + WINDOW_MS).toISOString();
+    const res = await fetch(`/api/cameras/${encodeURIComponent(this.cameraId)}/segments?from=${from}&to=${to}`,
+                            { credentials: "same-origin" });
+    if (!res.ok) throw new Error((await res.json()).detail || res.status);
+    const known = new Set(this.segments.map((s) => s.id));
+    for (const s of await res.json()) {
+      if (!known.has(s.id)) this.segments.push({ id: s.id, url: s.url, start: Date.parse(s.start), end: Date.parse(s.end) });
+    }
+    this.segments.sort((a, b) => a.start - b.start);
+    this.listedTo += WINDOW_MS;
+  }
+
+  async fetchSegment(seg) {
+    const res = await fetch(seg.url, { credentials: "same-origin" });
+    if (!res.ok) throw new Error(`segment ${seg.id}: ${res.status}`);
+    return await res.arrayBuffer();
+  }
+
+  append(seg, bytes) {
+    return new Promise((ok, fail) => {
+      this.sb.timestampOffset = (seg.start - this.origin) / 1000;
+      this.sb.addEventListener("updateend", ok, { once: true });
+      this.sb.addEventListener("error", fail, { once: true });
+      this.sb.appendBuffer(bytes);
+    });
+  }
+
+  async feed() {
+    if (this.loading || !this.sb) return;
+    const ahead = this.segments.length > this.next
+      ? (this.segments[this.next].start - this.wall()) / 1000 : -1;
+    if (ahead > AHEAD_S) return;
+    this.loading = true;
+    try {
+      if (this.next >= this.segments.length && this.listedTo < Date.now()) await this.list();
+      if (this.next < this.segments.length) {
+        const seg = this.segments[this.next];
+        await this.append(seg, await this.fetchSegment(seg));
+        this.next++;
+      }
+    } catch (e) {
+      this.onState({ state: "error", detail: String(e.message || e) });
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  skipGap() {
+    // Stalled in a gap (the camera was down): jump to where the recording resumes.
+    const v = this.video, b = v.buffered;
+    for (let i = 0; i < b.length; i++) {
+      if (b.start(i) > v.currentTime + 0.05) { v.currentTime = b.start(i); return; }
+    }
+    this.feed();
+  }
+
+  step(frames, fps = 25) {
+    this.video.pause();
+    this.video.currentTime = Math.max(0, this.video.currentTime + frames / fps);
+  }
+
+  seekWall(ms) {
+    const t = (ms - this.origin) / 1000;
+    const b = this.video.buffered;
+    for (let i = 0; i < b.length; i++) if (t >= b.start(i) && t <= b.end(i)) { this.video.currentTime = t; return true; }
+    return false;
+  }
+
+  close() {
+    if (this.video.src) URL.revokeObjectURL(this.video.src);
+    this.video.removeAttribute("src");
+    this.sb = null;
+    this.ms = null;
+  }
+}
+
+// The timeline: recorded ranges (green) and gaps with their reasons (red) for a window
+// that zooms from a month to a minute; click to play from there.
+export const ZOOMS = [
+  ["month", 30 * 86400e3], ["week", 7 * 86400e3], ["day", 86400e3], ["hour", 3600e3], ["10min", 600e3], ["minute", 60e3],
+];
+
+export async function loadRanges(cameraId, fromMs, toMs) {
+  const q = `from=${new Date(fromMs).toISOString()}&to=${new Date(toMs).toISOString()}`;
+  const res = await fetch(`/api/cameras/${encodeURIComponent(cameraId)}/recordings?${q}`, { credentials: "same-origin" });
+  if (!res.ok) throw new Error((await res.json()).detail || res.status);
+  const rep = await res.json();
+  return {
+    ranges: rep.ranges.map((r) => [Date.parse(r.start), Date.parse(r.end)]),
+    gaps: rep.gaps.map((g) => ({ start: Date.parse(g.start), end: Date.parse(g.end), reason: g.reason, description: g.description })),
+  };
+}
+
+export function drawTimeline(canvas, fromMs, toMs, data, cursorMs, marks = {}) {
+  const w = canvas.width = canvas.clientWidth || 800, h = canvas.height = 36;
+  const g = canvas.getContext("2d");
+  const x = (ms) => ((ms - fromMs) / (toMs - fromMs)) * w;
+  g.fillStyle = "#222"; g.fillRect(0, 0, w, h);
+  g.fillStyle = "#b33";
+  for (const gap of data.gaps) g.fillRect(x(gap.start), 8, Math.max(1, x(gap.end) - x(gap.start)), 20);
+  g.fillStyle = "#2e9e57";
+  for (const [a, b] of data.ranges) g.fillRect(x(a), 8, Math.max(1, x(b) - x(a)), 20);
+  if (marks.in && marks.out) { g.fillStyle = "rgba(76,141,255,.35)"; g.fillRect(x(marks.in), 0, x(marks.out) - x(marks.in), h); }
+  if (cursorMs) { g.fillStyle = "#fff"; g.fillRect(x(cursorMs) - 1, 0, 2, h); }
+}
