@@ -249,3 +249,35 @@ def test_playback_seeks_shows_the_gap_exports_and_is_refused_to_police(browser, 
         ctx.close()
     finally:
         v.stop()
+
+
+def test_map_shows_cameras_by_state_without_tiles(browser, tmp_path):
+    """No tile server can be reached here: the map must still place and colour the cameras."""
+    v = VartaHome(tmp_path / "map", map_tile_url="http://127.0.0.1:9/{z}/{x}/{y}.png")
+    v.start()
+    try:
+        v.run("camera", "add", "mel-m1", "--url", "rtsp://127.0.0.1:9/x", "--lat", "46.8489", "--lon", "35.3653")
+        v.run("camera", "add", "mel-m2", "--url", "rtsp://127.0.0.1:9/y", "--lat", "46.8440", "--lon", "35.3680",
+              "--schedule", "off")
+        with v.api() as c:
+            v.wait_for(lambda: c.get("/api/cameras/mel-m1/status").json()["state"] in ("reconnecting", "failed"),
+                       60, "camera down")
+        password, _ = v.account("olena", "department")
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
+        sign_in(page, v.base_url, "olena", password)
+        page.wait_for_selector("#nav a[data-page=map]")
+        page.click("#nav a[data-page=map]")
+        page.wait_for_selector("#map[data-markers='2']")
+        states = {el.get_attribute("data-camera"): el.get_attribute("data-state")
+                  for el in page.query_selector_all("#map path[data-camera]")}
+        assert states["mel-m1"] in ("reconnecting", "failed") and states["mel-m2"] == "off"
+        page.wait_for_function("() => document.querySelector('#map-note').textContent.length > 0", timeout=15000)
+        page.click("#map path[data-camera=mel-m1]")
+        page.wait_for_selector(".leaflet-popup-content")
+        assert "mel-m1" in page.inner_text(".leaflet-popup-content")
+        assert not errors, errors
+        shot(page, "map")
+    finally:
+        v.stop()

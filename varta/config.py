@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # Send the session cookie only over HTTPS (browsers treat http://localhost as secure).
     cookie_secure: bool = Field(default=True)
     instance_name: str = Field(default="Varta", description="shown in authenticator apps and reports")
+    # The console's map: a tile server URL template, e.g. "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    # or the city's own; empty = no tiles (the map still shows the cameras by coordinates).
+    map_tile_url: str = Field(default="")
+    map_attribution: str = Field(default="")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

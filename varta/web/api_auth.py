@@ -37,6 +37,7 @@ def _me(svc: AppServices, session, account) -> dict:
         "camera_groups": list(account.camera_groups), "access": session.access,
         "restricted_zone": who.restricted, "source": session.source, "stage": session.stage,
         "totp_enabled": account.totp_enabled, "csrf_token": session.csrf, "timezone": svc.settings.timezone,
+        "map": {"tile_url": svc.settings.map_tile_url, "attribution": svc.settings.map_attribution},
         "allowed_actions": p.allowed_actions(who) if session.stage == FULL else [],
     }
 

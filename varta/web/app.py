@@ -22,8 +22,19 @@ from varta.web.deps import AppServices
 
 
 STATIC = Path(__file__).parent / "static"
-CONSOLE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-               "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+def console_csp(tile_url: str) -> str:
+    """Only this server's own scripts, styles and streams; images also from the map's tile server."""
+    from urllib.parse import urlsplit
+
+    tiles = ""
+    if tile_url:
+        parts = urlsplit(tile_url.replace("{s}", "a"))
+        tiles = " " + f"{parts.scheme}://{parts.netloc}".replace("://a.", "://*.")
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; "
+            f"img-src 'self' data: blob:{tiles}; media-src 'self' blob:; connect-src 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
 def create_app(settings, engine) -> FastAPI:
@@ -36,6 +47,7 @@ def create_app(settings, engine) -> FastAPI:
         redoc_url=None,
     )
     ffmpeg = find_ffmpeg(settings.ffmpeg)
+    csp = console_csp(settings.map_tile_url)
     app.state.services = AppServices(
         settings=settings,
         engine=engine,
@@ -60,7 +72,7 @@ def create_app(settings, engine) -> FastAPI:
         if request.url.path.startswith("/api/"):
             resp.headers.setdefault("Cache-Control", "no-store")
         else:  # the console: only this server's own scripts, styles and streams
-            resp.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
+            resp.headers.setdefault("Content-Security-Policy", csp)
         return resp
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -289,6 +289,62 @@ async function startExport(cameras, marks, progress, links, status) {
   } catch (e) { status.textContent = e.message; }
 }
 
+// --- map ----------------------------------------------------------------------------------
+const STATE_COLOURS = { recording: "#35c46a", reconnecting: "#ffb020", starting: "#ffb020", failed: "#ff5c5c" };
+
+function loadLeaflet() {
+  if (window.L) return Promise.resolve(window.L);
+  const css = h("link", { rel: "stylesheet", href: "/static/vendor/leaflet/leaflet.css" });
+  document.head.append(css);
+  return new Promise((ok, fail) => {
+    const s = h("script", { src: "/static/vendor/leaflet/leaflet.js" });
+    s.onload = () => ok(window.L);
+    s.onerror = () => fail(new Error("leaflet.js did not load"));
+    document.head.append(s);
+  });
+}
+
+async function mapView() {
+  stopPlayers();
+  const [cams, L] = await Promise.all([api("GET", "/api/cameras"), loadLeaflet()]);
+  const placed = cams.filter((c) => c.latitude != null && c.longitude != null);
+  const note = h("p", { id: "map-note", class: "muted" });
+  const box = h("div", { id: "map" });
+  const legend = h("div", { class: "legend" }, Object.entries(STATE_COLOURS).map(([s, c]) => {
+    const dot = h("i");
+    dot.style.background = c;  // CSSOM, allowed by the console's strict CSP (no inline style attributes)
+    return h("span", {}, dot, ` ${s} `);
+  }));
+  main().replaceChildren(legend, box, note);
+  const map = L.map(box, { zoomControl: true, attributionControl: true });
+  if (me.map.tile_url) {
+    const layer = L.tileLayer(me.map.tile_url, { maxZoom: 19, attribution: me.map.attribution || "" }).addTo(map);
+    layer.on("tileerror", () => { note.textContent = t("tilesFailed"); });
+  } else {
+    note.textContent = t("noTiles");
+  }
+  const markers = placed.map((c) => {
+    const m = L.circleMarker([c.latitude, c.longitude], {
+      radius: 9, weight: 2, color: "#000", fillOpacity: 0.9, fillColor: STATE_COLOURS[c.status.state] || "#888",
+    }).addTo(map);
+    m.bindPopup(`<b>${c.id}</b> ${escapeHtml(c.name || "")}<br>${escapeHtml(c.status.state)} ${escapeHtml(c.status.reason || "")}` +
+                `<br><a href="#/live?camera=${encodeURIComponent(c.id)}">${t("live")}</a>`);
+    m.camera = c;
+    return m;
+  });
+  if (markers.length) map.fitBounds(L.featureGroup(markers).getBounds().pad(0.3), { maxZoom: 16 });
+  else map.setView([48.5, 31.2], 6);
+  for (const m of markers) {  // the SVG paths exist once the map has a view
+    m.getElement()?.setAttribute("data-camera", m.camera.id);
+    m.getElement()?.setAttribute("data-state", m.camera.status.state);
+  }
+  box.dataset.markers = String(markers.length);
+}
+
+function escapeHtml(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
 // --- health -------------------------------------------------------------------------------
 async function healthView() {
   stopPlayers();
@@ -329,6 +385,7 @@ async function route() {
   try {
     if (path === "/health") await healthView();
     else if (path === "/playback") await playbackView(params);
+    else if (path === "/map") await mapView();
     else await liveView(params);
   } catch (e) {
     if (e.status === 401) { me = null; return loginView(e.message); }
@@ -341,6 +398,7 @@ function chrome() {
   $("#nav").replaceChildren(
     h("a", { href: "#/live", "data-page": "live" }, t("live")),
     me && me.allowed_actions.includes("archive.play") ? h("a", { href: "#/playback", "data-page": "playback" }, t("playback")) : "",
+    h("a", { href: "#/map", "data-page": "map" }, t("map")),
     h("a", { href: "#/health", "data-page": "health" }, t("health")),
     h("span", { id: "who" }),
     h("button", { id: "lang", onclick: () => { setLang(lang === "uk" ? "en" : "uk"); chrome(); route(); } }, lang === "uk" ? "EN" : "УКР"),
