@@ -1,8 +1,10 @@
 """/api/cameras/{id}/live: live video as fMP4 over a WebSocket, for Media Source Extensions.
 
 Messages to the browser: JSON text frames ``{"type": "state", "state": "connecting|live|
-reconnecting|stopped", "detail"}`` and ``{"type": "init", "codec", "mime"}``, then binary
-frames: the init segment, then one fragment per frame. A new ``init`` (after a camera
+reconnecting|stopped", "detail"}``, ``{"type": "init", "codec", "mime"}`` and, once per GOP,
+``{"type": "clock", "media_time", "wall_ms"}`` (when that frame arrived from the camera:
+the console shows the delay from it); binary frames: the init segment, then one fragment
+per frame. A new ``init`` (after a camera
 reconnect) means: start a new SourceBuffer. Start and stop are journaled (live.view).
 """
 
@@ -43,6 +45,8 @@ async def live(websocket: WebSocket, camera_id: str,
             item = await viewer.queue.get()
             if isinstance(item, bytes):
                 await websocket.send_bytes(item)
+            elif item.get("type") == "clock":
+                await websocket.send_json(item)
             else:
                 await websocket.send_json(item | {"viewers": relay.viewer_count})
 

@@ -178,6 +178,13 @@ function tile(cam, stream, enlarge) {
     },
   });
   players.push(player);
+  const delay = h("span", { class: "delay" });
+  $("figcaption", el).insertBefore(delay, $(".actions", el));
+  timers.push(setInterval(() => {
+    const d = player.delay();
+    delay.textContent = d === null ? "" : `${d.toFixed(1)} s`;
+    delay.title = t("delay");
+  }, 1000));
   return el;
 }
 

@@ -17,7 +17,7 @@ const TEXT = {
     play: "Відтворити", choosePlayback: "Оберіть до 4 камер, дату й час", markIn: "Початок", markOut: "Кінець",
     export: "Експорт", markFirst: "Позначте початок і кінець інтервалу", zoom_month: "місяць", zoom_week: "тиждень",
     zoom_day: "доба", zoom_hour: "година", zoom_10min: "10 хв", zoom_minute: "хвилина",
-    map: "Мапа", noTiles: "Сервер тайлів не налаштовано (map_tile_url): камери показано за координатами.",
+    delay: "Затримка від камери до екрана", map: "Мапа", noTiles: "Сервер тайлів не налаштовано (map_tile_url): камери показано за координатами.",
     tilesFailed: "Тайли мапи не завантажуються; камери показано за координатами.",
   },
   en: {
@@ -35,7 +35,7 @@ const TEXT = {
     play: "Play", choosePlayback: "Choose up to 4 cameras, a date and a time", markIn: "Mark in", markOut: "Mark out",
     export: "Export", markFirst: "Mark the start and the end of the interval", zoom_month: "month", zoom_week: "week",
     zoom_day: "day", zoom_hour: "hour", zoom_10min: "10 min", zoom_minute: "minute",
-    map: "Map", noTiles: "No tile server configured (map_tile_url): cameras are placed by their coordinates.",
+    delay: "Delay from the camera to the screen", map: "Map", noTiles: "No tile server configured (map_tile_url): cameras are placed by their coordinates.",
     tilesFailed: "Map tiles cannot be loaded; cameras are placed by their coordinates.",
   },
 };

@@ -43,6 +43,10 @@ export class LivePlayer {
   }
 
   control(msg) {
+    if (msg.type === "clock") {  // when the keyframe at media_time arrived from the camera
+      this.clock = msg;
+      return;
+    }
     if (msg.type === "init") {
       this.startSource(msg.mime);
     }
@@ -100,6 +104,13 @@ export class LivePlayer {
       v.currentTime = Math.max(v.buffered.start(v.buffered.length - 1), end - LIVE_EDGE_S);
     }
     if (v.paused) v.play().catch(() => {});
+  }
+
+  // Seconds between a frame arriving from the camera and being on screen now (null: unknown).
+  delay() {
+    if (!this.clock || this.video.readyState < 2) return null;
+    const arrived = this.clock.wall_ms + (this.video.currentTime - this.clock.media_time) * 1000;
+    return (Date.now() - arrived) / 1000;
   }
 
   close() {
