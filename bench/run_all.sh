@@ -18,5 +18,6 @@ if [[ -n "${RESULTS:-}" ]]; then
 fi
 "$PY" bench/index_bench.py ${ARGS[@]+"${ARGS[@]}"}
 "$PY" bench/journal_bench.py ${ARGS[@]+"${ARGS[@]}"}
+"$PY" bench/live_bench.py ${ARGS[@]+"${ARGS[@]}"}
 "$PY" bench/export_bench.py ${ARGS[@]+"${ARGS[@]}"}
 "$PY" bench/recorder_bench.py ${ARGS[@]+"${ARGS[@]}"}
