@@ -281,3 +281,65 @@ def test_map_shows_cameras_by_state_without_tiles(browser, tmp_path):
         shot(page, "map")
     finally:
         v.stop()
+
+
+def test_administration_pages_within_the_policy(browser, tmp_path):
+    """The administrator adds a camera and an account and changes a schedule; the department
+    reads and verifies the journal and records a cabinet entry; neither sees the other's pages."""
+    v = VartaHome(tmp_path / "admin")
+    v.start()
+    try:
+        apw, _ = v.account("root", "admin")
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        sign_in(page, v.base_url, "root", apw)
+        page.wait_for_selector("#nav a[data-page=admin]")
+        assert page.locator("#nav a[data-page=playback]").count() == 0  # administration sees no video
+        page.click("#nav a[data-page=admin]")
+        page.wait_for_selector("#camera-form")
+        page.fill("#camera-form input[name=id]", "mel-a1")
+        page.fill("#camera-form input[name=url]", "rtsp://admin:Secret9@127.0.0.1:9/x")
+        page.fill("#camera-form input[name=name]", "Ринок")
+        page.click("#camera-form button[type=submit]")
+        page.wait_for_selector("tr[data-camera=mel-a1]")
+        assert "Secret9" not in page.inner_text("#admin-cameras")
+        page.select_option("tr[data-camera=mel-a1] select.mode", "off")
+        page.wait_for_selector("#admin-cameras p.ok")
+        with v.api() as c:
+            assert c.get("/api/cameras/mel-a1").json()["schedule"]["default"] == "off"
+        shot(page, "admin-cameras")
+        page.goto(v.base_url + "/#/admin/users")
+        page.wait_for_selector("#user-form")
+        page.fill("#user-form input[name=login]", "kovalenko")
+        page.fill("#user-form input[name=full_name]", "Коваленко Марія Іванівна")
+        page.select_option("#user-form select[name=role]", "department")
+        page.click("#user-form button[type=submit]")
+        page.wait_for_selector("tr[data-login=kovalenko]")
+        note = page.inner_text("#users-note")
+        one_time = note.rsplit(" ", 1)[1]
+        shot(page, "admin-users")
+        page.click("#logout")
+
+        # The new department user: one-time password → new password → the journal.
+        sign_in(page, v.base_url, "kovalenko", one_time)
+        page.wait_for_selector("#change-password")
+        page.fill("#change-password input[name=current]", one_time)
+        page.fill("#change-password input[name=next]", "Kalyna-Dnipro-2026")
+        page.click("#change-password button[type=submit]")
+        page.wait_for_selector("#nav a[data-page=admin]")
+        page.goto(v.base_url + "/#/admin/journal")
+        page.wait_for_selector("#journal tbody tr")
+        assert page.locator("a[href='#/admin/users']").count() == 0  # not an administrator
+        text = page.inner_text("#journal")
+        assert "user:kovalenko" in text and "camera:mel-a1" in text
+        page.click("#verify")
+        page.wait_for_selector("#journal-verify.ok")
+        page.fill("#cabinet-form input[name=person]", "Коваль Андрій Іванович")
+        page.fill("#cabinet-form input[name=purpose]", "заміна диска")
+        page.fill("#cabinet-form input[name=let_in_by]", "Коваленко М. І.")
+        page.fill("#cabinet-form input[name=entered]", "2026-11-21T09:10:00")
+        page.click("#cabinet-form button[type=submit]")
+        page.wait_for_selector("#cabinet-form span.ok")
+        page.wait_for_function("() => document.querySelector('#journal').innerText.includes('Коваль Андрій')")
+        shot(page, "admin-journal")
+    finally:
+        v.stop()

@@ -3,43 +3,12 @@
 import { LivePlayer } from "./live.js";
 import { ArchivePlayer, ZOOMS, drawTimeline, loadRanges } from "./playback.js";
 import { lang, setLang, t } from "./i18n.js";
+import { $, api, h } from "./ui.js";
+import { adminView } from "./admin.js";
 
-const $ = (sel, root = document) => root.querySelector(sel);
 const main = () => $("#main");
 let me = null;
 let players = [];
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (v !== null && v !== undefined && v !== false) el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) el.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
-  return el;
-}
-
-function csrf() {
-  const m = document.cookie.match(/(?:^|; )varta_csrf=([^;]+)/);
-  return m ? decodeURIComponent(m[1]) : (me && me.csrf_token) || "";
-}
-
-async function api(method, path, body) {
-  const res = await fetch(path, {
-    method, credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  let data = null;
-  try { data = await res.json(); } catch { /* not JSON */ }
-  if (!res.ok) {
-    const detail = data && (data.detail?.message || data.detail || data.code);
-    const err = new Error(typeof detail === "string" ? detail : `${res.status}`);
-    err.status = res.status; err.data = data;
-    throw err;
-  }
-  return data;
-}
 
 let timers = [];
 
@@ -388,11 +357,12 @@ async function route() {
     (me.restricted_zone ? t("restricted") : t(me.access));
   const [path, query] = (location.hash.slice(1) || "/live").split("?");
   const params = new URLSearchParams(query || "");
-  for (const a of document.querySelectorAll("#nav a[data-page]")) a.classList.toggle("on", path === `/${a.dataset.page}`);
+  for (const a of document.querySelectorAll("#nav a[data-page]")) a.classList.toggle("on", path.split("/")[1] === a.dataset.page);
   try {
     if (path === "/health") await healthView();
     else if (path === "/playback") await playbackView(params);
     else if (path === "/map") await mapView();
+    else if (path.startsWith("/admin/")) { stopPlayers(); await adminView(path.slice(7), me, main); }
     else await liveView(params);
   } catch (e) {
     if (e.status === 401) { me = null; return loginView(e.message); }
@@ -407,6 +377,8 @@ function chrome() {
     me && me.allowed_actions.includes("archive.play") ? h("a", { href: "#/playback", "data-page": "playback" }, t("playback")) : "",
     h("a", { href: "#/map", "data-page": "map" }, t("map")),
     h("a", { href: "#/health", "data-page": "health" }, t("health")),
+    me && ["camera.manage", "user.manage", "journal.read"].some((a) => me.allowed_actions.includes(a))
+      ? h("a", { href: `#/admin/${me.allowed_actions.includes("camera.manage") ? "cameras" : me.allowed_actions.includes("user.manage") ? "users" : "journal"}`, "data-page": "admin" }, t("admin")) : "",
     h("span", { id: "who" }),
     h("button", { id: "lang", onclick: () => { setLang(lang === "uk" ? "en" : "uk"); chrome(); route(); } }, lang === "uk" ? "EN" : "УКР"),
     h("button", { id: "logout", onclick: async () => { await api("POST", "/api/auth/logout", {}).catch(() => {}); me = null; loginView(); } }, t("signOut")));
