@@ -47,7 +47,15 @@ async function camerasPage(body) {
     } }, MODES.map((m) => h("option", { value: m, selected: c.schedule?.default === m }, t(`mode_${m}`))));
     return h("tr", { "data-camera": c.id },
       h("td", {}, c.id), h("td", {}, c.name), h("td", {}, c.group), h("td", {}, c.kind), h("td", {}, c.main_url || ""),
-      h("td", {}, `${c.retention_days} ${t("days")}`), h("td", {}, mode), h("td", {}, c.status.state),
+      h("td", {}, `${c.retention_days} ${t("days")}`),
+      h("td", {}, mode, h("button", { class: "timetable", title: t("timetable"), onclick: async () => {
+        // The weekly timetable (R8) as JSON: {"default": mode, "rules": [{"days": [...], "from", "to", "mode"}]}.
+        const text = prompt(t("timetable"), JSON.stringify(c.schedule));
+        if (text === null) return;
+        try { await api("PATCH", `/api/cameras/${c.id}`, { schedule: JSON.parse(text) }); await camerasPage(body); }
+        catch (e) { message(note, e.message); }
+      } }, "⋯")),
+      h("td", {}, c.status.state),
       h("td", {}, h("button", { class: "remove", onclick: async () => {
         if (!confirm(`${t("remove")} ${c.id}?`)) return;
         try { await api("DELETE", `/api/cameras/${c.id}`); await camerasPage(body); } catch (e) { message(note, e.message); }

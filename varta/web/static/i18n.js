@@ -25,7 +25,7 @@ const TEXT = {
     disable: "Вимкнути", enable: "Увімкнути", resetPassword: "Новий пароль", resetTotp: "Скинути 2FA", totpReset: "2FA скинуто",
     show: "Показати", time: "Час", source: "Звідки", action: "Дія", object: "Об'єкт", result: "Результат", detail: "Подробиці",
     verify: "Перевірити цілісність", journalIntact: "Журнал цілий, рядків", journalBroken: "ЖУРНАЛ ПОШКОДЖЕНО, перший рядок",
-    cabinet: "Доступ до шафи сервера:", person: "Хто (ПІБ)", purpose: "Мета", letInBy: "Хто допустив", noTiles: "Сервер тайлів не налаштовано (map_tile_url): камери показано за координатами.",
+    timetable: "Тижневий розклад (JSON)", cabinet: "Доступ до шафи сервера:", person: "Хто (ПІБ)", purpose: "Мета", letInBy: "Хто допустив", noTiles: "Сервер тайлів не налаштовано (map_tile_url): камери показано за координатами.",
     tilesFailed: "Тайли мапи не завантажуються; камери показано за координатами.",
   },
   en: {
@@ -51,7 +51,7 @@ const TEXT = {
     disable: "Disable", enable: "Enable", resetPassword: "New password", resetTotp: "Reset 2FA", totpReset: "2FA reset",
     show: "Show", time: "Time", source: "From", action: "Action", object: "Object", result: "Result", detail: "Detail",
     verify: "Verify integrity", journalIntact: "Journal intact, lines", journalBroken: "JOURNAL BROKEN, first bad line",
-    cabinet: "Server cabinet access:", person: "Who (full name)", purpose: "Purpose", letInBy: "Let in by", noTiles: "No tile server configured (map_tile_url): cameras are placed by their coordinates.",
+    timetable: "Weekly timetable (JSON)", cabinet: "Server cabinet access:", person: "Who (full name)", purpose: "Purpose", letInBy: "Let in by", noTiles: "No tile server configured (map_tile_url): cameras are placed by their coordinates.",
     tilesFailed: "Map tiles cannot be loaded; cameras are placed by their coordinates.",
   },
 };
