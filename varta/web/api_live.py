@@ -26,7 +26,7 @@ async def live(websocket: WebSocket, camera_id: str,
                stream: str = Query("sub", pattern="^(sub|main)$", description="sub: grids; main: enlarged"),
                caller: Caller = ws_guard("live.view", "camera_id")) -> None:
     svc = websocket.app.state.services
-    cam = svc.registry.get(camera_id)
+    cam = await run_in_threadpool(svc.registry.get, camera_id)  # a database read: off the event loop
     if cam is None:
         await websocket.close(1008, f"no camera {camera_id}")
         return
