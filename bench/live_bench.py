@@ -24,8 +24,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import secrets
 import signal

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from varta.cameras.importer import load_camera_file
 from varta.cameras.model import Camera, CameraError
 from varta.cameras.registry import CameraRegistry
-from varta.clock import US, now_us
+from varta.clock import US
 from varta.recording.index import ArchiveIndex
 
 

@@ -110,8 +110,10 @@ class Accounts:
         with self.engine.connect() as conn:
             return [_account(r) for r in conn.execute(select(users).order_by(users.c.login))]
 
-    def count_admins(self) -> int:
-        return sum(1 for a in self.list() if a.role == "admin" and a.active)
+    def _keep_an_admin(self, acc: Account) -> None:
+        """Refuse to demote or disable the last active administrator (nobody could manage accounts)."""
+        if acc.role == "admin" and acc.active and sum(1 for a in self.list() if a.role == "admin" and a.active) <= 1:
+            raise AccountError("this is the last active administrator: create another one first")
 
     def _set(self, login: str, **values) -> Account:
         acc = self.require(login)
@@ -122,6 +124,8 @@ class Accounts:
     def update(self, login: str, *, full_name=None, position=None, organisation=None, role=None,
                camera_groups=None) -> Account:
         validate(None, full_name, role, camera_groups)
+        if role not in (None, "admin"):
+            self._keep_an_admin(self.require(login))
         values = {k: v for k, v in (("full_name", full_name), ("position", position),
                                     ("organisation", organisation), ("role", role)) if v is not None}
         if camera_groups is not None:
@@ -132,6 +136,8 @@ class Accounts:
         return acc
 
     def set_active(self, login: str, active: bool) -> Account:
+        if not active:
+            self._keep_an_admin(self.require(login))
         acc = self._set(login, active=active, failed_logins=0, locked_until_us=None)
         if not active:
             self.end_sessions(acc.id)
@@ -184,6 +190,11 @@ class Accounts:
 
     def set_totp(self, login: str, secret: str | None, last_step: int | None = None) -> None:
         self._set(login, totp_secret=secret, totp_last_step=last_step)
+
+    def reset_totp(self, login: str) -> None:
+        """Remove the second factor (lost phone); the account's sessions end, it enrols again."""
+        acc = self._set(login, totp_secret=None, totp_last_step=None)
+        self.end_sessions(acc.id)
 
     def accept_totp(self, login: str, code: str, now_s: float, secret: str | None = None) -> bool:
         """Check a code against the stored (or a pending) secret; a code is good only once."""

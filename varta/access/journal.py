@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from hashlib import sha256
 import logging
 import threading
 from dataclasses import asdict, dataclass, field
@@ -132,8 +131,7 @@ class Journal:
                 for p in batch:
                     seq += 1
                     h = chain_hash(prev, canonical(seq, p.entry))
-                    rows.append({"seq": seq, **{k: v for k, v in asdict(p.entry).items()},
-                                 "prev_hash": prev, "hash": h})
+                    rows.append({"seq": seq, **asdict(p.entry), "prev_hash": prev, "hash": h})
                     p.seq, prev = seq, h
                 conn.execute(insert(journal), rows)
                 conn.execute(update(journal_head).where(journal_head.c.id == 1).values(seq=seq, hash=prev))
@@ -240,7 +238,7 @@ def verify_rows(rows, heads: list[dict], progress=None) -> Verification:
             problems.append(Problem(seq, "does not follow the line before it (a line was inserted, "
                                          "removed, reordered or the previous line rewritten)"))
         # values[:11] are the canonical fields in order (see FIELDS).
-        if sha256((prev_hash + _ENCODE(list(values[:11]))).encode()).hexdigest() != stored:
+        if chain_hash(prev_hash, _ENCODE(list(values[:11]))) != stored:
             problems.append(Problem(seq, "its contents were changed after it was written"))
         h = by_seq.get(seq)
         if h is not None:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, delete, insert, select
 from varta.access.accounts import Account, Accounts
 from varta.access.journal import Entry, Journal
 from varta.access.network import Site
-from varta.access.policy import CONSOLE, DIRECT, MATRIX, REMOTE, Decision, Policy, Principal, validate_restriction
+from varta.access.policy import CONSOLE, DIRECT, REMOTE, Decision, Policy, Principal, validate_restriction
 from varta.access.sessions import FULL, MUST_CHANGE_PASSWORD, TOTP_ENROL, ApiTokens, Session, Sessions
 from varta.clock import format_time, now_us
 from varta.db.schema import policy_restrictions
@@ -40,6 +40,16 @@ def principal_of(acc: Account, access: str, restricted: bool, source: str, scope
                      scopes=frozenset(scopes) if scopes is not None else None)
 
 
+def session_stage(acc: Account, access: str) -> str:
+    """What a session may do yet: change a one-time password first, then (remote sessions)
+    enrol a second factor, which is mandatory for remote access; then everything allowed."""
+    if acc.must_change_password:
+        return MUST_CHANGE_PASSWORD
+    if access == REMOTE and not acc.totp_enabled:
+        return TOTP_ENROL
+    return FULL
+
+
 def console_principal(accounts: Accounts, as_login: str | None) -> Principal:
     """A command typed on the server: direct access, at the server itself (C2: the server
     stands in the locked cabinet, so it is a restricted zone). With ``--as`` the account's
@@ -51,8 +61,7 @@ def console_principal(accounts: Accounts, as_login: str | None) -> Principal:
             raise PermissionError(f"--as {as_login}: no such account")
         if not acc.active:
             raise PermissionError(f"--as {as_login}: the account is disabled")
-        p = principal_of(acc, DIRECT, True, f"console:{os_user}")
-        return p
+        return principal_of(acc, DIRECT, True, f"console:{os_user}")
     return Principal(login=f"os:{os_user}", full_name=f"operating-system user {os_user}", role=CONSOLE,
                      access=DIRECT, restricted=True, source=f"console:{os_user}")
 
@@ -139,9 +148,7 @@ class AccessControl:
                          access=access, source=source)
 
         def fail(status, code, message, detail, result="failed") -> LoginOutcome:
-            self.journal.append(Entry(account=anon.login, full_name=anon.full_name, role=anon.role, source=source,
-                                      access=access, action="session.login", object=f"user:{anon.login}",
-                                      result=result, detail=detail))
+            self.record(anon, "session.login", f"user:{anon.login}", result, detail)
             return LoginOutcome(False, status, code, message)
 
         if acc and acc.locked_until_us and acc.locked_until_us > now:
@@ -171,24 +178,9 @@ class AccessControl:
                 return fail(401, "otp_invalid", "wrong or already used second-factor code",
                             f"wrong second-factor code (failure {n}{lock})")
         self.accounts.record_success(login)
-        if acc.must_change_password:
-            stage = MUST_CHANGE_PASSWORD
-        elif access == REMOTE and not acc.totp_enabled:
-            stage = TOTP_ENROL  # a second factor is mandatory for remote sessions
-        else:
-            stage = FULL
+        stage = session_stage(acc, access)
         token, session = self.sessions.create(acc.id, stage, access, restricted, source)
         self.record(who, "session.login", f"user:{acc.login}", "ok",
                     f"{'restricted-zone workstation' if who.restricted else access}"
                     f"{'; second factor' if acc.totp_enabled else ''}; stage {stage}")
         return LoginOutcome(True, 200, "ok", "signed in", token, session, acc)
-
-    def next_stage(self, acc: Account, session: Session) -> str:
-        if acc.must_change_password:
-            return MUST_CHANGE_PASSWORD
-        if session.access == REMOTE and not acc.totp_enabled:
-            return TOTP_ENROL
-        return FULL
-
-    def known_action(self, action: str) -> bool:
-        return action in MATRIX

@@ -144,8 +144,9 @@ class LiveRelay:
         self._stop.set()
 
     @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+    def running(self) -> bool:
+        """Still serving (or able to take viewers): not stopped, thread alive."""
+        return self._thread.is_alive() and not self._stop.is_set()
 
     # --- the camera side ----------------------------------------------------------------
     def _init_message(self) -> dict:
@@ -279,14 +280,14 @@ class LiveHub:
         key = (camera_id, stream)
         with self._lock:
             r = self._relays.get(key)
-            if r is None or not r.alive or r._stop.is_set():
+            if r is None or not r.running:
                 r = LiveRelay(camera_id, url, self.timeout_s, self.linger_s)
                 self._relays[key] = r
             return r
 
     def viewers(self, camera_id: str) -> int:
         with self._lock:
-            return sum(r.viewer_count for (cid, _), r in self._relays.items() if cid == camera_id and r.alive)
+            return sum(r.viewer_count for (cid, _), r in self._relays.items() if cid == camera_id and r.running)
 
     def stop_all(self) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from varta.access import credentials
 from varta.access.accounts import AccountError
 from varta.access.policy import ROLE_TITLES
-from varta.access.service import principal_of
+from varta.access.service import principal_of, session_stage
 from varta.access.sessions import FULL, MUST_CHANGE_PASSWORD, TOTP_ENROL
 from varta.web.auth import CSRF_COOKIE, SESSION_COOKIE, Caller, authenticate, guard, public, source_address
 from varta.web.deps import AppServices, services
@@ -123,7 +123,7 @@ def change_password(body: PasswordIn, caller: Caller = guard("account.self", sta
     if caller.session:
         ended = svc.access.sessions.end_all(acc.id, keep=caller.session.id)
         acc = svc.access.accounts.get_by_id(acc.id)
-        stage = svc.access.next_stage(acc, caller.session)
+        stage = session_stage(acc, caller.session.access)
         svc.access.sessions.set_stage(caller.session.id, stage)
     caller.record("account.self", f"user:{acc.login}", detail=f"password changed; {ended} other session(s) ended")
     return {"changed": True, "stage": stage}
@@ -160,6 +160,6 @@ def totp_confirm(body: TotpConfirmIn, caller: Caller = guard("account.self", sta
         raise HTTPException(400, "the code does not match: check the phone's clock and try the next code")
     accounts.set_totp(acc.login, body.secret, step)
     if caller.session:
-        svc.access.sessions.set_stage(caller.session.id, svc.access.next_stage(accounts.get(acc.login), caller.session))
+        svc.access.sessions.set_stage(caller.session.id, session_stage(accounts.get(acc.login), caller.session.access))
     caller.record("account.self", f"user:{acc.login}", detail="second factor (TOTP) enrolled")
     return {"totp_enabled": True}

@@ -66,9 +66,13 @@ def status_dict(svc: AppServices, camera_id: str, row: dict | None) -> dict:
     }
 
 
-def _camera_out(svc: AppServices, cam: Camera, status: dict | None, caller: Caller | None = None) -> dict:
+def _manages(svc: AppServices, caller: Caller) -> bool:
+    return bool(svc.access.policy().decide(caller.principal, "camera.manage"))
+
+
+def _camera_out(svc: AppServices, cam: Camera, status: dict | None, show_urls: bool = True) -> dict:
     out = cam.public_dict() | {"status": status_dict(svc, cam.id, status), "viewers": svc.live.viewers(cam.id)}
-    if caller is not None and not svc.access.policy().decide(caller.principal, "camera.manage"):
+    if not show_urls:
         # Stream addresses (even redacted) map the city's network: only for who manages cameras.
         out.pop("main_url", None)
         out.pop("sub_url", None)
@@ -79,7 +83,8 @@ def _camera_out(svc: AppServices, cam: Camera, status: dict | None, caller: Call
 def list_cameras(caller: Caller = guard("camera.list"), svc: AppServices = Depends(services)) -> list[dict]:
     """The cameras this account may see (police: their groups only)."""
     statuses = svc.index.statuses()
-    return [_camera_out(svc, c, statuses.get(c.id), caller) for c in svc.registry.list() if caller.sees_camera(c)]
+    show_urls = _manages(svc, caller)
+    return [_camera_out(svc, c, statuses.get(c.id), show_urls) for c in svc.registry.list() if caller.sees_camera(c)]
 
 
 def _get(svc: AppServices, camera_id: str) -> Camera:
@@ -93,7 +98,7 @@ def _get(svc: AppServices, camera_id: str) -> Camera:
 def get_camera(camera_id: str, caller: Caller = guard("camera.list", "camera_id"),
                svc: AppServices = Depends(services)) -> dict:
     cam = _get(svc, camera_id)
-    return _camera_out(svc, cam, svc.index.status(camera_id), caller)
+    return _camera_out(svc, cam, svc.index.status(camera_id), _manages(svc, caller))
 
 
 @router.post("", status_code=201)

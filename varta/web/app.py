@@ -29,9 +29,9 @@ def console_csp(tile_url: str) -> str:
     from urllib.parse import urlsplit
 
     tiles = ""
-    if tile_url:
-        parts = urlsplit(tile_url.replace("{s}", "a"))
-        tiles = " " + f"{parts.scheme}://{parts.netloc}".replace("://a.", "://*.")
+    if tile_url:  # "{s}" (Leaflet's subdomains a, b, c) becomes a CSP wildcard
+        parts = urlsplit(tile_url)
+        tiles = f" {parts.scheme}://{parts.netloc.replace('{s}', '*')}"
     return ("default-src 'self'; script-src 'self'; style-src 'self'; "
             f"img-src 'self' data: blob:{tiles}; media-src 'self' blob:; connect-src 'self'; "
             "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
