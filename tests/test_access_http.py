@@ -35,6 +35,8 @@ EXPECTED = {
     "account.self": {REMOTE: ALL, ONSITE: ALL, ZONE: ALL},
     "camera.list": {REMOTE: REMOTE_OK, ONSITE: DIRECT_OK | {"admin"}, ZONE: DIRECT_OK | {"admin"}},
     "live.view": {REMOTE: REMOTE_OK, ONSITE: DIRECT_OK, ZONE: DIRECT_OK},
+    "event.view": {REMOTE: REMOTE_OK, ONSITE: DIRECT_OK, ZONE: DIRECT_OK},  # alarms go to who may watch
+    "event.handle": {REMOTE: {"department"}, ONSITE: DIRECT_OK, ZONE: DIRECT_OK},
     "archive.search": {REMOTE: {"department"}, ONSITE: ARCHIVE, ZONE: ARCHIVE},
     "archive.play": {REMOTE: set(), ONSITE: set(), ZONE: ARCHIVE},  # A4.5: restricted zone only
     "archive.export": {REMOTE: set(), ONSITE: set(), ZONE: ARCHIVE},
@@ -53,6 +55,8 @@ REQUESTS = {  # one representative request per action, on camera mel-c (group "c
     "account.self": ("GET", "/api/auth/me", None),
     "camera.list": ("GET", "/api/cameras/mel-c", None),
     "live.view": ("GET", "/api/cameras/mel-c/snapshot.jpg", None),
+    "event.view": ("GET", "/api/events?camera=mel-c", None),
+    "event.handle": ("POST", "/api/events/999999/ack", {}),  # allowed: 404 (no such event), refused: 403
     "archive.search": ("GET", "/api/cameras/mel-c/recordings?from=now-1h&to=now", None),
     "archive.play": ("GET", "/api/cameras/mel-c/playback.m3u8?from=now-1h", None),
     "archive.export": ("POST", "/api/exports", {"cameras": ["mel-c"], "from": "now-2h", "to": "now-1h"}),

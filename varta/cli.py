@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from varta.access.commands import journal_app, policy_app, token_app, user_app
+from varta.analytics.commands import analytics_app, analyze, events_app, model_app
 from varta.cameras.importer import load_camera_file
 from varta.cameras.model import KINDS, Camera, CameraError
 from varta.cameras.registry import CameraRegistry
@@ -29,6 +30,10 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(policy_app, name="policy")
 app.add_typer(journal_app, name="journal")
+app.add_typer(analytics_app, name="analytics")
+app.add_typer(model_app, name="model")
+app.add_typer(events_app, name="events")
+app.command("analyze")(analyze)
 
 
 def _logging(verbose: bool = False) -> None:
@@ -292,6 +297,11 @@ def run_server(settings: Settings, listen: str, record: bool = True, web: bool =
     recorder = RecorderService(engine, settings) if record else None
     if recorder:
         recorder.start()
+    analytics = None
+    if record and settings.analytics:
+        from varta.analytics.child import AnalyticsChild
+
+        analytics = AnalyticsChild().start()
     try:
         if web:
             host, port = _parse_listen(listen)
@@ -312,6 +322,8 @@ def run_server(settings: Settings, listen: str, record: bool = True, web: bool =
             stop.wait()
     finally:
         heads.stop()
+        if analytics:
+            analytics.stop()
         if recorder:
             recorder.stop()
         access.record(who, "system.maintain", f"node:{settings.recorder_name}", detail=f"{what} stopped")

@@ -84,6 +84,20 @@ class Settings(BaseSettings):
     # or the city's own; empty = no tiles (the map still shows the cameras by coordinates).
     map_tile_url: str = Field(default="")
     map_attribution: str = Field(default="")
+    # Video analytics (docs/design/analytics.md). `varta serve` runs an analytics worker
+    # process beside the recorder for the cameras this node records.
+    analytics: bool = Field(default=True, description="run the analytics worker with serve/recorder")
+    detector_model: str = Field(default="", description="ONNX model; $VARTA_HOME/models/yolox_nano.onnx when empty")
+    detector_providers: AddressList = Field(default=["CPUExecutionProvider"],
+                                            description="ONNX Runtime execution providers, in order of preference")
+    detector_threads: int = Field(default=1, ge=0, le=64, description="threads per inference (0 = all cores)")
+    # CPU the analytics worker may use, in cores; above it the lowest-priority cameras are
+    # analysed less often (the worker runs niced, so recording always comes first).
+    analytics_cpu_cores: float = Field(default=1.0, gt=0)
+    analytics_nice: int = Field(default=10, ge=0, le=19)
+    # Outside systems (police dispatch, MVS-3) get alarms by HTTP POST, signed with HMAC-SHA256.
+    alarm_webhook_url: str = Field(default="")
+    alarm_webhook_secret: str = Field(default="", repr=False)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -96,7 +110,8 @@ class Settings(BaseSettings):
             raise ValueError(f"retention must be at least {MIN_RETENTION_DAYS} days (order clause A4.6)")
         return v
 
-    @field_validator("onsite_networks", "restricted_workstations", "trusted_proxies", mode="before")
+    @field_validator("onsite_networks", "restricted_workstations", "trusted_proxies", "detector_providers",
+                     mode="before")
     @classmethod
     def _address_list(cls, v):
         if isinstance(v, str):
@@ -120,6 +135,10 @@ class Settings(BaseSettings):
     @property
     def exports_dir(self) -> Path:
         return self.home / "exports"
+
+    @property
+    def events_dir(self) -> Path:
+        return self.home / "events"
 
     @property
     def quarantine_dir(self) -> Path:

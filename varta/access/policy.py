@@ -82,6 +82,12 @@ MATRIX: dict[str, Rule] = {
                        restricted_zone=True, camera_scoped=True),
     "archive.export": _r((), _ARCHIVE_ROLES, "A4.4, A4.5", "export recorded video",
                          restricted_zone=True, camera_scoped=True),
+    # Alarms carry a picture of the scene, so they go to whoever may watch that camera live
+    # (R6, MVS-3); acting on them (acknowledge, true/false, notes) is the operators' work.
+    "event.view": _r(_REMOTE_ROLES, _DIRECT_ROLES, "R3, R6, MVS-3", "alarms and events of the cameras one may watch",
+                     camera_scoped=True),
+    "event.handle": _r({DEPARTMENT}, _DIRECT_ROLES, "R3, R6", "acknowledge, judge and annotate alarms",
+                       camera_scoped=True),
     "system.maintain": _r((), {ADMIN, CONTRACTOR}, "C3", "run, migrate, reconcile and apply retention"),
     "system.view": _r({DEPARTMENT}, _DIRECT_ROLES | {ADMIN}, "R4, R5", "storage, alarms and node health"),
     "user.manage": _r((), {ADMIN}, "A4.3", "accounts, roles and camera groups"),

@@ -62,18 +62,22 @@ class Schedule:
         return cls("continuous", ())
 
     @classmethod
-    def from_json(cls, data) -> "Schedule":
+    def from_json(cls, data, modes: tuple[str, ...] = MODES, default_mode: str = "continuous",
+                  what: str = "recording mode") -> "Schedule":
+        """Parse a timetable. ``modes``/``default_mode``/``what`` let other weekly timetables
+        (the analytics rules' ``"on"``/``"off"`` arming) reuse this parser; the defaults are
+        the recording schedule's."""
         if data is None or data == {}:
-            return cls.always()
+            return cls(default_mode, ())
         if isinstance(data, str):
-            if data not in MODES:
-                raise ScheduleError(f"recording mode {data!r} is not one of {', '.join(MODES)}")
+            if data not in modes:
+                raise ScheduleError(f"{what} {data!r} is not one of {', '.join(modes)}")
             return cls(data, ())
         if not isinstance(data, dict):
             raise ScheduleError("schedule must be a mode name or {default, rules}")
-        default = data.get("default", "continuous")
-        if default not in MODES:
-            raise ScheduleError(f"recording mode {default!r} is not one of {', '.join(MODES)}")
+        default = data.get("default", default_mode)
+        if default not in modes:
+            raise ScheduleError(f"{what} {default!r} is not one of {', '.join(modes)}")
         rules = []
         for i, r in enumerate(data.get("rules") or []):
             days = r.get("days") or list(DAYS)
@@ -84,8 +88,8 @@ class Schedule:
             if bad:
                 raise ScheduleError(f"rule {i + 1}: unknown day(s) {bad}; use {', '.join(DAYS)}")
             mode = r.get("mode")
-            if mode not in MODES:
-                raise ScheduleError(f"rule {i + 1}: recording mode {mode!r} is not one of {', '.join(MODES)}")
+            if mode not in modes:
+                raise ScheduleError(f"rule {i + 1}: {what} {mode!r} is not one of {', '.join(modes)}")
             rules.append(Rule(tuple(days), _parse_hhmm(r.get("from", "00:00")), _parse_hhmm(r.get("to", "24:00")), mode))
         return cls(default, tuple(rules))
 

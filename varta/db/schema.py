@@ -256,3 +256,90 @@ journal_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# --- analytics and events (docs/design/analytics.md) -------------------------------------
+# A camera's analytics settings: analysis rate, stream, priority, masks and rules (JSON,
+# validated by varta.analytics.config). Kept apart from ``cameras`` because it changes
+# often and is read only by analytics workers and the console.
+analytics_config = Table(
+    "analytics_config",
+    metadata,
+    Column("camera_id", String(64), ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True),
+    Column("config", JSON, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+# What each camera's analysis is doing now, written by the worker that owns it.
+analytics_status = Table(
+    "analytics_status",
+    metadata,
+    Column("camera_id", String(64), ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True),
+    Column("worker", String(100), nullable=False),
+    Column("state", String(16), nullable=False),  # analysing | degraded | motion_only | no_video | off
+    Column("detail", Text, nullable=False, default=""),
+    Column("target_fps", Float, nullable=False),
+    Column("actual_fps", Float, nullable=False, default=0.0),
+    Column("detect_fps", Float, nullable=False, default=0.0),
+    # Analysis has run without a break from since_us to updated_us: the motion/events
+    # recording modes drop footage only inside that window (recording/activity.py).
+    Column("since_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+# One row per rule hit (R3, R6): opened when the rule fires, closed (end_us) when it stops.
+# Geometry is normalised 0..1 so it draws on any stream size.
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("camera_id", String(64), ForeignKey("cameras.id", ondelete="CASCADE"), nullable=False),
+    Column("rule", String(100), nullable=False),
+    Column("kind", String(16), nullable=False),  # zone | line | loiter | crowd | stopped | tamper | motion
+    Column("severity", String(16), nullable=False),  # info | warning | alarm
+    Column("zone", String(100)),
+    Column("label", String(32)),  # person, car, ... (none for tampering)
+    Column("track_id", Integer),
+    Column("score", Float, nullable=False, default=0.0),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger),  # NULL while it goes on
+    Column("box", JSON),  # [x1, y1, x2, y2] normalised, at the snapshot
+    Column("path", JSON),  # [[t_offset_s, x, y], ...] normalised anchor points
+    Column("heading", String(16)),  # picture compass point (varta.analytics.direction)
+    Column("speed_px_s", Float),
+    Column("detail", JSON, nullable=False),
+    Column("snapshot", Text),  # relative to the events folder
+    Column("worker", String(100), nullable=False),
+    Column("state", String(16), nullable=False, default="new"),  # new | acknowledged
+    Column("verdict", String(8)),  # true | false (the operator's judgement)
+    Column("handled_by", String(64)),
+    Column("handled_us", BigInteger),
+    Column("updated_us", BigInteger, nullable=False),
+)
+Index("ix_events_camera_start", events.c.camera_id, events.c.start_us)
+Index("ix_events_start", events.c.start_us)
+Index("ix_events_updated", events.c.updated_us)
+
+# The operator's actions on an event (acknowledge, true/false, note); also journaled.
+event_actions = Table(
+    "event_actions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", BigInteger, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("action", String(16), nullable=False),  # ack | true | false | note
+    Column("account", String(64), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("created_us", BigInteger, nullable=False),
+)
+Index("ix_event_actions_event", event_actions.c.event_id)
+
+# Spans with motion, for the "motion" recording mode: the janitor keeps the footage
+# around them (pre/post roll) and drops the rest of a motion-mode period.
+motion_spans = Table(
+    "motion_spans",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("camera_id", String(64), ForeignKey("cameras.id", ondelete="CASCADE"), nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger),  # NULL while motion goes on
+)
+Index("ix_motion_spans_camera", motion_spans.c.camera_id, motion_spans.c.start_us)

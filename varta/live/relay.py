@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import av
 
 from varta.cameras.model import redact_text
+from varta.recording.ffmpeg import libav_input
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +194,7 @@ class LiveRelay:
         self._set_state("stopped")
 
     def _stream_once(self) -> None:
-        scheme = self.url.split(":", 1)[0].lower()
-        us = str(int(self.timeout_s * 1_000_000))
-        options = {"rtsp_transport": "tcp", "timeout": us} if scheme in ("rtsp", "rtsps") else {"rw_timeout": us}
+        source, options = libav_input(self.url, self.timeout_s)
         pending: dict = {"moof": None}
         muxed: deque = deque()  # (keyframe, media time, arrival wall ms) of packets not yet in a fragment
 
@@ -230,7 +229,7 @@ class LiveRelay:
                     self._broadcast({"type": "clock", "media_time": t, "wall_ms": wall}, keyframe=True)
                 self._broadcast(frag, keyframe=key)
 
-        with av.open(self.url, "r", options=options) as inp:
+        with av.open(source, "r", options=options) as inp:
             video = inp.streams.video[0]
             self._init = None
             out = av.open(_BoxSplitter(on_box), "w", format="mp4",

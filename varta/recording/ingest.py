@@ -27,7 +27,7 @@ from pathlib import Path
 
 import av
 
-from varta.recording.ffmpeg import FMP4_FLAGS, SEGMENT_NAME_PATTERN, record_command
+from varta.recording.ffmpeg import FMP4_FLAGS, SEGMENT_NAME_PATTERN, libav_input, record_command
 
 EOF_MARK = object()
 BACKENDS = ("pyav", "ffmpeg")
@@ -135,22 +135,7 @@ class PyAVRun(IngestRun):
         return self._code if self._code is not None else 1
 
     def _open_input(self):
-        """Open the camera with libav's own socket timeouts.
-
-        Not PyAV's ``timeout=`` argument: that is a Python interrupt callback which libav
-        calls on every blocking wait, taking the GIL each time; at 64 cameras it cost 2 % of
-        a core per camera instead of 0.44 % (bench/RESULTS.md).
-        """
-        source = self.url
-        options = {}
-        scheme = self.url.split(":", 1)[0].lower()
-        us = str(int(self.timeout_s * 1_000_000))
-        if scheme in ("rtsp", "rtsps"):
-            options = {"rtsp_transport": "tcp", "timeout": us}  # connect and every socket read
-        elif scheme in ("http", "https", "rtmp"):
-            options = {"rw_timeout": us}
-        elif scheme == "file":
-            source = self.url.removeprefix("file://")
+        source, options = libav_input(self.url, self.timeout_s)
         return av.open(source, "r", options=options)
 
     def _new_segment(self, template):

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from varta.cameras.registry import CameraRegistry
-from varta.clock import format_time, now_us
+from varta.clock import US, format_time, now_us, to_datetime
 from varta.db.schema import cameras as cameras_table
 from varta.db.schema import holds as holds_table
 from varta.db.schema import segments
@@ -36,6 +36,8 @@ class JanitorReport:
     early_deleted: int = 0
     early_bytes: int = 0
     held_kept: int = 0
+    quiet_deleted: int = 0  # motion/events modes: footage with no activity near it
+    quiet_bytes: int = 0
     forecast: retention.StorageForecast | None = None
     messages: list[str] = field(default_factory=list)
 
@@ -112,6 +114,7 @@ class Janitor:
             report = JanitorReport()
             holds = self._active_holds()
             self._apply_retention(now, holds, report)
+            self._apply_activity_modes(now, holds, report)
             self._ensure_free_space(holds, report)
             self._update_forecast(report)
             return report
@@ -155,6 +158,48 @@ class Janitor:
         if report.expired_deleted:
             log.info("retention deleted %d expired segments (%.1f MB), kept %d held", report.expired_deleted,
                      report.expired_bytes / 1e6, report.held_kept)
+
+    def _apply_activity_modes(self, now: int, holds, report: JanitorReport, window_us: int = 2 * 3600 * US) -> None:
+        """Motion/events recording modes: drop settled footage with no activity near it."""
+        from varta.analytics.config import AnalyticsError, parse_config
+        from varta.analytics.store import AnalyticsSettings
+        from varta.events.store import EventStore
+        from varta.recording import activity
+
+        cams = [c for c in self.registry.list() if c.enabled and
+                {c.schedule.default, *(r.mode for r in c.schedule.rules)} & set(activity.ACTIVITY_MODES)]
+        if not cams:
+            return
+        store = AnalyticsSettings(self.engine)
+        statuses = store.statuses()
+        events = EventStore(self.engine, self.settings.events_dir)
+        for cam in cams:
+            st = statuses.get(cam.id)
+            if st is None or st["state"] not in ("analysing", "degraded", "motion_only"):
+                continue
+            try:
+                cfg = parse_config(store.get_raw(cam.id) or {})
+            except AnalyticsError:
+                continue
+            pre, post = int(cfg.pre_roll_s * US), int(cfg.post_roll_s * US)
+            settled = activity.settled_before(now, pre, post)
+            segs = [s for s in self.index.segments_between(cam.id, settled - window_us, settled)
+                    if s.end_us <= settled and s.recorder == self.node]
+            if not segs:
+                continue
+            t1, t2 = segs[0].start_us - post, segs[-1].end_us + pre
+            spans = {kind: activity.widen(events.activity(cam.id, t1, t2, kind), pre, post, now)
+                     for kind in ("motion", "events")}
+            tz = self.settings.tz
+            doomed = activity.without_activity(
+                segs, lambda us: cam.schedule.mode_at(to_datetime(us, tz)), spans,
+                (st["since_us"], st["updated_us"]), holds.get(cam.id, []))
+            if doomed:
+                report.quiet_bytes += self._delete(doomed)
+                report.quiet_deleted += len(doomed)
+        if report.quiet_deleted:
+            log.info("motion/events modes: dropped %d segments (%.1f MB) with no activity near them",
+                     report.quiet_deleted, report.quiet_bytes / 1e6)
 
     def _delete(self, rows) -> int:
         freed = 0

@@ -16,7 +16,8 @@ from varta.recording.ffmpeg import find_ffmpeg
 from varta.recording.index import ArchiveIndex
 from varta.access.service import AccessControl
 from varta.live.relay import LiveHub
-from varta.web import api_admin, api_auth, api_cameras, api_exports, api_journal, api_live, api_recordings, api_system
+from varta.web import (api_admin, api_auth, api_cameras, api_events, api_exports, api_journal, api_live,
+                       api_recordings, api_system)
 from varta.web.auth import public
 from varta.web.deps import AppServices
 
@@ -59,7 +60,8 @@ def create_app(settings, engine) -> FastAPI:
         access=AccessControl.from_settings(engine, settings),
         live=LiveHub(settings.rtsp_timeout_s),
     )
-    for module in (api_auth, api_cameras, api_live, api_recordings, api_exports, api_system, api_journal, api_admin):
+    for module in (api_auth, api_cameras, api_live, api_recordings, api_exports, api_system, api_journal, api_admin,
+                   api_events):
         app.include_router(module.router)
 
     @app.middleware("http")

@@ -32,6 +32,7 @@ class AppServices:
     ffmpeg: str
     access: AccessControl
     live: LiveHub
+    events: object = None  # api_events.EventsApi, made on first use
 
 
 def services(request: Request) -> AppServices:

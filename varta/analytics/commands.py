@@ -1,0 +1,233 @@
+"""``varta analytics|model|events|analyze``: the analytics worker, cameras' analytics
+settings, detector models, the event list, and offline analysis of a file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import tomllib
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from varta.cli_support import authorize, fail, load_settings, open_engine, parse_cli_time
+from varta.clock import format_time
+
+analytics_app = typer.Typer(help="Video analytics: the worker and each camera's settings.", no_args_is_help=True)
+model_app = typer.Typer(help="Detector models (downloaded with a SHA-256 check).", no_args_is_help=True)
+events_app = typer.Typer(help="Events and alarms raised by analytics.", no_args_is_help=True)
+log = logging.getLogger("varta.analytics")
+
+
+def read_settings_file(path: Path) -> dict:
+    """Analytics settings from JSON, TOML or YAML (by extension)."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            return tomllib.loads(text)
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text) or {}
+        return json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        fail(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}")
+
+
+# --- the worker ------------------------------------------------------------------------
+@analytics_app.command("run")
+def analytics_run(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """Analyse this node's cameras until stopped (``varta serve`` starts this by itself)."""
+    from varta.analytics.worker import AnalyticsWorker, lower_priority
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    settings = load_settings()
+    engine = open_engine(settings)
+    access, who = authorize(settings, engine, "system.maintain", obj=f"analytics:{settings.recorder_name}")
+    lower_priority(settings.analytics_nice)
+    worker = AnalyticsWorker(engine, settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    worker.start()
+    typer.echo(f"analytics worker {settings.recorder_name} running: {worker.detector_message}")
+    try:
+        stop.wait()
+    finally:
+        worker.stop()
+
+
+@analytics_app.command("set")
+def analytics_set(camera_id: str = typer.Argument(..., metavar="CAMERA"),
+                  file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON, TOML or YAML")) -> None:
+    """Give a camera its analytics settings: rate, masks and rules (docs/analytics.md)."""
+    from varta.analytics.config import AnalyticsError
+    from varta.analytics.store import AnalyticsSettings
+    from varta.cameras.registry import CameraRegistry
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    access, who = authorize(settings, engine, "camera.manage", obj=f"camera:{camera_id}")
+    if CameraRegistry(engine).get(camera_id) is None:
+        fail(f"no camera {camera_id}")
+    try:
+        cfg = AnalyticsSettings(engine).set(camera_id, read_settings_file(file))
+    except AnalyticsError as exc:
+        fail(f"{file}: {exc}")
+    access.record(who, "camera.manage", f"camera:{camera_id}",
+                  detail=f"analytics: {len(cfg.rules)} rules, {cfg.fps:g} fps, enabled={cfg.enabled}")
+    typer.echo(f"camera {camera_id}: analytics {'on' if cfg.enabled else 'off'} at {cfg.fps:g} frames/s, "
+               f"rules: {', '.join(r['name'] for r in cfg.rules) or 'none'}")
+
+
+@analytics_app.command("show")
+def analytics_show(camera_id: str = typer.Argument(..., metavar="CAMERA")) -> None:
+    """A camera's analytics settings and its worker's status, as JSON."""
+    from varta.analytics.store import AnalyticsSettings
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    authorize(settings, engine, "camera.list", camera_id=camera_id)
+    store = AnalyticsSettings(engine)
+    status = store.statuses().get(camera_id)
+    typer.echo(json.dumps({"config": store.get_raw(camera_id), "status": status}, ensure_ascii=False, indent=2))
+
+
+@analytics_app.command("status")
+def analytics_status() -> None:
+    """Each analysed camera: state, frames/s analysed and detected, and why if degraded."""
+    from varta.analytics.store import AnalyticsSettings
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    authorize(settings, engine, "system.view")
+    rows = AnalyticsSettings(engine).statuses()
+    if not rows:
+        typer.echo("no camera is analysed")
+    for cam, st in sorted(rows.items()):
+        typer.echo(f"{cam:<16} {st['state']:<12} {st['actual_fps']:>5.1f}/{st['target_fps']:<4g} fps "
+                   f"detector {st['detect_fps']:>4.1f}/s  {st['worker']}  {st['detail']}")
+
+
+# --- models ------------------------------------------------------------------------------
+@model_app.command("install")
+def model_install(name: str = typer.Argument("yolox-nano"),
+                  url: Optional[str] = typer.Option(None, "--url", help="a mirror (the checksum still applies)"),
+                  from_file: Optional[Path] = typer.Option(None, "--from", exists=True, dir_okay=False,
+                                                           help="install from a file copied by hand (offline)")) -> None:
+    """Download a detector model into $VARTA_HOME/models, refusing it unless its SHA-256 matches."""
+    from varta.analytics.models import MODELS, ModelError, install
+
+    settings = load_settings()
+    try:
+        path = install(name, settings.home, url=url, from_file=from_file)
+    except ModelError as exc:
+        fail(str(exc))
+    info = MODELS[name]
+    typer.echo(f"{name} installed at {path} (sha256 {info.sha256[:16]}…, licence {info.licence})")
+
+
+@model_app.command("list")
+def model_list() -> None:
+    from varta.analytics.models import MODELS, model_path, models_dir, sha256_of
+
+    settings = load_settings()
+    active = model_path(settings)
+    for info in MODELS.values():
+        path = models_dir(settings.home) / info.filename
+        state = ("installed, checksum ok" if sha256_of(path) == info.sha256 else "installed, CHECKSUM MISMATCH") \
+            if path.is_file() else "not installed"
+        typer.echo(f"{info.name:<12} {state:<28} {info.licence}")
+    typer.echo(f"in use: {active}" + ("" if active.is_file() else " (missing: motion only)"))
+
+
+# --- events ------------------------------------------------------------------------------
+@events_app.command("list")
+def events_list(
+    camera: list[str] = typer.Option([], "--camera", help="repeat for several"),
+    start: Optional[str] = typer.Option(None, "--from"), end: Optional[str] = typer.Option(None, "--to"),
+    label: Optional[str] = typer.Option(None, "--label"), rule: Optional[str] = typer.Option(None, "--rule"),
+    zone: Optional[str] = typer.Option(None, "--zone"), kind: Optional[str] = typer.Option(None, "--kind"),
+    limit: int = typer.Option(100, "--limit"), as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Events, newest first (city time), of the cameras this account may watch."""
+    from varta.cameras.registry import CameraRegistry
+    from varta.events.store import EventQuery, EventStore
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    access, who = authorize(settings, engine, "event.view")
+    policy = access.policy()
+    visible = [c.id for c in CameraRegistry(engine).list(include_removed=True)
+               if policy.decide(who, "event.view", c.group_name)]
+    cams = tuple(c for c in camera if c in visible) if camera else tuple(visible)
+    q = EventQuery(cameras=cams, start_us=parse_cli_time(start, settings, "--from") if start else None,
+                   end_us=parse_cli_time(end, settings, "--to") if end else None, label=label, rule=rule,
+                   zone=zone, kind=kind, limit=limit)
+    rows = EventStore(engine, settings.events_dir).search(q)
+    tz = settings.tz
+    if as_json:
+        typer.echo(json.dumps([{**r, "start": format_time(r["start_us"], tz),
+                                "end": format_time(r["end_us"], tz) if r["end_us"] else None} for r in rows],
+                              ensure_ascii=False, indent=2, default=str))
+        return
+    for r in rows:
+        end_txt = format_time(r["end_us"], tz)[11:19] if r["end_us"] else "…"
+        direction = (r["detail"] or {}).get("direction", {}).get("en", "")
+        typer.echo(f"{r['id']:>6} {format_time(r['start_us'], tz)[:19]}–{end_txt} {r['camera_id']:<12} "
+                   f"{r['rule']:<20} {r['label'] or r['kind']:<10} {r['state']:<12} {direction}")
+
+
+# --- offline -----------------------------------------------------------------------------
+def analyze(
+    video: Path = typer.Argument(..., exists=True, dir_okay=False, help="a video file (an export, say)"),
+    rules: Optional[Path] = typer.Option(None, "--rules", exists=True, dir_okay=False,
+                                         help="analytics settings: JSON, TOML or YAML (as for `analytics set`)"),
+    as_json: bool = typer.Option(False, "--json", help="print events and counts as JSON"),
+    mot: Optional[Path] = typer.Option(None, "--mot", help="write tracked boxes per frame (MOTChallenge)"),
+    fps: Optional[float] = typer.Option(None, "--fps", help="frames analysed per second; 0 = every frame"),
+    model: Optional[Path] = typer.Option(None, "--model", help="ONNX detector (default: the installed one)"),
+    no_gate: bool = typer.Option(False, "--no-motion-gate", help="run the detector on every frame"),
+) -> None:
+    """Run Varta's analytics over a file and print the events it would raise."""
+    from varta.analytics.config import AnalyticsError, parse_config
+    from varta.analytics.models import load_detector
+    from varta.analytics.offline import analyze_file
+    from varta.analytics.source import SourceError
+
+    settings = load_settings()
+    if model is not None:
+        settings.detector_model = str(model)
+    data = read_settings_file(rules) if rules else {}
+    data.setdefault("enabled", True)
+    try:
+        cfg = parse_config(data)
+    except AnalyticsError as exc:
+        fail(f"{rules}: {exc}")
+    detector, message = load_detector(settings) if cfg.detect else (None, "detector off in the settings")
+    if model is not None and detector is None:
+        fail(message)
+    typer.echo(message, err=True)
+    out = mot.open("w", encoding="ascii") if mot else None
+    try:
+        result = analyze_file(video, cfg, detector, fps=fps, mot=out, gate=not no_gate)
+    except SourceError as exc:
+        fail(f"{video}: {exc}")
+    finally:
+        if out:
+            out.close()
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+        return
+    for e in result.events:
+        end = f"{e.end_s:8.1f}" if e.end_s is not None else "       …"
+        what = e.label or ", ".join(f"{k}={v}" for k, v in e.detail.items()) or e.kind
+        typer.echo(f"{e.start_s:8.1f}–{end} s  {e.rule:<22} {what:<12} {e.zone or '':<12} {e.direction or ''}")
+    typer.echo(f"{len(result.events)} events; {result.frames_analysed} of {result.frames_decoded} frames analysed, "
+               f"detector on {result.detections_run}; {result.cpu_s:.1f} s CPU", err=True)
+

@@ -1,0 +1,51 @@
+"""Overload behaviour (pure): when analysis needs more CPU than it is given, slow the
+least important cameras first, and give the rate back, most important first, when the
+load falls. Recording is never touched: it runs in another process at normal priority
+while analysis runs niced (see worker.py), and this only ever lowers analysis rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIN_FPS = 1.0
+HIGH_WATER = 0.90  # share of the CPU budget above which rates go down
+LOW_WATER = 0.65  # below which they come back
+STEP_DOWN = 0.7
+STEP_UP = 1.25
+
+
+@dataclass
+class CameraLoad:
+    camera_id: str
+    rank: int  # 3 high, 2 normal, 1 low (config.PRIORITIES)
+    target_fps: float  # what the city asked for
+    fps: float  # what it is allowed now
+
+
+def rebalance(cams: list[CameraLoad], cpu_cores_used: float, budget_cores: float) -> dict[str, float]:
+    """New rates for the cameras whose rate should change (one step per call)."""
+    if not cams or budget_cores <= 0:
+        return {}
+    load = cpu_cores_used / budget_cores
+    if load > HIGH_WATER:
+        slowable = [c for c in cams if c.fps > min(MIN_FPS, c.target_fps) + 1e-6]
+        if not slowable:
+            return {}
+        # The lowest priority first; among equals the one analysed fastest gives most back.
+        victim = min(slowable, key=lambda c: (c.rank, -c.fps))
+        return {victim.camera_id: round(max(min(MIN_FPS, victim.target_fps), victim.fps * STEP_DOWN), 2)}
+    if load < LOW_WATER:
+        held = [c for c in cams if c.fps < c.target_fps - 1e-6]
+        if not held:
+            return {}
+        lucky = max(held, key=lambda c: (c.rank, -c.fps))
+        return {lucky.camera_id: round(min(lucky.target_fps, lucky.fps * STEP_UP), 2)}
+    return {}
+
+
+def describe(cam: CameraLoad) -> str:
+    if cam.fps >= cam.target_fps - 1e-6:
+        return ""
+    return (f"machine overloaded: analysed at {cam.fps:g} of {cam.target_fps:g} frames/s "
+            f"(lower-priority cameras are slowed first); recording is not affected")

@@ -1,0 +1,227 @@
+"""One camera's analysis, frame by frame: motion gate → detector → tracker → rules → events.
+
+The same class runs in the analytics worker (live cameras) and in ``varta analyze`` (a
+file), so what the command prints is what the city's cameras would raise.
+
+The detector is the expensive step (≈15 ms a frame on one core), so it runs only when the
+cheap motion gate sees change (the Frigate approach), and while objects are being
+tracked, every ``stationary_interval_s`` to keep a car that stopped or a person who stands
+still (they make no motion, but loitering and stopped-vehicle rules need them).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from varta.analytics.config import AnalyticsConfig
+from varta.analytics.direction import track_motion
+from varta.analytics.motion import MotionDetector
+from varta.analytics.rules import RuleEngine
+from varta.analytics.snapshot import draw_alarm, encode_jpeg
+from varta.analytics.tamper import TamperDetector
+from varta.analytics.tracker import Tracker
+from varta.analytics.types import FrameInfo, Occurrence, Track
+
+MOTION_HANGOVER_S = 2.0  # motion that pauses this briefly is one span
+UPDATE_EVERY_S = 2.0  # how often an ongoing event's row is refreshed
+
+
+@dataclass
+class EventChange:
+    """What the owner of the pipeline must store: an event opened, refreshed or closed."""
+
+    action: str  # open | update | close
+    key: str
+    occurrence: Occurrence
+    severity: str
+    wall_us: int  # when it happened (start for open, end for close)
+    width: int
+    height: int
+    path: list[tuple[float, float, float]] = field(default_factory=list)  # (t, x, y) pixels
+    motion: dict | None = None  # heading, speed, phrases (varta.analytics.direction)
+    snapshot: bytes | None = None  # JPEG, with open
+
+    def normalised_box(self) -> list[float] | None:
+        b = self.occurrence.box
+        if b is None:
+            return None
+        return [round(b[0] / self.width, 4), round(b[1] / self.height, 4),
+                round(b[2] / self.width, 4), round(b[3] / self.height, 4)]
+
+    def normalised_path(self) -> list[list[float]]:
+        if not self.path:
+            return []
+        t0 = self.path[0][0]
+        return [[round(t - t0, 2), round(x / self.width, 4), round(y / self.height, 4)] for t, x, y in self.path]
+
+
+@dataclass
+class Step:
+    """The outcome of one analysed frame."""
+
+    changes: list[EventChange]
+    motion: bool
+    detected: bool
+    motion_change: str | None = None  # "start" | "end": for the motion recording mode
+    motion_change_us: int | None = None
+    tracks: list[Track] = field(default_factory=list)
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0
+    motion_frames: int = 0
+    detections_run: int = 0
+    detect_s: float = 0.0
+    other_s: float = 0.0
+
+
+class CameraPipeline:
+    def __init__(self, config: AnalyticsConfig, detector=None, tz=None):
+        self.config = config
+        self.detector = detector if config.detect else None
+        self.tz = tz
+        self.motion = MotionDetector(masks=config.masks or None, threshold=config.motion_threshold,
+                                     min_area=config.motion_min_area)
+        self.tamper = TamperDetector() if config.tamper else None
+        self.tracker = Tracker()
+        self.rules = RuleEngine(config.rules)
+        self.geometry = {r.name: r.to_json() for r in self.rules.rules}  # normalised names and defaults
+        self.stats = PipelineStats()
+        self._open: dict[str, tuple[str, float]] = {}  # key -> (severity, last update t)
+        self._last_detect_t = float("-inf")
+        self._motion_on = False
+        self._last_motion_t = float("-inf")
+        self._last_motion_us = 0
+        self._lost = False
+        self.always_detect = False  # the naive baseline: detect on every frame (benchmarks)
+
+    @property
+    def motion_ongoing(self) -> bool:
+        return self._motion_on
+
+    # --- frames -----------------------------------------------------------------------
+    def process(self, bgr: np.ndarray, t: float, wall_us: int) -> Step:
+        started = time.perf_counter()
+        self.stats.frames += 1
+        self._lost = False
+        h, w = bgr.shape[:2]
+        motion = self.motion.update(bgr)
+        tamper = self.tamper.update(bgr, t) if self.tamper else frozenset()
+        if motion.any:
+            self.stats.motion_frames += 1
+        detected = False
+        detect_s = 0.0
+        if self.detector is not None and not tamper & {"covered", "blinded"} and (
+            self.always_detect or motion.any or (self.tracker.tracks() and t - self._last_detect_t >= self.config.stationary_interval_s)
+        ):
+            d0 = time.perf_counter()
+            dets = self.detector.detect(bgr)
+            detect_s = time.perf_counter() - d0
+            self.stats.detections_run += 1
+            self.stats.detect_s += detect_s
+            self._last_detect_t = t
+            self.tracker.update(dets, t)
+            detected = True
+        tracks = self.tracker.confirmed()
+        info = FrameInfo(t=t, width=w, height=h, local=self._local(wall_us), motion=motion, tamper=tamper)
+        changes = self._changes(info, tracks, bgr, wall_us)
+        step = Step(changes, motion.any, detected, tracks=tracks)
+        self._motion_span(step, motion.any, t, wall_us)
+        self.stats.other_s += time.perf_counter() - started - detect_s
+        return step
+
+    def video_lost(self, t: float, wall_us: int) -> Step:
+        """No picture from the camera: the worker calls this; "tamper" rules see video_lost."""
+        self._lost = True
+        info = FrameInfo(t=t, width=self._size()[0], height=self._size()[1], local=self._local(wall_us),
+                         tamper=frozenset({"video_lost"}))
+        return Step(self._changes(info, [], None, wall_us), False, False)
+
+    def finish(self, t: float, wall_us: int) -> list[EventChange]:
+        """Close everything still open (end of a file, camera removed, worker stopping)."""
+        out = []
+        for key in list(self._open):
+            severity, _ = self._open.pop(key)
+            occ = Occurrence(key=key, rule=key.split("\x1f")[0], kind="", t=t)
+            out.append(EventChange("close", key, occ, severity, wall_us, *self._size()))
+        return out
+
+    # --- internals --------------------------------------------------------------------
+    _last_size = (0, 0)
+
+    def _size(self) -> tuple[int, int]:
+        return self._last_size
+
+    def _local(self, wall_us: int):
+        if self.tz is None:
+            return None
+        from varta.clock import to_datetime
+
+        return to_datetime(wall_us, self.tz)
+
+    def _changes(self, info: FrameInfo, tracks: list[Track], bgr, wall_us: int) -> list[EventChange]:
+        if info.width:
+            self._last_size = (info.width, info.height)
+        opened, ongoing, closed = self.rules.step(info, tracks)
+        by_id = {tr.id: tr for tr in self.tracker.tracks()}
+        out: list[EventChange] = []
+        for occ in opened:
+            key = self._key(occ)
+            severity = self._severity(occ)
+            change = self._change("open", key, occ, severity, wall_us, info, by_id)
+            if bgr is not None:
+                change.snapshot = self._snapshot(bgr, change)
+            out.append(change)
+            if occ.instant:
+                out.append(self._change("close", key, occ, severity, wall_us, info, by_id))
+            else:
+                self._open[key] = (severity, info.t)
+        for occ in ongoing:
+            key = self._key(occ)
+            severity, last = self._open.get(key, (self._severity(occ), info.t))
+            if info.t - last >= UPDATE_EVERY_S:
+                self._open[key] = (severity, info.t)
+                out.append(self._change("update", key, occ, severity, wall_us, info, by_id))
+        for occ in closed:
+            key = self._key(occ)
+            severity, _ = self._open.pop(key, (self._severity(occ), info.t))
+            out.append(self._change("close", key, occ, severity, wall_us, info, by_id))
+        return out
+
+    @staticmethod
+    def _key(occ: Occurrence) -> str:
+        return f"{occ.rule}\x1f{occ.key}"
+
+    def _severity(self, occ: Occurrence) -> str:
+        return occ.detail.get("severity") or self.geometry.get(occ.rule, {}).get("severity", "alarm")
+
+    def _change(self, action, key, occ, severity, wall_us, info: FrameInfo, by_id) -> EventChange:
+        track = by_id.get(occ.track_id) if occ.track_id is not None else None
+        path = list(track.path) if track else []
+        motion = occ.detail.get("direction") if isinstance(occ.detail, dict) else None
+        if motion is None and path:
+            motion = track_motion(path)
+        return EventChange(action, key, occ, severity, wall_us, info.width, info.height, path=path, motion=motion)
+
+    def _snapshot(self, bgr: np.ndarray, change: EventChange) -> bytes:
+        occ = change.occurrence
+        rule = self.geometry.get(occ.rule, {})
+        line = [rule["a"], rule["b"]] if rule.get("type") == "line" else None
+        label = f"{occ.label} {occ.score:.2f}" if occ.label else occ.rule
+        img = draw_alarm(bgr, occ.box, label, change.severity, change.path,
+                         (change.motion or {}).get("heading"), rule.get("polygon"), line)
+        return encode_jpeg(img)
+
+    def _motion_span(self, step: Step, moving: bool, t: float, wall_us: int) -> None:
+        if moving:
+            self._last_motion_t, self._last_motion_us = t, wall_us
+            if not self._motion_on:
+                self._motion_on = True
+                step.motion_change, step.motion_change_us = "start", wall_us
+        elif self._motion_on and t - self._last_motion_t > MOTION_HANGOVER_S:
+            self._motion_on = False
+            step.motion_change, step.motion_change_us = "end", self._last_motion_us

@@ -1,0 +1,290 @@
+"""The analytics worker: one process that analyses the cameras of one recording node.
+
+It runs *beside* the recorder, never inside it: ``varta serve`` starts it as a child
+process at a lower CPU priority (nice), so a slow or crashed analysis can never stall or
+lose recording. It learns cameras and settings from the database, writes events,
+snapshots and status back, and talks to nothing else (docs/design/analytics.md).
+
+Threads: one per camera (decode, motion, tracking, rules; libav and OpenCV release the
+GIL), one detector shared by all behind a lock (ONNX Runtime on a fixed number of
+threads, so the CPU it takes is bounded), and a governor that slows the least important
+cameras when the worker uses more CPU than ``analytics_cpu_cores``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from varta.analytics.config import AnalyticsConfig, AnalyticsError, parse_config
+from varta.analytics.governor import CameraLoad, describe, rebalance
+from varta.analytics.models import load_detector
+from varta.analytics.pipeline import CameraPipeline, Step
+from varta.analytics.source import FrameSource, SourceError
+from varta.analytics.store import AnalyticsSettings
+from varta.cameras.model import Camera, redact_text
+from varta.cameras.registry import CameraRegistry
+from varta.clock import now_us
+from varta.events.store import EventStore
+from varta.events.system_alarms import SystemAlarms
+
+log = logging.getLogger("varta.analytics")
+STATUS_EVERY_S = 5.0
+LOST_AFTER_S = 5.0  # no picture this long: a "video_lost" tampering state
+
+
+class LockedDetector:
+    """One inference at a time: the detector's CPU use stays within its thread count."""
+
+    def __init__(self, detector):
+        self.detector = detector
+        self._lock = threading.Lock()
+
+    def detect(self, bgr):
+        with self._lock:
+            return self.detector.detect(bgr)
+
+
+def wants_analysis(camera: Camera, raw: dict | None) -> AnalyticsConfig | None:
+    """The settings to analyse with, or None. Cameras whose timetable uses the motion or
+    events recording modes are analysed (motion only, by default) even without settings:
+    those modes cannot keep footage without knowing where the activity is."""
+    try:
+        cfg = parse_config(raw) if raw is not None else None
+    except AnalyticsError as exc:
+        log.error("camera %s: analytics settings refused (%s); not analysed", camera.id, exc)
+        return None
+    if cfg is not None and cfg.enabled:
+        return cfg
+    modes = {camera.schedule.default, *(r.mode for r in camera.schedule.rules)}
+    if modes & {"motion", "events"}:
+        return parse_config({"detect": cfg.detect if cfg else False})
+    return None
+
+
+class CameraAnalysis(threading.Thread):
+    def __init__(self, camera: Camera, config: AnalyticsConfig, worker: "AnalyticsWorker"):
+        super().__init__(name=f"ana-{camera.id}", daemon=True)
+        self.camera, self.config, self.worker = camera, config, worker
+        self.fps = config.fps  # lowered by the governor under overload
+        self._stop = threading.Event()
+        self._ids: dict[str, int] = {}
+        self.frames = 0
+        self.detections = 0
+        self.state = "starting"
+        self.detail = ""
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _stream(self) -> tuple[str, int | None]:
+        use_sub = self.config.stream in ("auto", "sub") and self.camera.sub_url
+        if self.config.stream == "sub" and not self.camera.sub_url:
+            log.warning("camera %s: no sub-stream configured; analysing the main stream scaled down", self.camera.id)
+        return (self.camera.sub_url, None) if use_sub else (self.camera.main_url, self.config.width)
+
+    def run(self) -> None:
+        w = self.worker
+        detector = w.detector if self.config.detect else None
+        pipeline = CameraPipeline(self.config, detector, w.settings.tz)
+        backoff = 1.0
+        last_frame = time.monotonic()
+        last_status = 0.0
+        counted = (0, 0, time.monotonic())
+        while not self._stop.is_set():
+            url, width = self._stream()
+            source = FrameSource(url, self.fps, width, live=True, timeout_s=w.settings.rtsp_timeout_s)
+            first = True
+            try:
+                for frame in source.frames(stop=self._stop.is_set):
+                    source.fps = self.fps
+                    last_frame = time.monotonic()
+                    backoff = 1.0
+                    if first:  # an unbroken run of analysis starts: the motion modes may trust it
+                        first = False
+                        self.state = "analysing" if detector is not None else "motion_only"
+                        self._status("" if detector is not None else w.detector_message, 0.0, 0.0,
+                                     since_us=frame.wall_us)
+                    step = pipeline.process(frame.bgr, frame.t, frame.wall_us)
+                    self.frames += 1
+                    self.detections += step.detected
+                    self._apply(step)
+                    if last_frame - last_status >= STATUS_EVERY_S:
+                        counted = self._report(counted, detector is not None)
+                        last_status = last_frame
+            except SourceError as exc:
+                self.detail = redact_text(str(exc), [self.camera.main_url, self.camera.sub_url])
+            except Exception:  # one camera's bug must not end its analysis for good
+                log.exception("camera %s: analysis error", self.camera.id)
+                self.detail = "internal error (see the worker's log)"
+            finally:
+                source.close()
+            if self._stop.is_set():
+                break
+            # No picture: after LOST_AFTER_S the "video lost" tampering state holds.
+            deadline = time.monotonic() + backoff
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                if time.monotonic() - last_frame >= LOST_AFTER_S:
+                    self._apply(pipeline.video_lost(time.monotonic(), now_us()))
+                    if self.state != "no_video":
+                        self.state = "no_video"
+                        self._status(self.detail or "no picture from the camera", 0.0, 0.0, since_us=now_us())
+                self._stop.wait(0.5)
+            backoff = min(backoff * 2, w.settings.reconnect_max_backoff_s)
+        for change in pipeline.finish(time.monotonic(), now_us()):
+            self._apply_change(change)
+        if pipeline.motion_ongoing:
+            w.events.motion_end(self.camera.id, now_us())
+        w.settings_store.set_status(self.camera.id, w.name, "off", "analysis stopped", self.config.fps,
+                                    since_us=now_us())
+
+    def _report(self, counted, has_detector: bool):
+        frames0, det0, t0 = counted
+        now = time.monotonic()
+        span = max(now - t0, 1e-3)
+        fps, dfps = (self.frames - frames0) / span, (self.detections - det0) / span
+        load = CameraLoad(self.camera.id, self.config.rank, self.config.fps, self.fps)
+        slowed = describe(load)
+        self.state = "degraded" if slowed else ("analysing" if has_detector else "motion_only")
+        detail = slowed or ("" if has_detector else self.worker.detector_message)
+        self._status(detail, fps, dfps)
+        return self.frames, self.detections, now
+
+    def _status(self, detail: str, fps: float, dfps: float, since_us: int | None = None) -> None:
+        self.worker.settings_store.set_status(self.camera.id, self.worker.name, self.state, detail,
+                                              self.config.fps, fps, dfps, since_us)
+
+    def _apply(self, step: Step) -> None:
+        ev = self.worker.events
+        if step.motion_change == "start":
+            ev.motion_start(self.camera.id, step.motion_change_us)
+        elif step.motion_change == "end":
+            ev.motion_end(self.camera.id, step.motion_change_us)
+        for change in step.changes:
+            self._apply_change(change)
+
+    def _apply_change(self, change) -> None:
+        ev = self.worker.events
+        if change.action == "open":
+            event_id = ev.open_event(self.camera.id, change)
+            self._ids[change.key] = event_id
+            log.info("camera %s: event %d %s (%s %s)", self.camera.id, event_id, change.occurrence.rule,
+                     change.occurrence.label or change.occurrence.kind, (change.motion or {}).get("heading") or "")
+            self.worker.notify("event.opened", event_id)
+            return
+        event_id = self._ids.get(change.key)
+        if event_id is None:
+            return
+        ev.update_event(event_id, change, end=(change.action == "close"))
+        if change.action == "close":
+            self._ids.pop(change.key, None)
+            self.worker.notify("event.closed", event_id)
+
+
+class AnalyticsWorker:
+    def __init__(self, engine, settings, sync_interval_s: float = 3.0):
+        self.engine, self.settings = engine, settings
+        self.name = settings.recorder_name
+        self.registry = CameraRegistry(engine)
+        self.settings_store = AnalyticsSettings(engine)
+        self.events = EventStore(engine, settings.events_dir, self.name)
+        self.alarms = SystemAlarms(engine, self.name)
+        self.sync_interval_s = sync_interval_s
+        self.cameras: dict[str, CameraAnalysis] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.detector = None
+        self.detector_message = ""
+        self.webhook = None
+
+    def start(self) -> None:
+        raw, self.detector_message = load_detector(self.settings)
+        self.detector = LockedDetector(raw) if raw is not None else None
+        (log.info if raw is not None else log.warning)("analytics %s: %s", self.name, self.detector_message)
+        if self.settings.alarm_webhook_url:
+            from varta.events.webhook import WebhookSender
+
+            self.webhook = WebhookSender(self.settings.alarm_webhook_url, self.settings.alarm_webhook_secret,
+                                         self.alarms).start()
+        self.sync()
+        for target, name in ((self._sync_loop, "ana-sync"), (self._govern_loop, "ana-governor")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for cam in self.cameras.values():
+            cam.stop()
+        for cam in self.cameras.values():
+            cam.join(timeout=15)
+        if self.webhook:
+            self.webhook.stop()
+
+    def notify(self, kind: str, event_id: int) -> None:
+        if self.webhook is None:
+            return
+        event = self.events.get(event_id, with_path=False)
+        if event:
+            event["snapshot_url"] = f"/api/events/{event_id}/snapshot.jpg" if event.get("snapshot") else None
+            self.webhook.send(kind, event)
+
+    def _my_cameras(self) -> list[Camera]:
+        cams = self.registry.list(recorder=self.name, include_unassigned=self.settings.record_unassigned)
+        return [c for c in cams if c.enabled]
+
+    def sync(self) -> None:
+        raw = self.settings_store.all_raw()
+        wanted: dict[str, tuple[Camera, AnalyticsConfig]] = {}
+        for cam in self._my_cameras():
+            cfg = wants_analysis(cam, raw.get(cam.id))
+            if cfg is not None:
+                wanted[cam.id] = (cam, cfg)
+        for cam_id in list(self.cameras):
+            running = self.cameras[cam_id]
+            want = wanted.get(cam_id)
+            if want is None or want[0] != running.camera or want[1] != running.config or not running.is_alive():
+                running.stop()
+                del self.cameras[cam_id]
+        for cam_id, (cam, cfg) in wanted.items():
+            if cam_id not in self.cameras:
+                self.events.close_stale(cam_id, self.name, now_us())
+                thread = CameraAnalysis(cam, cfg, self)
+                self.cameras[cam_id] = thread
+                thread.start()
+                log.info("camera %s: analysis at %g frames/s (%s)", cam_id, cfg.fps,
+                         "motion + objects" if cfg.detect and self.detector else "motion only")
+
+    def _sync_loop(self) -> None:
+        while not self._stop.wait(self.sync_interval_s):
+            try:
+                self.sync()
+            except Exception:
+                log.exception("analytics camera sync failed; will retry")
+
+    def _govern_loop(self, every_s: float = 2.0) -> None:
+        last_cpu, last_wall = time.process_time(), time.monotonic()
+        while not self._stop.wait(every_s):
+            cpu, wall = time.process_time(), time.monotonic()
+            used = (cpu - last_cpu) / max(wall - last_wall, 1e-3)
+            last_cpu, last_wall = cpu, wall
+            cams = list(self.cameras.values())
+            loads = [CameraLoad(c.camera.id, c.config.rank, c.config.fps, c.fps) for c in cams]
+            for cam_id, fps in rebalance(loads, used, self.settings.analytics_cpu_cores).items():
+                cam = self.cameras.get(cam_id)
+                if cam is not None:
+                    log.warning("camera %s: analysis %s to %g frames/s (worker at %.0f%% of its %.1f cores)",
+                                cam_id, "slowed" if fps < cam.fps else "restored", fps,
+                                100 * used / self.settings.analytics_cpu_cores, self.settings.analytics_cpu_cores)
+                    cam.fps = fps
+
+
+def lower_priority(nice: int) -> None:
+    """Analysis yields the CPU to recording and live video (same machine, lower priority)."""
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError:
+            pass
