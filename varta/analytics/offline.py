@@ -70,7 +70,7 @@ def analyze_file(path: Path, config: AnalyticsConfig, detector=None, fps: float 
             occ = ch.occurrence
             if ch.action == "open":
                 m = ch.motion or {}
-                ev = OfflineEvent(occ.rule, occ.kind, occ.label, occ.zone, round(frame.t, 3), score=round(occ.score, 3),
+                ev = OfflineEvent(occ.rule, occ.kind, occ.label, occ.zone, round(ch.wall_us / 1e6, 3), score=round(occ.score, 3),
                                   track_id=occ.track_id, heading=m.get("heading"), direction=m.get("en"),
                                   detail={k: v for k, v in occ.detail.items() if k != "direction"})
                 open_events[ch.key] = ev
@@ -84,7 +84,7 @@ def analyze_file(path: Path, config: AnalyticsConfig, detector=None, fps: float 
                 ev.detail.update({k: v for k, v in occ.detail.items() if k != "direction"})
                 ev.score = round(max(ev.score, occ.score or 0.0), 3)
             if ch.action == "close":
-                ev.end_s = round(frame.t, 3)
+                ev.end_s = round(ch.wall_us / 1e6, 3)  # files start at wall time 0
                 open_events.pop(ch.key, None)
         if mot is not None:
             write_mot(mot, frame.index + 1, pipeline.tracker.confirmed(), frame.t)

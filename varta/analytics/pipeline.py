@@ -167,12 +167,20 @@ class CameraPipeline:
         if info.width:
             self._last_size = (info.width, info.height)
         opened, ongoing, closed = self.rules.step(info, tracks)
-        by_id = {tr.id: tr for tr in self.tracker.tracks()}
+        # Tracks the tracker just dropped still close their events, with their full path.
+        gone = {tr.id: tr for tr in self.tracker.ended()}
+        by_id = {**gone, **{tr.id: tr for tr in self.tracker.tracks()}}
         out: list[EventChange] = []
         for occ in opened:
             key = self._key(occ)
             severity = self._severity(occ)
-            change = self._change("open", key, occ, severity, wall_us, info, by_id)
+            start_us = wall_us
+            since = occ.detail.get("since")
+            if isinstance(since, (int, float)) and since <= info.t and not occ.instant:
+                # The event began when the object arrived (or the state began), not when
+                # the rule had seen it long enough to be sure.
+                start_us = wall_us - int((info.t - since) * 1_000_000)
+            change = self._change("open", key, occ, severity, start_us, info, by_id)
             if bgr is not None:
                 change.snapshot = self._snapshot(bgr, change)
             out.append(change)
@@ -189,7 +197,13 @@ class CameraPipeline:
         for occ in closed:
             key = self._key(occ)
             severity, _ = self._open.pop(key, (self._severity(occ), info.t))
-            out.append(self._change("close", key, occ, severity, wall_us, info, by_id))
+            end_us = wall_us
+            track = by_id.get(occ.track_id) if occ.track_id is not None else None
+            if track is not None:
+                # The object left when it was last seen, not when the tracker gave up on it
+                # (an unmatched track's predicted box drifts on for up to max_age_s).
+                end_us = wall_us - int(max(0.0, info.t - track.last_t) * 1_000_000)
+            out.append(self._change("close", key, occ, severity, end_us, info, by_id))
         return out
 
     @staticmethod

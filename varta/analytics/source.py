@@ -8,7 +8,6 @@ threads help one big stream's latency, not many small streams' total cost.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -24,7 +23,7 @@ class SourceError(RuntimeError):
 
 @dataclass
 class Frame:
-    t: float  # seconds: stream time for files, time.monotonic() at arrival for live cameras
+    t: float  # seconds: stream time for files, wall_us in seconds for live cameras
     wall_us: int  # UTC µs the picture was taken (arrival time for live cameras)
     bgr: np.ndarray
     index: int = 0  # 0-based number of the decoded frame (MOT output counts from it)
@@ -39,6 +38,15 @@ class FrameSource:
         self.decoded = 0
         self.size: tuple[int, int] | None = None
         self._container = None
+        self._offset_us: int | None = None
+        self._last_pts_us: int | None = None
+        self._first_pts_us: int | None = None
+
+    def first_frame_us(self) -> int | None:
+        """When this connection's first frame was taken, with the best clock offset so far."""
+        if self._first_pts_us is None or self._offset_us is None:
+            return None
+        return self._first_pts_us + self._offset_us
 
     def close(self) -> None:
         if self._container is not None:
@@ -52,6 +60,10 @@ class FrameSource:
         import av
 
         source, options = libav_input(self.url, self.timeout_s)
+        if self.live:
+            # Probe only as long as it takes to see a keyframe's parameters: every second of
+            # probing is a second of frames that then arrive in one burst.
+            options = {**options, "analyzeduration": "1500000", "probesize": "1000000"}
         try:
             self._container = av.open(source, "r", options=options)
         except (av.FFmpegError, OSError) as exc:
@@ -69,22 +81,42 @@ class FrameSource:
                         return
                     self.decoded += 1
                     if self.live:
-                        t = time.monotonic()
+                        wall = self._capture_us(frame.time)
+                        t = wall / US
                     else:
                         if frame.time is None:
                             continue
                         t = float(frame.time)
+                        wall = self.start_us + int(t * US)
                     if self.fps and next_t is not None and t < next_t - 1e-6:
                         continue
                     if self.fps:  # keep the rhythm, but never "catch up" with a burst after a stall
                         step = 1.0 / self.fps
                         next_t = t + step if next_t is None or t - next_t > step else next_t + step
-                    yield Frame(t, now_us() if self.live else self.start_us + int(t * US), self._bgr(frame),
-                                self.decoded - 1)
+                    yield Frame(t, wall, self._bgr(frame), self.decoded - 1)
             except av.FFmpegError as exc:
                 raise SourceError(f"the stream broke off: {exc}") from None
         finally:
             self.close()
+
+    def _capture_us(self, pts_s: float | None) -> int:
+        """When a live frame was taken: its timestamp on the stream's clock, placed on the
+        wall clock by the smallest arrival delay seen so far. Frames read in a burst (after
+        probing, after a network stall) keep their true spacing instead of all getting the
+        time they happened to be decoded at."""
+        arrival = now_us()
+        if pts_s is None:
+            return arrival
+        pts_us = int(pts_s * US)
+        if self._last_pts_us is not None and pts_us < self._last_pts_us - US:
+            self._offset_us = None  # the camera's clock restarted
+        self._last_pts_us = pts_us
+        if self._first_pts_us is None:
+            self._first_pts_us = pts_us
+        offset = arrival - pts_us
+        if self._offset_us is None or offset < self._offset_us:
+            self._offset_us = offset
+        return pts_us + self._offset_us
 
     def _bgr(self, frame) -> np.ndarray:
         w, h = frame.width, frame.height

@@ -69,7 +69,7 @@ class CameraAnalysis(threading.Thread):
         super().__init__(name=f"ana-{camera.id}", daemon=True)
         self.camera, self.config, self.worker = camera, config, worker
         self.fps = config.fps  # lowered by the governor under overload
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._ids: dict[str, int] = {}
         self.frames = 0
         self.detections = 0
@@ -77,7 +77,7 @@ class CameraAnalysis(threading.Thread):
         self.detail = ""
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def _stream(self) -> tuple[str, int | None]:
         use_sub = self.config.stream in ("auto", "sub") and self.camera.sub_url
@@ -93,12 +93,12 @@ class CameraAnalysis(threading.Thread):
         last_frame = time.monotonic()
         last_status = 0.0
         counted = (0, 0, time.monotonic())
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             url, width = self._stream()
             source = FrameSource(url, self.fps, width, live=True, timeout_s=w.settings.rtsp_timeout_s)
             first = True
             try:
-                for frame in source.frames(stop=self._stop.is_set):
+                for frame in source.frames(stop=self._halt.is_set):
                     source.fps = self.fps
                     last_frame = time.monotonic()
                     backoff = 1.0
@@ -112,7 +112,7 @@ class CameraAnalysis(threading.Thread):
                     self.detections += step.detected
                     self._apply(step)
                     if last_frame - last_status >= STATUS_EVERY_S:
-                        counted = self._report(counted, detector is not None)
+                        counted = self._report(counted, detector is not None, source.first_frame_us())
                         last_status = last_frame
             except SourceError as exc:
                 self.detail = redact_text(str(exc), [self.camera.main_url, self.camera.sub_url])
@@ -121,26 +121,28 @@ class CameraAnalysis(threading.Thread):
                 self.detail = "internal error (see the worker's log)"
             finally:
                 source.close()
-            if self._stop.is_set():
+            if self._halt.is_set():
                 break
             # No picture: after LOST_AFTER_S the "video lost" tampering state holds.
             deadline = time.monotonic() + backoff
-            while not self._stop.is_set() and time.monotonic() < deadline:
+            while not self._halt.is_set() and time.monotonic() < deadline:
                 if time.monotonic() - last_frame >= LOST_AFTER_S:
-                    self._apply(pipeline.video_lost(time.monotonic(), now_us()))
+                    lost_us = now_us()
+                    self._apply(pipeline.video_lost(lost_us / 1e6, lost_us))  # t: live frames' clock
                     if self.state != "no_video":
                         self.state = "no_video"
                         self._status(self.detail or "no picture from the camera", 0.0, 0.0, since_us=now_us())
-                self._stop.wait(0.5)
+                self._halt.wait(0.5)
             backoff = min(backoff * 2, w.settings.reconnect_max_backoff_s)
-        for change in pipeline.finish(time.monotonic(), now_us()):
+        end_us = now_us()
+        for change in pipeline.finish(end_us / 1e6, end_us):
             self._apply_change(change)
         if pipeline.motion_ongoing:
             w.events.motion_end(self.camera.id, now_us())
         w.settings_store.set_status(self.camera.id, w.name, "off", "analysis stopped", self.config.fps,
                                     since_us=now_us())
 
-    def _report(self, counted, has_detector: bool):
+    def _report(self, counted, has_detector: bool, since_us: int | None):
         frames0, det0, t0 = counted
         now = time.monotonic()
         span = max(now - t0, 1e-3)
@@ -149,7 +151,7 @@ class CameraAnalysis(threading.Thread):
         slowed = describe(load)
         self.state = "degraded" if slowed else ("analysing" if has_detector else "motion_only")
         detail = slowed or ("" if has_detector else self.worker.detector_message)
-        self._status(detail, fps, dfps)
+        self._status(detail, fps, dfps, since_us)  # since: refined as the stream's clock settles
         return self.frames, self.detections, now
 
     def _status(self, detail: str, fps: float, dfps: float, since_us: int | None = None) -> None:

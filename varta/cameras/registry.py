@@ -49,9 +49,13 @@ class CameraRegistry:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def list(self, recorder: str | None = None, include_unassigned: bool = True) -> list[Camera]:
-        """Cameras in the registry; with ``recorder``, those that node must record."""
-        q = select(cameras).where(cameras.c.removed_us.is_(None)).order_by(cameras.c.id)
+    def list(self, recorder: str | None = None, include_unassigned: bool = True,
+             include_removed: bool = False) -> list[Camera]:
+        """Cameras in the registry; with ``recorder``, those that node must record. Removed
+        cameras only on request: their archive and events stay searchable."""
+        q = select(cameras).order_by(cameras.c.id)
+        if not include_removed:
+            q = q.where(cameras.c.removed_us.is_(None))
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         cams = [_row_to_camera(r) for r in rows]

@@ -1,14 +1,17 @@
-// The operator's console: sign-in, the live wall and the health page. Plain ES modules,
-// no build step; everything it shows comes from /api and is limited there by the policy.
+// The operator's console: sign-in, the live wall, playback, the map, the health page and
+// the analytics alarms and events. Plain ES modules, no build step; everything it shows
+// comes from /api and is limited there by the policy.
 import { LivePlayer } from "./live.js";
-import { ArchivePlayer, ZOOMS, drawTimeline, loadRanges } from "./playback.js";
+import { ArchivePlayer, ZOOMS, drawTimeline, eventAt, loadEvents, loadRanges } from "./playback.js";
 import { lang, setLang, t } from "./i18n.js";
 import { $, api, h } from "./ui.js";
 import { adminView } from "./admin.js";
+import { AlarmCenter, can, cityText, eventView, eventsView, labelText } from "./alarms.js";
 
 const main = () => $("#main");
 let me = null;
 let players = [];
+const alarms = new AlarmCenter($("#alarms"));
 
 let timers = [];
 
@@ -29,6 +32,7 @@ function cityTime(ms, withDate = true) {
 // --- sign-in ----------------------------------------------------------------------------
 function loginView(message = "") {
   stopPlayers();
+  alarms.stop();
   $("#nav").hidden = true;
   const form = h("form", { id: "login", class: "card" },
     h("h1", {}, t("title")),
@@ -193,29 +197,44 @@ async function playbackView(params) {
     const gaps = h("ul", { class: "gaps", "data-camera": id });
     const player = new ArchivePlayer(video, id, { onState: (m) => { status.textContent = m.detail || ""; video.dataset.state = m.state; } });
     players.push(player);
-    return { id, video, canvas, gaps, player, data: { ranges: [], gaps: [] } };
+    const events = h("ul", { class: "events", "data-camera": id });
+    return { id, video, canvas, gaps, events, player, data: { ranges: [], gaps: [], events: [] } };
   });
   const master = rows[0].player;
-  const windowOf = () => { const span = ZOOMS[zoom][1]; const c = master.origin ? master.wall() : atMs; return [c - span / 2, c + span / 2]; };
+  const windowOf = () => { const span = ZOOMS[zoom][1]; const c = master.sb ? master.wall() : atMs; return [c - span / 2, c + span / 2]; };
   async function refreshTimelines() {
     const [a, b] = windowOf();
     for (const r of rows) {
-      try { r.data = await loadRanges(r.id, a, b); } catch (e) { status.textContent = e.message; }
+      try {
+        const [ranges, events] = await Promise.all([loadRanges(r.id, a, b), can(me, "event.view") ? loadEvents(r.id, a, b) : []]);
+        r.data = { ...ranges, events };
+      } catch (e) { status.textContent = e.message; }
       r.gaps.replaceChildren(...r.data.gaps.map((g) => h("li", { "data-reason": g.reason }, `${cityTime(g.start)} – ${cityTime(g.end)}: ${g.description || g.reason}`)));
+      r.events.replaceChildren(...r.data.events.map((ev) => h("li", { "data-event": ev.id, "data-severity": ev.severity },
+        h("a", { href: `#/events/${ev.id}` }, `${cityText(ev.startText)} ${ev.rule}`))));
+      r.canvas.title = r.data.events.length ? t("eventsOnTimeline") : "";
     }
     redraw();
   }
   function redraw() {
     const [a, b] = windowOf();
-    for (const r of rows) drawTimeline(r.canvas, a, b, r.data, r.player.origin ? r.player.wall() : atMs, marks);
-    if (master.origin) clock.textContent = cityTime(master.wall());
+    for (const r of rows) drawTimeline(r.canvas, a, b, r.data, r.player.sb ? r.player.wall() : atMs, marks);
+    if (master.sb) clock.textContent = cityTime(master.wall());
   }
   for (const r of rows) {
     r.canvas.addEventListener("click", async (ev) => {
       const [a, b] = windowOf();
-      const ms = a + (ev.offsetX / r.canvas.clientWidth) * (b - a);
+      const hit = eventAt(r.canvas, a, b, r.data.events, ev.offsetX);  // an event marker: go to its start
+      const ms = hit ? hit.start : a + (ev.offsetX / r.canvas.clientWidth) * (b - a);
       for (const x of rows) if (!x.player.seekWall(ms)) await x.player.open(ms);
+      if (hit) status.textContent = `${cityText(hit.startText)} · ${hit.rule}${hit.label ? ` · ${labelText(hit.label)}` : ""}`;
       redraw();
+    });
+    r.canvas.addEventListener("mousemove", (ev) => {
+      const [a, b] = windowOf();
+      const hit = eventAt(r.canvas, a, b, r.data.events, ev.offsetX);
+      r.canvas.classList.toggle("on-event", !!hit);
+      r.canvas.title = hit ? `${cityText(hit.startText)} · ${hit.rule} (${t(`sev_${hit.severity}`)})` : (r.data.events.length ? t("eventsOnTimeline") : "");
     });
   }
   const speed = h("select", { id: "pb-speed", onchange: (e) => rows.forEach((r) => { r.video.playbackRate = +e.target.value; }) },
@@ -236,7 +255,7 @@ async function playbackView(params) {
     progress, links, status);
   const grid = h("div", { class: `wall playback n${rows.length === 1 ? 1 : 4}` },
     rows.map((r) => h("figure", { class: "tile", "data-camera": r.id }, r.video, h("figcaption", {}, h("b", {}, r.id)))));
-  main().replaceChildren(bar, controls, grid, ...rows.map((r) => h("div", { class: "track" }, h("b", {}, r.id), r.canvas, r.gaps)));
+  main().replaceChildren(bar, controls, grid, ...rows.map((r) => h("div", { class: "track" }, h("b", {}, r.id), r.canvas, r.gaps, r.events)));
   for (const r of rows) await r.player.open(atMs);
   if (!params.get("paused")) rows.forEach((r) => r.video.play().catch(() => {}));
   await refreshTimelines();
@@ -280,7 +299,7 @@ function loadLeaflet() {
   });
 }
 
-async function mapView() {
+async function mapView(params) {
   stopPlayers();
   const [cams, L] = await Promise.all([api("GET", "/api/cameras"), loadLeaflet()]);
   const placed = cams.filter((c) => c.latitude != null && c.longitude != null);
@@ -308,13 +327,16 @@ async function mapView() {
     m.camera = c;
     return m;
   });
-  if (markers.length) map.fitBounds(L.featureGroup(markers).getBounds().pad(0.3), { maxZoom: 16 });
+  const wanted = markers.find((m) => m.camera.id === params.get("camera"));  // from an alarm: that camera
+  if (wanted) map.setView(wanted.getLatLng(), 17);
+  else if (markers.length) map.fitBounds(L.featureGroup(markers).getBounds().pad(0.3), { maxZoom: 16 });
   else map.setView([48.5, 31.2], 6);
   for (const m of markers) {  // the SVG paths exist once the map has a view
     m.getElement()?.setAttribute("data-camera", m.camera.id);
     m.getElement()?.setAttribute("data-state", m.camera.status.state);
   }
   box.dataset.markers = String(markers.length);
+  if (wanted) { wanted.openPopup(); box.dataset.centred = wanted.camera.id; }
 }
 
 function escapeHtml(s) {
@@ -330,10 +352,13 @@ async function healthView() {
   const rows = cams.map((c) => h("tr", { "data-state": c.status.state },
     h("td", {}, c.id), h("td", {}, c.name), h("td", { class: "state" }, c.status.state),
     h("td", {}, c.status.reason || ""), h("td", {}, c.status.last_segment_end || ""),
-    h("td", {}, c.status.fps ?? ""), h("td", {}, c.status.bitrate_kbps ?? ""), h("td", {}, c.viewers ?? 0)));
+    h("td", {}, c.status.fps ?? ""), h("td", {}, c.status.bitrate_kbps ?? ""), h("td", {}, c.viewers ?? 0),
+    h("td", { class: "analytics", "data-camera": c.id }, "…")));
   const table = h("table", { id: "health" },
-    h("thead", {}, h("tr", {}, [t("camera"), "", t("stateCol"), t("reason"), t("lastFrame"), t("fps"), t("bitrate"), t("viewers")].map((x) => h("th", {}, x)))),
+    h("thead", {}, h("tr", {}, [t("camera"), "", t("stateCol"), t("reason"), t("lastFrame"), t("fps"), t("bitrate"), t("viewers"), t("analytics")]
+      .map((x) => h("th", {}, x)))),
     h("tbody", {}, rows));
+  analyticsStatus(table, cams);  // filled in as the answers come
   const parts = [table];
   if (storage) {
     const d = storage.disk;
@@ -342,6 +367,25 @@ async function healthView() {
       `${t("daysLeft")}: ${storage.days_capacity ?? "—"} (≥ ${storage.required_days})`));
   }
   main().replaceChildren(...parts);
+}
+
+// Each camera's analytics (state, actual/target frame rate, why): one request per camera.
+async function analyticsStatus(table, cams) {
+  await Promise.all(cams.map(async (c) => {
+    const cell = table.querySelector(`td.analytics[data-camera="${CSS.escape(c.id)}"]`);
+    try {
+      const { status } = await api("GET", `/api/cameras/${encodeURIComponent(c.id)}/analytics`);
+      cell.dataset.analytics = status ? status.state : "none";
+      if (!status) { cell.textContent = t("an_none"); return; }
+      const fps = (x) => (x == null ? "–" : (+x).toFixed(1));
+      cell.textContent = `${t(`an_${status.state}`)} · ${fps(status.actual_fps)}/${fps(status.target_fps)} ${t("fps")}` +
+        (status.detect_fps ? ` · ${t("detections")} ${fps(status.detect_fps)}` : "");
+      cell.title = [status.detail, status.updated].filter(Boolean).join(" · ");
+    } catch (e) {
+      cell.textContent = "";
+      cell.title = e.message;
+    }
+  }));
 }
 
 // --- routing ----------------------------------------------------------------------------
@@ -355,13 +399,16 @@ async function route() {
   chrome();
   $("#who").textContent = `${me.full_name} · ${me.role_title[lang] || me.role} · ` +
     (me.restricted_zone ? t("restricted") : t(me.access));
+  alarms.start(me);
   const [path, query] = (location.hash.slice(1) || "/live").split("?");
   const params = new URLSearchParams(query || "");
   for (const a of document.querySelectorAll("#nav a[data-page]")) a.classList.toggle("on", path.split("/")[1] === a.dataset.page);
   try {
     if (path === "/health") await healthView();
     else if (path === "/playback") await playbackView(params);
-    else if (path === "/map") await mapView();
+    else if (path === "/map") await mapView(params);
+    else if (path === "/events") { stopPlayers(); await eventsView(me, main, params); }
+    else if (path.startsWith("/events/")) { stopPlayers(); await eventView(me, main, path.slice(8), (ev) => alarms.handled(ev)); }
     else if (path.startsWith("/admin/")) { stopPlayers(); await adminView(path.slice(7), me, main); }
     else await liveView(params);
   } catch (e) {
@@ -375,12 +422,13 @@ function chrome() {
   $("#nav").replaceChildren(
     h("a", { href: "#/live", "data-page": "live" }, t("live")),
     me && me.allowed_actions.includes("archive.play") ? h("a", { href: "#/playback", "data-page": "playback" }, t("playback")) : "",
+    can(me, "event.view") ? h("a", { href: "#/events", "data-page": "events" }, t("events")) : "",
     h("a", { href: "#/map", "data-page": "map" }, t("map")),
     h("a", { href: "#/health", "data-page": "health" }, t("health")),
     me && ["camera.manage", "user.manage", "journal.read"].some((a) => me.allowed_actions.includes(a))
       ? h("a", { href: `#/admin/${me.allowed_actions.includes("camera.manage") ? "cameras" : me.allowed_actions.includes("user.manage") ? "users" : "journal"}`, "data-page": "admin" }, t("admin")) : "",
     h("span", { id: "who" }),
-    h("button", { id: "lang", onclick: () => { setLang(lang === "uk" ? "en" : "uk"); chrome(); route(); } }, lang === "uk" ? "EN" : "УКР"),
+    h("button", { id: "lang", onclick: () => { setLang(lang === "uk" ? "en" : "uk"); chrome(); alarms.render(true); route(); } }, lang === "uk" ? "EN" : "УКР"),
     h("button", { id: "logout", onclick: async () => { await api("POST", "/api/auth/logout", {}).catch(() => {}); me = null; loginView(); } }, t("signOut")));
 }
 

@@ -154,6 +154,32 @@ export async function loadRanges(cameraId, fromMs, toMs) {
   };
 }
 
+// The events layer: the camera's analytics events in the shown window (empty for a role
+// that may not see events), drawn as markers over the ranges; a marker click seeks to it.
+const EVENT_COLOURS = { alarm: "#ff5c5c", warning: "#ffb020", info: "#4c8dff" };
+
+export async function loadEvents(cameraId, fromMs, toMs) {
+  const q = new URLSearchParams({ camera: cameraId, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(), limit: "1000" });
+  const res = await fetch(`/api/events?${q}`, { credentials: "same-origin" });
+  if (!res.ok) return [];
+  const rep = await res.json();
+  return rep.events.map((e) => ({
+    id: e.id, start: Date.parse(e.start), end: e.end ? Date.parse(e.end) : null, startText: e.start,
+    severity: e.severity, rule: e.rule, kind: e.kind, label: e.label, state: e.state,
+  })).sort((a, b) => a.start - b.start);
+}
+
+// The event whose marker is under x (canvas pixels), or null.
+export function eventAt(canvas, fromMs, toMs, events, offsetX, slop = 6) {
+  const w = canvas.clientWidth || canvas.width;
+  let best = null, bestD = slop + 1;
+  for (const ev of events || []) {
+    const d = Math.abs(((ev.start - fromMs) / (toMs - fromMs)) * w - offsetX);
+    if (d < bestD) { best = ev; bestD = d; }
+  }
+  return best;
+}
+
 export function drawTimeline(canvas, fromMs, toMs, data, cursorMs, marks = {}) {
   const w = canvas.width = canvas.clientWidth || 800, h = canvas.height = 36;
   const g = canvas.getContext("2d");
@@ -164,5 +190,13 @@ export function drawTimeline(canvas, fromMs, toMs, data, cursorMs, marks = {}) {
   g.fillStyle = "#2e9e57";
   for (const [a, b] of data.ranges) g.fillRect(x(a), 8, Math.max(1, x(b) - x(a)), 20);
   if (marks.in && marks.out) { g.fillStyle = "rgba(76,141,255,.35)"; g.fillRect(x(marks.in), 0, x(marks.out) - x(marks.in), h); }
+  for (const ev of data.events || []) {
+    const colour = EVENT_COLOURS[ev.severity] || "#fff";
+    const a = x(ev.start), b = x(ev.end ?? Math.min(toMs, Date.now()));
+    g.fillStyle = colour;
+    g.fillRect(a, 30, Math.max(2, b - a), 5);                                     // how long it lasted
+    g.beginPath(); g.moveTo(a - 5, 0); g.lineTo(a + 5, 0); g.lineTo(a, 8); g.closePath(); g.fill();  // where it began
+    g.fillRect(a - 0.5, 0, 1, h);
+  }
   if (cursorMs) { g.fillStyle = "#fff"; g.fillRect(x(cursorMs) - 1, 0, 2, h); }
 }
