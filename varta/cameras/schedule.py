@@ -2,9 +2,10 @@
 
 A schedule is a default mode plus rules ``{"days": ["mon", ...], "from": "HH:MM",
 "to": "HH:MM", "mode": ...}`` evaluated in the city's local time; the last matching
-rule wins. ``to`` earlier than ``from`` wraps past midnight (22:00-06:00). Modes now:
-``continuous`` and ``off``; ``motion`` and ``events`` are accepted for the analytics
-issue and record continuously until then (never record less than asked).
+rule wins. ``to`` earlier than ``from`` wraps past midnight (22:00-06:00). Modes:
+``continuous``, ``off``, and ``motion`` / ``events``: recorded like continuous, then the
+janitor drops what lies away from activity (varta/recording/activity.py). Analytics rules
+reuse the format with the modes ``on`` / ``off`` (when a rule is armed).
 """
 
 from __future__ import annotations

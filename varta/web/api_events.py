@@ -21,6 +21,7 @@ from varta.web.deps import AppServices, services, time_param
 
 router = APIRouter(tags=["events"])
 _snapshots_seen = SeenOnce()
+PING_S = 20.0
 
 
 class EventsApi:
@@ -166,7 +167,11 @@ async def alarms_ws(websocket: WebSocket, caller: Caller = ws_guard("event.view"
 
     async def send() -> None:
         while True:
-            row = await sub.queue.get()
+            try:
+                row = await asyncio.wait_for(sub.queue.get(), timeout=PING_S)
+            except asyncio.TimeoutError:  # keeps proxies (nginx: 60 s) from closing a quiet socket
+                await websocket.send_json({"type": "ping"})
+                continue
             await websocket.send_json({"type": "event", "event": ea.out(row, cams)})
 
     async def receive() -> None:
@@ -199,7 +204,7 @@ async def alarms_sse(request: Request, camera: list[str] = Query([]),
             yield ": varta alarms\n\n"
             while not await request.is_disconnected():
                 try:
-                    row = await asyncio.wait_for(sub.queue.get(), timeout=15)
+                    row = await asyncio.wait_for(sub.queue.get(), timeout=PING_S)
                 except asyncio.TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
