@@ -38,6 +38,7 @@ class JanitorReport:
     held_kept: int = 0
     quiet_deleted: int = 0  # motion/events modes: footage with no activity near it
     quiet_bytes: int = 0
+    events_deleted: int = 0  # analytics events (and their pictures) past retention
     forecast: retention.StorageForecast | None = None
     messages: list[str] = field(default_factory=list)
 
@@ -115,6 +116,7 @@ class Janitor:
             holds = self._active_holds()
             self._apply_retention(now, holds, report)
             self._apply_activity_modes(now, holds, report)
+            self._expire_events(now, holds, report)
             self._ensure_free_space(holds, report)
             self._update_forecast(report)
             return report
@@ -200,6 +202,34 @@ class Janitor:
         if report.quiet_deleted:
             log.info("motion/events modes: dropped %d segments (%.1f MB) with no activity near them",
                      report.quiet_deleted, report.quiet_bytes / 1e6)
+
+    def _expire_events(self, now: int, holds, report: JanitorReport) -> None:
+        """Events and their pictures are personal data like the footage: they go with the
+        camera's retention, and stay while a hold covers them."""
+        from sqlalchemy import delete
+
+        from varta.db.schema import events, motion_spans
+
+        with self.engine.connect() as conn:
+            cams = conn.execute(select(cameras_table.c.id, cameras_table.c.retention_days)).all()
+        for cam in cams:
+            cutoff = retention.cutoff_us(now, cam.retention_days)
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(events.c.id, events.c.start_us, events.c.end_us, events.c.snapshot)
+                                    .where(events.c.camera_id == cam.id, events.c.end_us.is_not(None),
+                                           events.c.end_us <= cutoff, events.c.worker == self.node)
+                                    .limit(5000)).all()
+            doomed = [r for r in rows if not retention.is_held(r, holds.get(cam.id, []))]
+            for r in doomed:
+                if r.snapshot:
+                    (self.settings.events_dir / r.snapshot).unlink(missing_ok=True)
+            with self.engine.begin() as conn:
+                if doomed:
+                    conn.execute(delete(events).where(events.c.id.in_([r.id for r in doomed])))
+                conn.execute(delete(motion_spans).where(motion_spans.c.camera_id == cam.id,
+                                                        motion_spans.c.end_us.is_not(None),
+                                                        motion_spans.c.end_us <= cutoff))
+            report.events_deleted += len(doomed)
 
     def _delete(self, rows) -> int:
         freed = 0
