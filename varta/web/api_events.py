@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, WebSocket
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -16,6 +16,7 @@ from varta.analytics.store import AnalyticsSettings
 from varta.clock import US, format_time
 from varta.events.feed import EventFeed
 from varta.events.store import ACTIONS, EventError, EventQuery, EventStore
+from varta.web.wsutil import serve_until_closed
 from varta.web.auth import Caller, SeenOnce, guard, ws_guard
 from varta.web.deps import AppServices, services, time_param
 
@@ -172,20 +173,12 @@ async def alarms_ws(websocket: WebSocket, caller: Caller = ws_guard("event.view"
             except asyncio.TimeoutError:  # keeps proxies (nginx: 60 s) from closing a quiet socket
                 await websocket.send_json({"type": "ping"})
                 continue
-            await websocket.send_json({"type": "event", "event": ea.out(row, cams)})
+            event = await run_in_threadpool(ea.out, row, cams)  # reads the camera's roll: off the loop
+            await websocket.send_json({"type": "event", "event": event})
 
-    async def receive() -> None:
-        while True:
-            await websocket.receive_text()
-
-    tasks = [asyncio.create_task(send()), asyncio.create_task(receive())]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    except (WebSocketDisconnect, RuntimeError):
-        pass
+        await serve_until_closed(websocket, send)
     finally:
-        for t in tasks:
-            t.cancel()
         ea.feed.unsubscribe(sub)
 
 
@@ -208,7 +201,8 @@ async def alarms_sse(request: Request, camera: list[str] = Query([]),
                 except asyncio.TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-                data = json.dumps(ea.out(row, cams), ensure_ascii=False, default=str)
+                event = await run_in_threadpool(ea.out, row, cams)
+                data = json.dumps(event, ensure_ascii=False, default=str)
                 yield f"id: {row['id']}.{row['updated_us']}\nevent: alarm\ndata: {data}\n\n"
         finally:
             ea.feed.unsubscribe(sub)

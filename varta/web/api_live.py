@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, WebSocket
 from starlette.concurrency import run_in_threadpool
 
+from varta.web.wsutil import serve_until_closed
 from varta.web.auth import Caller, ws_guard
 
 router = APIRouter(tags=["live"])
@@ -50,18 +51,9 @@ async def live(websocket: WebSocket, camera_id: str,
             else:
                 await websocket.send_json(item | {"viewers": relay.viewer_count})
 
-    async def receive() -> None:
-        while True:  # the browser sends nothing we need; this notices it leaving
-            await websocket.receive_text()
-
-    tasks = [asyncio.create_task(send()), asyncio.create_task(receive())]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    except (WebSocketDisconnect, RuntimeError):
-        pass
+        await serve_until_closed(websocket, send)
     finally:
-        for t in tasks:
-            t.cancel()
         relay.unsubscribe(viewer)
         await run_in_threadpool(caller.record, "live.view", obj, "ok",
                                 f"live {'sub' if use_sub else 'main'} stream stopped after "
