@@ -163,6 +163,22 @@ def test_camera_outage_is_a_gap_with_reason_and_recording_resumes(varta, camsim,
     assert 3 <= length <= 30
 
 
+def _workers_of(home) -> list[int]:
+    """Live ``varta analytics run`` processes whose VARTA_HOME is ``home``."""
+    import os
+
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+            env = open(f"/proc/{pid}/environ", "rb").read()
+        except OSError:
+            continue
+        if b"analytics\0run" in cmd and f"VARTA_HOME={home}\0".encode() in env:
+            found.append(int(pid))
+    return found
+
+
 @pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
 def test_kill9_then_restart_reconciles_without_losing_a_segment(varta, camsim, backend):
     v = varta(recorder_backend=backend)
@@ -172,6 +188,8 @@ def test_kill9_then_restart_reconciles_without_losing_a_segment(varta, camsim, b
     time.sleep(1.0)  # be mid-segment
     v.kill9()
     time.sleep(2.0)  # ffmpeg is told (PR_SET_PDEATHSIG) and closes its last segment
+    # The analytics worker is told too: no orphan goes on writing for a dead server.
+    v.wait_for(lambda: not _workers_of(v.home), 20, "the analytics worker to end with its parent")
     cam_dir = v.home / "recordings" / "mel-0003"
     on_disk = {str(p.relative_to(cam_dir)) for p in cam_dir.rglob("*.mp4")}
     v.start()

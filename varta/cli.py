@@ -319,7 +319,8 @@ def run_server(settings: Settings, listen: str, record: bool = True, web: bool =
                 signal.signal(sig, lambda *_: stop.set())
             if banner:
                 banner()
-            stop.wait()
+            while not stop.wait(1.0):  # a timed wait: signals are handled within a second
+                pass
     finally:
         heads.stop()
         if analytics:

@@ -57,7 +57,8 @@ def analytics_run(verbose: bool = typer.Option(False, "--verbose", "-v")) -> Non
     worker.start()
     typer.echo(f"analytics worker {settings.recorder_name} running: {worker.detector_message}")
     try:
-        stop.wait()
+        while not stop.wait(1.0):  # a blocking wait can miss a signal delivered to another thread
+            pass
     finally:
         worker.stop()
 
