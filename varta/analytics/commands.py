@@ -191,6 +191,7 @@ def analyze(
                                          help="analytics settings: JSON, TOML or YAML (as for `analytics set`)"),
     as_json: bool = typer.Option(False, "--json", help="print events and counts as JSON"),
     mot: Optional[Path] = typer.Option(None, "--mot", help="write tracked boxes per frame (MOTChallenge)"),
+    mot_class: list[str] = typer.Option([], "--mot-class", help="only these classes in --mot (repeat; e.g. person)"),
     fps: Optional[float] = typer.Option(None, "--fps", help="frames analysed per second; 0 = every frame"),
     model: Optional[Path] = typer.Option(None, "--model", help="ONNX detector (default: the installed one)"),
     no_gate: bool = typer.Option(False, "--no-motion-gate", help="run the detector on every frame"),
@@ -216,7 +217,8 @@ def analyze(
     typer.echo(message, err=True)
     out = mot.open("w", encoding="ascii") if mot else None
     try:
-        result = analyze_file(video, cfg, detector, fps=fps, mot=out, gate=not no_gate)
+        result = analyze_file(video, cfg, detector, fps=fps, mot=out, gate=not no_gate,
+                              mot_labels=set(mot_class) or None)
     except SourceError as exc:
         fail(f"{video}: {exc}")
     finally:

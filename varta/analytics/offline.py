@@ -52,7 +52,7 @@ class OfflineResult:
 
 
 def analyze_file(path: Path, config: AnalyticsConfig, detector=None, fps: float | None = None,
-                 mot: TextIO | None = None, gate: bool = True) -> OfflineResult:
+                 mot: TextIO | None = None, gate: bool = True, mot_labels: set[str] | None = None) -> OfflineResult:
     """Run the pipeline over ``path``. ``fps`` None = the config's rate, 0 = every frame.
     ``gate=False`` runs the detector on every analysed frame (the naive baseline)."""
     pipeline = CameraPipeline(config, detector)
@@ -87,7 +87,7 @@ def analyze_file(path: Path, config: AnalyticsConfig, detector=None, fps: float 
                 ev.end_s = round(ch.wall_us / 1e6, 3)  # files start at wall time 0
                 open_events.pop(ch.key, None)
         if mot is not None:
-            write_mot(mot, frame.index + 1, pipeline.tracker.confirmed(), frame.t)
+            write_mot(mot, frame.index + 1, pipeline.tracker.confirmed(), frame.t, mot_labels)
     for ch in pipeline.finish(last_t, 0):
         ev = open_events.pop(ch.key, None)
         if ev is not None:
@@ -97,10 +97,11 @@ def analyze_file(path: Path, config: AnalyticsConfig, detector=None, fps: float 
                          time.perf_counter() - t0, time.process_time() - c0)
 
 
-def write_mot(out: TextIO, frame_no: int, tracks, t: float) -> None:
-    """``frame,id,x,y,w,h,score,-1,-1,-1`` for each confirmed track seen lately."""
+def write_mot(out: TextIO, frame_no: int, tracks, t: float, labels: set[str] | None = None) -> None:
+    """``frame,id,x,y,w,h,score,-1,-1,-1`` for each confirmed track seen lately (of the
+    given labels: MOT has no class column, and benchmarks score one class at a time)."""
     for tr in tracks:
-        if t - tr.last_t > TRACK_VISIBLE_S:
+        if t - tr.last_t > TRACK_VISIBLE_S or (labels and tr.label not in labels):
             continue
         x1, y1, x2, y2 = tr.box
         out.write(f"{frame_no},{tr.id},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},{tr.score:.3f},-1,-1,-1\n")

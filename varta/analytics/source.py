@@ -41,6 +41,7 @@ class FrameSource:
         self._offset_us: int | None = None
         self._last_pts_us: int | None = None
         self._first_pts_us: int | None = None
+        self._index_time = False
 
     def first_frame_us(self) -> int | None:
         """When this connection's first frame was taken, with the best clock offset so far."""
@@ -74,6 +75,8 @@ class FrameSource:
             stream = self._container.streams.video[0]
             stream.thread_type = "SLICE"
             stream.codec_context.thread_count = 1
+            rate = float(stream.average_rate or stream.guessed_rate or 0) or None
+            self._index_time = "avi" in (self._container.format.name or "").split(",")
             next_t = None
             try:
                 for frame in self._container.decode(stream):
@@ -84,9 +87,9 @@ class FrameSource:
                         wall = self._capture_us(frame.time)
                         t = wall / US
                     else:
-                        if frame.time is None:
+                        t = self._file_time(frame.time, rate)
+                        if t is None:
                             continue
-                        t = float(frame.time)
                         wall = self.start_us + int(t * US)
                     if self.fps and next_t is not None and t < next_t - 1e-6:
                         continue
@@ -98,6 +101,14 @@ class FrameSource:
                 raise SourceError(f"the stream broke off: {exc}") from None
         finally:
             self.close()
+
+    def _file_time(self, pts_s: float | None, rate: float | None) -> float | None:
+        """A file frame's time: its timestamp, except in AVI (which gives B-frame streams
+        decode-order times: they run backwards) or when there is none, where it is the
+        frame's number over the frame rate."""
+        if not self._index_time and pts_s is not None:
+            return float(pts_s)
+        return (self.decoded - 1) / rate if rate else None
 
     def _capture_us(self, pts_s: float | None) -> int:
         """When a live frame was taken: its timestamp on the stream's clock, placed on the
