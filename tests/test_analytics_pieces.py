@@ -141,3 +141,12 @@ def test_webhook_posts_signed_alarms_and_retries(tmp_path):
     sig, body = got[0]
     assert sig == signature("s3cret", body) and json.loads(body)["event"]["id"] == 7
     assert sig != signature("other", body)
+
+
+def test_motion_on_tracked_objects_is_told_from_new_motion():
+    from varta.analytics.pipeline import _explained
+
+    person = (100, 100, 140, 200)
+    assert _explained([(95, 150, 150, 210)], [person])  # the walker's own trail
+    assert not _explained([(95, 150, 150, 210), (400, 50, 450, 120)], [person])  # and someone new
+    assert not _explained([(300, 300, 320, 320)], [])

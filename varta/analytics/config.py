@@ -51,6 +51,10 @@ class AnalyticsConfig:
     detect: bool = True  # run the object detector (False = motion only)
     score: float = 0.3  # detector threshold
     stationary_interval_s: float = 1.0  # re-detect this often while objects are tracked
+    # While only tracked objects move, re-detect only this often (0 = every frame with motion).
+    # 0.4 s halves the detector's runs on busy scenes but cost 12-20 points of box recall
+    # (bench/RESULTS.md §8): off by default, for a city that must analyse more cameras.
+    tracked_interval_s: float = 0.0
     motion_threshold: int = 25
     motion_min_area: float = 0.0008
     masks: list[list[tuple[float, float]]] = field(default_factory=list)
@@ -84,6 +88,7 @@ def parse_config(data: dict | None) -> AnalyticsConfig:
         cfg.width = int(cfg.width)
         cfg.score = float(cfg.score)
         cfg.stationary_interval_s = float(cfg.stationary_interval_s)
+        cfg.tracked_interval_s = float(cfg.tracked_interval_s)
         cfg.pre_roll_s, cfg.post_roll_s = float(cfg.pre_roll_s), float(cfg.post_roll_s)
         cfg.motion_threshold, cfg.motion_min_area = int(cfg.motion_threshold), float(cfg.motion_min_area)
     except (TypeError, ValueError) as exc:

@@ -6,7 +6,9 @@ file), so what the command prints is what the city's cameras would raise.
 The detector is the expensive step (≈15 ms a frame on one core), so it runs only when the
 cheap motion gate sees change (the Frigate approach), and while objects are being
 tracked, every ``stationary_interval_s`` to keep a car that stopped or a person who stands
-still (they make no motion, but loitering and stopped-vehicle rules need them).
+still (they make no motion, but loitering and stopped-vehicle rules need them). Motion that
+lies only on objects already tracked is re-detected every ``tracked_interval_s``: the
+tracker's prediction carries them in between, and new motion elsewhere is detected at once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,17 @@ from varta.analytics.types import FrameInfo, Occurrence, Track
 
 MOTION_HANGOVER_S = 2.0  # motion that pauses this briefly is one span
 UPDATE_EVERY_S = 2.0  # how often an ongoing event's row is refreshed
+
+
+def _explained(motion_boxes, track_boxes, grow: float = 0.25) -> bool:
+    """Every moving region overlaps some tracked object's box (grown by ``grow`` of its
+    size each side, for the motion trail a moving object leaves)."""
+    grown = []
+    for x1, y1, x2, y2 in track_boxes:
+        dx, dy = (x2 - x1) * grow, (y2 - y1) * grow
+        grown.append((x1 - dx, y1 - dy, x2 + dx, y2 + dy))
+    return all(any(m[0] < g[2] and g[0] < m[2] and m[1] < g[3] and g[1] < m[3] for g in grown)
+               for m in motion_boxes)
 
 
 @dataclass
@@ -115,9 +128,7 @@ class CameraPipeline:
             self.stats.motion_frames += 1
         detected = False
         detect_s = 0.0
-        if self.detector is not None and not tamper & {"covered", "blinded"} and (
-            self.always_detect or motion.any or (self.tracker.tracks() and t - self._last_detect_t >= self.config.stationary_interval_s)
-        ):
+        if self.detector is not None and not tamper & {"covered", "blinded"} and self._should_detect(motion, t):
             d0 = time.perf_counter()
             dets = self.detector.detect(bgr)
             detect_s = time.perf_counter() - d0
@@ -133,6 +144,23 @@ class CameraPipeline:
         self._motion_span(step, motion.any, t, wall_us)
         self.stats.other_s += time.perf_counter() - started - detect_s
         return step
+
+    def _should_detect(self, motion, t: float) -> bool:
+        """Detect on new motion at once; motion that only tracked objects explain (it lies
+        on their boxes) needs the detector only every ``tracked_interval_s``, the tracker
+        predicts in between; with no motion, every ``stationary_interval_s`` while
+        anything is tracked."""
+        if self.always_detect:
+            return True
+        since = t - self._last_detect_t
+        tracks = self.tracker.tracks()
+        if motion.any:
+            if self.config.tracked_interval_s <= 0 or not tracks:
+                return True
+            if not _explained(motion.boxes, [tr.box for tr in tracks]):
+                return True
+            return since >= self.config.tracked_interval_s
+        return bool(tracks) and since >= self.config.stationary_interval_s
 
     def video_lost(self, t: float, wall_us: int) -> Step:
         """No picture from the camera: the worker calls this; "tamper" rules see video_lost."""
