@@ -21,3 +21,5 @@ fi
 "$PY" bench/live_bench.py ${ARGS[@]+"${ARGS[@]}"}
 "$PY" bench/export_bench.py ${ARGS[@]+"${ARGS[@]}"}
 "$PY" bench/recorder_bench.py ${ARGS[@]+"${ARGS[@]}"}
+"$PY" bench/accuracy_bench.py ${ARGS[@]+"${ARGS[@]}"}
+"$PY" bench/analytics_bench.py ${ARGS[@]+"${ARGS[@]}"}
