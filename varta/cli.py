@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -19,6 +18,7 @@ from varta.cameras.model import KINDS, Camera, CameraError
 from varta.cameras.registry import CameraRegistry
 from varta.cameras.schedule import Schedule, ScheduleError
 from varta.cli_support import STATE, authorize, fail as _fail, load_settings as _settings, open_engine as _engine
+from varta.cli_support import wait_for_stop_signal
 from varta.cli_support import parse_cli_time as _time
 from varta.clock import format_time
 from varta.config import Settings
@@ -314,13 +314,9 @@ def run_server(settings: Settings, listen: str, record: bool = True, web: bool =
                 threading.Thread(target=_announce, args=(server, banner), daemon=True).start()
             server.run()
         else:
-            stop = threading.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: stop.set())
             if banner:
                 banner()
-            while not stop.wait(1.0):  # a timed wait: signals are handled within a second
-                pass
+            wait_for_stop_signal()
     finally:
         heads.stop()
         if analytics:

@@ -84,3 +84,17 @@ def authorize(settings: Settings, engine, action: str, camera_id: str | None = N
     if not decision:
         fail(f"refused: {decision.reason}", 3)
     return access, who
+
+
+def wait_for_stop_signal() -> None:
+    """Block until SIGINT or SIGTERM. The handler only sets a flag: a handler that took a
+    lock (``threading.Event.set``) could run while the interrupted main thread held that very
+    lock inside ``Event.wait`` and deadlock, which left orphaned workers behind."""
+    import signal
+    import time
+
+    asked: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: asked.append(signum))
+    while not asked:
+        time.sleep(0.5)

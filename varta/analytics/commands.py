@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import threading
 import tomllib
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from varta.cli_support import authorize, fail, load_settings, open_engine, parse_cli_time
+from varta.cli_support import authorize, fail, load_settings, open_engine, parse_cli_time, wait_for_stop_signal
 from varta.clock import format_time
 
 analytics_app = typer.Typer(help="Video analytics: the worker and each camera's settings.", no_args_is_help=True)
@@ -51,14 +49,10 @@ def analytics_run(verbose: bool = typer.Option(False, "--verbose", "-v")) -> Non
     access, who = authorize(settings, engine, "system.maintain", obj=f"analytics:{settings.recorder_name}")
     lower_priority(settings.analytics_nice)
     worker = AnalyticsWorker(engine, settings)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     worker.start()
     typer.echo(f"analytics worker {settings.recorder_name} running: {worker.detector_message}")
     try:
-        while not stop.wait(1.0):  # a blocking wait can miss a signal delivered to another thread
-            pass
+        wait_for_stop_signal()
     finally:
         worker.stop()
 
