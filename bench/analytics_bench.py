@@ -469,6 +469,10 @@ class LiveVarta:
         w1 = time.time()
         all1 = C.all_cpu()
         res.seconds = w1 - w0
+        slow = sorted((f, c) for c, f in res.cam_fps().items() if f < HOLD_FPS)
+        if slow:
+            res.notes.append("below 4.75 fps: " + ", ".join(f"{c} ({self.kinds.get(c, '?')}) {f:.2f}"
+                                                            for f, c in slow[:6]) + (" …" if len(slow) > 6 else ""))
         res.recorder_cpu = cpu.used(self.proc.pid)
         res.worker_cpu = cpu.used(wpid) if wpid else 0.0
         res.sim_cpu = cpu.used(self.sim.pid)
