@@ -763,7 +763,7 @@ def computed_capacity(m: dict, naive: bool, detect_ms: float) -> tuple[float, fl
 
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="vtest only, one capacity step, 4 cameras vs Motion (~2.5 min)")
+    ap.add_argument("--quick", action="store_true", help="vtest only, one capacity step, 4 cameras vs Motion (~3 min)")
     ap.add_argument("--parts", default="throughput,capacity,compare")
     ap.add_argument("--mixes", default=None, help="capacity mixes (default busy,clips; quick: clips)")
     ap.add_argument("--naive-mixes", default=None, help="mixes for the naive ramp (default clips)")
