@@ -150,3 +150,13 @@ def test_motion_on_tracked_objects_is_told_from_new_motion():
     assert _explained([(95, 150, 150, 210)], [person])  # the walker's own trail
     assert not _explained([(95, 150, 150, 210), (400, 50, 450, 120)], [person])  # and someone new
     assert not _explained([(300, 300, 320, 320)], [])
+
+
+def test_cameras_falling_behind_count_as_overload_even_with_cpu_to_spare():
+    cams = [CameraLoad("gate", 3, 5, 5, achieved=4.9), CameraLoad("park", 1, 5, 5, achieved=3.4)]
+    assert rebalance(cams, cpu_cores_used=0.6, budget_cores=2.0) == {"park": 3.5}
+    # The important camera falls behind: the unimportant one gives more, nothing comes back.
+    cams = [CameraLoad("gate", 3, 5, 5, achieved=3.9), CameraLoad("park", 1, 5, 3.5, achieved=3.5)]
+    assert rebalance(cams, 0.2, 2.0) == {"park": 2.45}
+    cams[0].achieved = 5.0  # all keep up again, the CPU is idle: rates come back
+    assert rebalance(cams, 0.2, 2.0) == {"park": 4.38}
