@@ -61,6 +61,7 @@ from varta.analytics.config import parse_config  # noqa: E402
 from varta.analytics.offline import TRACK_VISIBLE_S, analyze_file, write_mot  # noqa: E402
 from varta.analytics.pipeline import CameraPipeline  # noqa: E402
 from varta.analytics.source import FrameSource  # noqa: E402
+from varta.analytics.tracker import iou  # noqa: E402
 
 DATA = Path(os.environ.get("VARTA_TEST_DATA", "/work/shared/data"))
 IOU = 0.5
@@ -106,15 +107,6 @@ def load_gt(seq: Sequence) -> dict[int, list[tuple[tuple[float, float, float, fl
         x, y, w, h = (float(v) * seq.scale for v in p[2:6])
         gt.setdefault(f, []).append(((x, y, x + w, y + h), tid, int(float(p[6]))))
     return gt
-
-
-def iou(a, b) -> float:
-    ix = min(a[2], b[2]) - max(a[0], b[0])
-    iy = min(a[3], b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 @dataclass

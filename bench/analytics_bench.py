@@ -54,7 +54,6 @@ comparison (``apt-get install motion``), the model at $VARTA_TEST_DATA/models/yo
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import math
 import os
@@ -95,17 +94,9 @@ MIXES = {
 PERSON_ZONE = {"name": "anyone", "type": "zone", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]],
                "classes": ["person"], "min_dwell_s": 0.5}
 
-_libc = None
+from varta.recording.ingest import die_with_parent  # noqa: E402
 
-
-def _child_setup() -> None:  # in the forked child: die with the benchmark, own process group
-    global _libc
-    try:
-        _libc = _libc or ctypes.CDLL("libc.so.6", use_errno=True)
-        _libc.prctl(1, signal.SIGTERM)
-    except OSError:
-        pass
-    os.setpgrp()
+_child_setup = die_with_parent  # in the forked child: die with the benchmark, own process group
 
 
 def fmt(x: float | None, nd: int = 2) -> str:

@@ -39,7 +39,6 @@ Traffic stays on 127.0.0.1. Every wait is bounded.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import secrets
@@ -66,18 +65,9 @@ TARGET_CPU_RATIO = 1.10  # within 10% of bare ffmpeg
 TARGET_PSS_MB = 10.0
 TARGET_LAG_S = 2.0
 
-_libc = None
+from varta.recording.ingest import die_with_parent  # noqa: E402
 
-
-def _child_setup() -> None:  # runs in the forked child before exec
-    """Die with the benchmark (PR_SET_PDEATHSIG) and keep out of the terminal's ^C group."""
-    global _libc
-    try:
-        _libc = _libc or ctypes.CDLL("libc.so.6", use_errno=True)
-        _libc.prctl(1, signal.SIGTERM)
-    except OSError:
-        pass
-    os.setpgrp()
+_child_setup = die_with_parent  # in the forked child: die with the benchmark, own process group
 
 
 # --------------------------------------------------------------------------- data

@@ -14,18 +14,9 @@ import subprocess
 import sys
 import threading
 
+from varta.recording.ingest import die_with_parent
+
 log = logging.getLogger("varta.analytics")
-
-
-def _die_with_parent() -> None:
-    """Linux: the child gets SIGTERM when ``varta serve`` dies, even by SIGKILL, so no
-    orphaned worker goes on writing events for a server that is gone."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 class AnalyticsChild:
@@ -46,7 +37,7 @@ class AnalyticsChild:
             cmd = [sys.executable, "-m", "varta.cli", "analytics", "run"]
             try:
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=os.environ.copy(),
-                                             preexec_fn=_die_with_parent)
+                                             preexec_fn=die_with_parent)
             except OSError as exc:
                 log.error("cannot start the analytics worker: %s", exc)
                 self._stop.wait(backoff)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tomllib
 from pathlib import Path
 from typing import Optional
 
@@ -21,18 +20,14 @@ log = logging.getLogger("varta.analytics")
 
 
 def read_settings_file(path: Path) -> dict:
-    """Analytics settings from JSON, TOML or YAML (by extension)."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".toml":
-            return tomllib.loads(text)
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+    """Analytics settings from JSON, YAML or TOML."""
+    from varta.cameras.importer import read_data_file
 
-            return yaml.safe_load(text) or {}
-        return json.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        fail(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}")
+    try:
+        data = read_data_file(path)
+    except ValueError as exc:
+        fail(str(exc))
+    return data or {}
 
 
 # --- the worker ------------------------------------------------------------------------
@@ -89,7 +84,7 @@ def analytics_show(camera_id: str = typer.Argument(..., metavar="CAMERA")) -> No
     engine = open_engine(settings)
     authorize(settings, engine, "camera.list", camera_id=camera_id)
     store = AnalyticsSettings(engine)
-    status = store.statuses().get(camera_id)
+    status = store.status(camera_id)
     typer.echo(json.dumps({"config": store.get_raw(camera_id), "status": status}, ensure_ascii=False, indent=2))
 
 

@@ -109,7 +109,7 @@ class CameraPipeline:
         self._motion_on = False
         self._last_motion_t = float("-inf")
         self._last_motion_us = 0
-        self._lost = False
+        self._size = (0, 0)  # the last picture's, for events closed without one
         self.always_detect = False  # the naive baseline: detect on every frame (benchmarks)
 
     @property
@@ -120,7 +120,6 @@ class CameraPipeline:
     def process(self, bgr: np.ndarray, t: float, wall_us: int) -> Step:
         started = time.perf_counter()
         self.stats.frames += 1
-        self._lost = False
         h, w = bgr.shape[:2]
         motion = self.motion.update(bgr)
         tamper = self.tamper.update(bgr, t) if self.tamper else frozenset()
@@ -164,8 +163,7 @@ class CameraPipeline:
 
     def video_lost(self, t: float, wall_us: int) -> Step:
         """No picture from the camera: the worker calls this; "tamper" rules see video_lost."""
-        self._lost = True
-        info = FrameInfo(t=t, width=self._size()[0], height=self._size()[1], local=self._local(wall_us),
+        info = FrameInfo(t=t, width=self._size[0], height=self._size[1], local=self._local(wall_us),
                          tamper=frozenset({"video_lost"}))
         return Step(self._changes(info, [], None, wall_us), False, False)
 
@@ -175,15 +173,10 @@ class CameraPipeline:
         for key in list(self._open):
             severity, _ = self._open.pop(key)
             occ = Occurrence(key=key, rule=key.split("\x1f")[0], kind="", t=t)
-            out.append(EventChange("close", key, occ, severity, wall_us, *self._size()))
+            out.append(EventChange("close", key, occ, severity, wall_us, *self._size))
         return out
 
     # --- internals --------------------------------------------------------------------
-    _last_size = (0, 0)
-
-    def _size(self) -> tuple[int, int]:
-        return self._last_size
-
     def _local(self, wall_us: int):
         if self.tz is None:
             return None
@@ -193,7 +186,7 @@ class CameraPipeline:
 
     def _changes(self, info: FrameInfo, tracks: list[Track], bgr, wall_us: int) -> list[EventChange]:
         if info.width:
-            self._last_size = (info.width, info.height)
+            self._size = (info.width, info.height)
         opened, ongoing, closed = self.rules.step(info, tracks)
         # Tracks the tracker just dropped still close their events, with their full path.
         gone = {tr.id: tr for tr in self.tracker.ended()}

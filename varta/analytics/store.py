@@ -58,6 +58,11 @@ class AnalyticsSettings:
                 values.setdefault("since_us", t)
                 conn.execute(insert(analytics_status).values(camera_id=camera_id, **values))
 
+    def status(self, camera_id: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(analytics_status).where(analytics_status.c.camera_id == camera_id)).first()
+        return dict(row._mapping) if row else None
+
     def statuses(self) -> dict[str, dict]:
         with self.engine.connect() as conn:
             return {r.camera_id: dict(r._mapping) for r in conn.execute(select(analytics_status))}

@@ -29,6 +29,7 @@ from varta.cameras.registry import CameraRegistry
 from varta.clock import now_us
 from varta.events.store import EventStore
 from varta.events.system_alarms import SystemAlarms
+from varta.recording.activity import ACTIVITY_MODES
 
 log = logging.getLogger("varta.analytics")
 STATUS_EVERY_S = 5.0
@@ -58,8 +59,7 @@ def wants_analysis(camera: Camera, raw: dict | None) -> AnalyticsConfig | None:
         return None
     if cfg is not None and cfg.enabled:
         return cfg
-    modes = {camera.schedule.default, *(r.mode for r in camera.schedule.rules)}
-    if modes & {"motion", "events"}:
+    if camera.schedule.modes() & ACTIVITY_MODES:
         return parse_config({"detect": cfg.detect if cfg else False})
     return None
 

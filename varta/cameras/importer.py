@@ -45,15 +45,23 @@ _FIELDS = {
 }
 
 
-def load_camera_file(path: Path) -> list[Camera]:
+def read_data_file(path: Path):
+    """A settings file's data: TOML by its extension, else YAML (which JSON is a subset of).
+    Raises ValueError naming the file and what could not be parsed."""
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        else:
-            data = yaml.safe_load(text)
+            return tomllib.loads(text)
+        return yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise CameraError(f"{path}: cannot parse: {exc}") from None
+        raise ValueError(f"{path}: cannot parse: {exc}") from None
+
+
+def load_camera_file(path: Path) -> list[Camera]:
+    try:
+        data = read_data_file(path)
+    except ValueError as exc:
+        raise CameraError(str(exc)) from None
     return parse_camera_list(data, source=str(path))
 
 

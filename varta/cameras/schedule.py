@@ -110,5 +110,9 @@ class Schedule:
                 mode = rule.mode
         return mode
 
+    def modes(self) -> set[str]:
+        """Every mode the timetable can be in."""
+        return {self.default, *(r.mode for r in self.rules)}
+
     def records_at(self, local: datetime) -> bool:
         return self.mode_at(local) != "off"

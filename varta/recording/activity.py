@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 
 from varta.recording.retention import Hold, Interval, is_held
 
-ACTIVITY_MODES = {"motion": "motion", "events": "events"}
+ACTIVITY_MODES = frozenset({"motion", "events"})  # timetable modes, named as their activity kinds
 SETTLE_MARGIN_US = 60_000_000  # analysis writes its spans a few seconds late; wait well past that
 
 
@@ -44,8 +44,8 @@ def without_activity(segments: Sequence[Interval], mode_of: Callable[[int], str]
     since, until = analysed
     doomed = []
     for seg in segments:
-        kind = ACTIVITY_MODES.get(mode_of(seg.start_us))
-        if kind is None or seg.start_us < since or seg.end_us > until or is_held(seg, holds):
+        kind = mode_of(seg.start_us)
+        if kind not in ACTIVITY_MODES or seg.start_us < since or seg.end_us > until or is_held(seg, holds):
             continue
         if any(seg.start_us < e and s < seg.end_us for s, e in spans.get(kind, ())):
             continue

@@ -40,8 +40,9 @@ LEAN_MALLOC_ENV = {"MALLOC_ARENA_MAX": "1"}
 _libc = None
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM ffmpeg if the recorder dies (even by kill -9).
+def die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """``preexec_fn`` for Varta's child processes (ffmpeg, the analytics worker): Linux
+    SIGTERMs the child if its parent dies, even by kill -9.
 
     SIGTERM (not KILL) lets ffmpeg close its current segment properly; the restarted
     recorder then finds and indexes it. No orphan keeps writing unindexed files.
@@ -74,7 +75,7 @@ class FfmpegRun(IngestRun):
         self.lines = queue.Queue()
         self.errors = deque(maxlen=40)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, preexec_fn=_die_with_parent)
+                                     env=env, preexec_fn=die_with_parent)
         self._out = threading.Thread(target=self._pump, args=(self.proc.stdout, True), daemon=True)
         self._err = threading.Thread(target=self._pump, args=(self.proc.stderr, False), daemon=True)
         self._out.start()

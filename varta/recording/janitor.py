@@ -169,18 +169,19 @@ class Janitor:
         from varta.recording import activity
 
         cams = [c for c in self.registry.list() if c.enabled and
-                {c.schedule.default, *(r.mode for r in c.schedule.rules)} & set(activity.ACTIVITY_MODES)]
+                c.schedule.modes() & activity.ACTIVITY_MODES]
         if not cams:
             return
         store = AnalyticsSettings(self.engine)
         statuses = store.statuses()
+        configs = store.all_raw()
         events = EventStore(self.engine, self.settings.events_dir)
         for cam in cams:
             st = statuses.get(cam.id)
             if st is None or st["state"] not in ("analysing", "degraded", "motion_only"):
                 continue
             try:
-                cfg = parse_config(store.get_raw(cam.id) or {})
+                cfg = parse_config(configs.get(cam.id) or {})
             except AnalyticsError:
                 continue
             pre, post = int(cfg.pre_roll_s * US), int(cfg.post_roll_s * US)
@@ -191,7 +192,7 @@ class Janitor:
                 continue
             t1, t2 = segs[0].start_us - post, segs[-1].end_us + pre
             spans = {kind: activity.widen(events.activity(cam.id, t1, t2, kind), pre, post, now)
-                     for kind in ("motion", "events")}
+                     for kind in cam.schedule.modes() & activity.ACTIVITY_MODES}
             tz = self.settings.tz
             doomed = activity.without_activity(
                 segs, lambda us: cam.schedule.mode_at(to_datetime(us, tz)), spans,

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, WebSocket
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from varta.analytics.config import AnalyticsError
+from varta.analytics.config import AnalyticsConfig, AnalyticsError, parse_config
 from varta.analytics.store import AnalyticsSettings
 from varta.clock import US, format_time
 from varta.events.feed import EventFeed
@@ -23,6 +24,8 @@ from varta.web.deps import AppServices, services, time_param
 router = APIRouter(tags=["events"])
 _snapshots_seen = SeenOnce()
 PING_S = 20.0
+ROLLS_TTL_S = 5.0
+DEFAULT_ROLLS = (AnalyticsConfig.pre_roll_s, AnalyticsConfig.post_roll_s)
 
 
 class EventsApi:
@@ -33,6 +36,8 @@ class EventsApi:
         self.store = EventStore(svc.engine, svc.settings.events_dir)
         self.settings = AnalyticsSettings(svc.engine)
         self.feed = EventFeed(self.store)
+        self._rolls: dict[str, tuple[float, float]] = {}
+        self._rolls_at = float("-inf")
 
     def visible_cameras(self, caller: Caller) -> dict[str, object]:
         policy = caller.access.policy()
@@ -40,11 +45,19 @@ class EventsApi:
                 if policy.decide(caller.principal, "event.view", c.group_name)}
 
     def rolls(self, camera_id: str) -> tuple[float, float]:
-        try:
-            cfg = self.settings.get(camera_id)
-        except AnalyticsError:
-            return 5.0, 10.0
-        return cfg.pre_roll_s, cfg.post_roll_s
+        """The camera's pre/post roll; all cameras' settings are read at most every 5 s,
+        not once per event listed."""
+        now = time.monotonic()
+        if now - self._rolls_at > ROLLS_TTL_S:
+            self._rolls = {}
+            for cam, raw in self.settings.all_raw().items():
+                try:
+                    cfg = parse_config(raw)
+                except AnalyticsError:
+                    continue
+                self._rolls[cam] = (cfg.pre_roll_s, cfg.post_roll_s)
+            self._rolls_at = now
+        return self._rolls.get(camera_id, DEFAULT_ROLLS)
 
     def out(self, ev: dict, cams: dict) -> dict:
         tz = self.svc.settings.tz
@@ -173,7 +186,7 @@ async def alarms_ws(websocket: WebSocket, caller: Caller = ws_guard("event.view"
             except asyncio.TimeoutError:  # keeps proxies (nginx: 60 s) from closing a quiet socket
                 await websocket.send_json({"type": "ping"})
                 continue
-            event = await run_in_threadpool(ea.out, row, cams)  # reads the camera's roll: off the loop
+            event = await run_in_threadpool(ea.out, row, cams)  # may refresh the rolls: off the loop
             await websocket.send_json({"type": "event", "event": event})
 
     try:
@@ -216,7 +229,7 @@ def get_analytics(camera_id: str, caller: Caller = guard("camera.list", "camera_
                   svc: AppServices = Depends(services)) -> dict:
     ea = api(svc)
     raw = ea.settings.get_raw(camera_id)
-    status = ea.settings.statuses().get(camera_id)
+    status = ea.settings.status(camera_id)
     if status:
         status = {**status, "updated": format_time(status["updated_us"], svc.settings.tz)}
     return {"camera_id": camera_id, "config": raw, "status": status}
