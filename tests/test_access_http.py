@@ -47,6 +47,16 @@ EXPECTED = {
     "policy.manage": direct({"admin"}),
     "journal.read": {REMOTE: {"department"}, ONSITE: {"department", "admin"}, ZONE: {"department", "admin"}},
     "journal.cabinet": direct({"department"}),
+    # Evidence (R7, A4.6–A4.11): leaders resolve and order holds, the department keeps the registers.
+    "incident.view": {REMOTE: LEADERS | {"department"}, ONSITE: DIRECT_OK, ZONE: DIRECT_OK},
+    "incident.manage": {REMOTE: {"department"}, ONSITE: DIRECT_OK, ZONE: DIRECT_OK},
+    "hold.view": {REMOTE: LEADERS | {"department"}, ONSITE: DIRECT_OK, ZONE: DIRECT_OK},
+    "hold.manage": {REMOTE: LEADERS | {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
+    "request.view": {REMOTE: LEADERS | {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
+    "request.register": {REMOTE: {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
+    "request.resolve": {REMOTE: LEADERS, ONSITE: set(), ZONE: set()},
+    "request.prepare": {REMOTE: set(), ONSITE: set(), ZONE: {"department"}},  # reads the archive (A4.5)
+    "request.transfer": {REMOTE: {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
 }
 
 CABINET = {"person": "Коваль Андрій Іванович", "organisation": "ТОВ Сервіс", "purpose": "заміна диска",
@@ -67,6 +77,17 @@ REQUESTS = {  # one representative request per action, on camera mel-c (group "c
     "policy.manage": ("DELETE", "/api/policy/restrictions/police/live.view", None),
     "journal.read": ("GET", "/api/journal?limit=1", None),
     "journal.cabinet": ("POST", "/api/journal/cabinet", CABINET),
+    # Allowed: 404 (no such record), refused: 403.
+    "incident.view": ("GET", "/api/incidents", None),
+    "incident.manage": ("POST", "/api/incidents/999999/notes", {"text": "перевірка"}),
+    "hold.view": ("GET", "/api/holds", None),
+    "hold.manage": ("POST", "/api/holds/999999/release", {"instruction": {
+        "number": "1", "date": "2026-01-01", "author": "Петренко І. В.", "office": "mayor"}}),
+    "request.view": ("GET", "/api/requests", None),
+    "request.register": ("POST", "/api/requests/999999/withdraw", {"reason": "лист заявника"}),
+    "request.resolve": ("POST", "/api/requests/999999/resolve", {"decision": "approve", "text": "погоджую"}),
+    "request.prepare": ("POST", "/api/requests/999999/prepare", None),
+    "request.transfer": ("POST", "/api/requests/999999/link", None),
 }
 
 
@@ -222,7 +243,7 @@ def test_every_route_is_guarded_by_the_policy(tmp_path):
     unguarded = [route for route, action in actions.items() if action is None]
     assert not unguarded, f"routes with no policy action: {unguarded}"
     public = sorted(path for (method, path), a in actions.items() if a.startswith("public"))
-    assert public == ["/", "/api/auth/login", "/api/auth/logout", "/api/system/health"]
+    assert public == ["/", "/api/auth/login", "/api/auth/logout", "/api/evidence/key", "/api/system/health"]
     assert {a for a in actions.values() if not a.startswith("public")} <= set(ACTIONS)
     # Besides the API routes only the OpenAPI description and its viewer (no data in them).
     others = sorted(r.path for r in app.routes if isinstance(r, Route) and not hasattr(r, "dependant"))

@@ -13,6 +13,8 @@ import typer
 
 from varta.access.commands import journal_app, policy_app, token_app, user_app
 from varta.analytics.commands import analytics_app, analyze, events_app, model_app
+from varta.evidence.commands import evidence_app, hold_app, incident_app, request_app
+from varta.evidence.verify import verify_command
 from varta.cameras.importer import load_camera_file
 from varta.cameras.model import KINDS, Camera, CameraError
 from varta.cameras.registry import CameraRegistry
@@ -34,6 +36,11 @@ app.add_typer(analytics_app, name="analytics")
 app.add_typer(model_app, name="model")
 app.add_typer(events_app, name="events")
 app.command("analyze")(analyze)
+app.add_typer(request_app, name="request")
+app.add_typer(hold_app, name="hold")
+app.add_typer(incident_app, name="incident")
+app.add_typer(evidence_app, name="evidence")
+app.command("verify")(verify_command)
 
 
 def _logging(verbose: bool = False) -> None:

@@ -99,6 +99,26 @@ class Settings(BaseSettings):
     alarm_webhook_url: str = Field(default="")
     alarm_webhook_secret: str = Field(default="", repr=False)
 
+    # Evidence (docs/evidence.md). Deadlines count Ukrainian working days (A4.10) under the
+    # holiday rules in force: "martial_law" (public holidays are working days) or "peacetime".
+    holiday_rules: Literal["martial_law", "peacetime"] = Field(default="martial_law")
+    extra_days_off: AddressList = Field(default=[], description="YYYY-MM-DD days off by local decision")
+    extra_working_days: AddressList = Field(default=[], description="YYYY-MM-DD working Saturdays")
+    request_due_soon_days: int = Field(default=1, ge=0, le=5, description="working days left that count as near")
+    daily_report_hour: int = Field(default=8, ge=0, le=23, description="city time of the daily deadline report")
+    # Where packages go (A4.11): an S3-compatible bucket (AWS S3, MinIO, Ceph RGW…), or a
+    # folder (an offline site's removable disk or a share). S3 wins when both are set.
+    s3_endpoint_url: str = Field(default="", description="empty = AWS S3")
+    s3_region: str = Field(default="us-east-1")
+    s3_bucket: str = Field(default="")
+    s3_prefix: str = Field(default="varta/")
+    s3_access_key: str = Field(default="", repr=False)
+    s3_secret_key: str = Field(default="", repr=False)
+    s3_sse: Literal["auto", "AES256", "aws:kms", "none"] = Field(default="auto")
+    s3_part_size_mb: int = Field(default=64, ge=5, le=5120)
+    transfer_link_days: float = Field(default=7.0, gt=0, le=7.0, description="presigned link lifetime (≤ 7 days)")
+    transfer_folder: str = Field(default="", description="a local/share folder target for offline sites")
+
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
         return (init_settings, env_settings, _TomlSource(settings_cls))
@@ -111,7 +131,7 @@ class Settings(BaseSettings):
         return v
 
     @field_validator("onsite_networks", "restricted_workstations", "trusted_proxies", "detector_providers",
-                     mode="before")
+                     "extra_days_off", "extra_working_days", mode="before")
     @classmethod
     def _address_list(cls, v):
         if isinstance(v, str):
@@ -139,6 +159,14 @@ class Settings(BaseSettings):
     @property
     def events_dir(self) -> Path:
         return self.home / "events"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.home / "evidence"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
 
     @property
     def quarantine_dir(self) -> Path:

@@ -88,6 +88,20 @@ MATRIX: dict[str, Rule] = {
                      camera_scoped=True),
     "event.handle": _r({DEPARTMENT}, _DIRECT_ROLES, "R3, R6", "acknowledge, judge and annotate alarms",
                        camera_scoped=True),
+    # Evidence (R7, A4.6–A4.11; docs/evidence.md). The leaders resolve requests and order
+    # holds; the Responsible Department keeps the registers and prepares the answers. Building
+    # a package reads recorded video, so it is bound like export (A4.4, A4.5).
+    "incident.view": _r(_LEADERS | {DEPARTMENT}, _DIRECT_ROLES, "R7", "the incident register"),
+    "incident.manage": _r({DEPARTMENT}, _DIRECT_ROLES, "R7", "register and update incidents"),
+    "hold.view": _r(_LEADERS | {DEPARTMENT}, _DIRECT_ROLES, "A4.6", "holds on recordings"),
+    "hold.manage": _r(_LEADERS | {DEPARTMENT}, {DEPARTMENT}, "A4.6",
+                      "place holds and release them on a destruction instruction"),
+    "request.view": _r(_LEADERS | {DEPARTMENT}, {DEPARTMENT}, "A4.7–A4.10", "requests for recordings and deadlines"),
+    "request.register": _r({DEPARTMENT}, {DEPARTMENT}, "A4.7–A4.9", "register and withdraw requests"),
+    "request.resolve": _r(_LEADERS, (), "A4.8, A4.10", "resolve requests (third-party: the mayor only)"),
+    "request.prepare": _r((), {DEPARTMENT}, "A4.4, A4.5, A4.10", "build and download evidence packages",
+                          restricted_zone=True),
+    "request.transfer": _r({DEPARTMENT}, {DEPARTMENT}, "A4.11", "upload packages and issue download links"),
     "system.maintain": _r((), {ADMIN, CONTRACTOR}, "C3", "run, migrate, reconcile and apply retention"),
     "system.view": _r({DEPARTMENT}, _DIRECT_ROLES | {ADMIN}, "R4, R5", "storage, alarms and node health"),
     "user.manage": _r((), {ADMIN}, "A4.3", "accounts, roles and camera groups"),

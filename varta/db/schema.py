@@ -125,8 +125,12 @@ holds = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("created_us", BigInteger, nullable=False),
     Column("released_us", BigInteger),  # set by a destruction instruction (A4.6)
+    # The order (instruction or request) the interval belongs to; NULL only for rows made
+    # before issue 6. No FK: retention reads this table alone, and an order is never deleted.
+    Column("order_id", BigInteger),
 )
 Index("ix_holds_camera", holds.c.camera_id, holds.c.start_us)
+Index("ix_holds_order", holds.c.order_id)
 
 exports = Table(
     "exports",
@@ -343,3 +347,124 @@ motion_spans = Table(
     Column("end_us", BigInteger),  # NULL while motion goes on
 )
 Index("ix_motion_spans_camera", motion_spans.c.camera_id, motion_spans.c.start_us)
+
+
+# --- evidence (docs/design/evidence.md) ------------------------------------------------
+# A hold order: one instruction (A4.6) or one request's automatic hold, over one or more
+# camera intervals (rows of ``holds``). Released only by a destruction instruction, or by
+# its request closing. Never deleted: the register is a record.
+hold_orders = Table(
+    "hold_orders",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("number", String(32), nullable=False, unique=True),  # H-2026-0001
+    Column("kind", String(16), nullable=False),  # instruction | request
+    Column("reason", Text, nullable=False, default=""),
+    Column("instruction_no", String(64), nullable=False, default=""),
+    Column("instruction_date", String(10)),  # YYYY-MM-DD (a document date, no time)
+    Column("author", String(300), nullable=False, default=""),
+    Column("author_office", String(32), nullable=False, default=""),  # mayor | first_deputy | deputy_mayor
+    Column("request_id", BigInteger),
+    Column("incident_id", BigInteger),
+    Column("created_by", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("released_us", BigInteger),
+    Column("released_by", String(64)),
+    Column("release_no", String(64)),
+    Column("release_date", String(10)),
+    Column("release_author", String(300)),
+    Column("release_office", String(32)),
+    Column("release_note", Text),
+)
+
+# Requests for recordings (A4.7–A4.11) and their answer.
+evidence_requests = Table(
+    "evidence_requests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("number", String(32), nullable=False, unique=True),  # REQ-2026-0001
+    Column("kind", String(16), nullable=False),  # police | court | third_party | council_unit
+    Column("state", String(16), nullable=False),
+    Column("incoming_no", String(100), nullable=False),
+    Column("incoming_date", String(10), nullable=False),
+    Column("requester", Text, nullable=False),  # the requesting body
+    Column("contact", Text, nullable=False, default=""),
+    Column("basis", Text, nullable=False),  # legal basis, or the reasons (third parties)
+    Column("purpose", Text, nullable=False, default=""),
+    Column("items", JSON, nullable=False),  # [{camera_id, start_us, end_us}]
+    Column("redaction", JSON),  # options for a redacted copy (third parties, A4.8)
+    Column("incident_id", BigInteger),
+    Column("hold_order_id", BigInteger),
+    Column("registered_by", String(64), nullable=False),
+    Column("registered_us", BigInteger, nullable=False),
+    Column("resolution", String(16)),  # approved | refused
+    Column("resolution_text", Text),
+    Column("resolution_date", String(10)),
+    Column("resolved_by", String(64)),
+    Column("resolver_name", String(300)),
+    Column("resolver_office", String(32)),
+    Column("resolved_us", BigInteger),
+    Column("due_date", String(10)),  # 5 working days after the resolution (A4.10)
+    Column("package", JSON),  # the built package: name, zip, bytes, sha256, fingerprint, built
+    Column("transfer", JSON),  # the last transfer: target, location, url, expiry, sse
+    Column("closed_us", BigInteger),
+    Column("updated_us", BigInteger, nullable=False),
+)
+Index("ix_evidence_requests_state", evidence_requests.c.state, evidence_requests.c.due_date)
+
+# The incident register (R7).
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("number", String(32), nullable=False, unique=True),  # INC-2026-0001
+    Column("type", String(32), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("place", Text, nullable=False, default=""),
+    Column("cameras", JSON, nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger),
+    Column("status", String(16), nullable=False),  # open | investigating | closed
+    Column("events", JSON, nullable=False),  # linked analytics event ids
+    Column("created_by", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+Index("ix_incidents_start", incidents.c.start_us)
+
+# What happened to a request, hold or incident, step by step (also journaled).
+evidence_history = Table(
+    "evidence_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("subject", String(16), nullable=False),  # request | hold | incident
+    Column("subject_id", BigInteger, nullable=False),
+    Column("time_us", BigInteger, nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("full_name", String(300), nullable=False, default=""),
+    Column("action", String(32), nullable=False),
+    Column("detail", JSON, nullable=False),
+)
+Index("ix_evidence_history_subject", evidence_history.c.subject, evidence_history.c.subject_id)
+
+# Package builds and transfers run in the background on the node that took them; the row
+# is the shared state (progress, result), and a transfer's multipart state lets it resume.
+evidence_jobs = Table(
+    "evidence_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("request_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # package | transfer
+    Column("status", String(16), nullable=False),  # queued | running | done | failed
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("params", JSON, nullable=False),
+    Column("resume", JSON),  # multipart upload state (transfer)
+    Column("result", JSON),
+    Column("error", Text, nullable=False, default=""),
+    Column("node", String(100), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("finished_us", BigInteger),
+)
+Index("ix_evidence_jobs_request", evidence_jobs.c.request_id)

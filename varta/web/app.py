@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -11,13 +12,15 @@ from fastapi.staticfiles import StaticFiles
 from varta import __version__
 from varta.cameras.registry import CameraRegistry
 from varta.events.system_alarms import SystemAlarms
+from varta.evidence.daily import DailyReporter
+from varta.evidence.service import Evidence
 from varta.playback.jobs import ExportJobs
 from varta.recording.ffmpeg import find_ffmpeg
 from varta.recording.index import ArchiveIndex
 from varta.access.service import AccessControl
 from varta.live.relay import LiveHub
-from varta.web import (api_admin, api_auth, api_cameras, api_events, api_exports, api_journal, api_live,
-                       api_recordings, api_system)
+from varta.web import (api_admin, api_auth, api_cameras, api_events, api_exports, api_holds, api_incidents,
+                       api_journal, api_live, api_recordings, api_requests, api_system)
 from varta.web.auth import public
 from varta.web.deps import AppServices
 
@@ -38,8 +41,24 @@ def console_csp(tile_url: str) -> str:
             "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    """Background work of a web node: transfers interrupted by a restart go on; the daily
+    deadline report is written."""
+    svc = app.state.services
+    svc.evidence.jobs.recover()
+    daily = DailyReporter(svc.evidence, svc.alarms, svc.settings.home / "reports", svc.settings.daily_report_hour)
+    daily.start()
+    try:
+        yield
+    finally:
+        daily.halt()
+        svc.evidence.jobs.stop()
+
+
 def create_app(settings, engine) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="Varta",
         version=__version__,
         description="City-wide video surveillance: cameras, recordings, playback and export.",
@@ -60,9 +79,13 @@ def create_app(settings, engine) -> FastAPI:
         access=AccessControl.from_settings(engine, settings),
         live=LiveHub(settings.rtsp_timeout_s),
     )
+    svc = app.state.services
+    svc.evidence = Evidence(engine, settings, registry=svc.registry, index=svc.index, ffmpeg=ffmpeg,
+                            access=svc.access, node=settings.recorder_name)
     for module in (api_auth, api_cameras, api_live, api_recordings, api_exports, api_system, api_journal, api_admin,
-                   api_events):
+                   api_events, api_requests, api_holds, api_incidents):
         app.include_router(module.router)
+    app.include_router(api_requests.key_router)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

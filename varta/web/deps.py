@@ -33,6 +33,7 @@ class AppServices:
     access: AccessControl
     live: LiveHub
     events: object = None  # api_events.EventsApi, made on first use
+    evidence: object = None  # varta.evidence.service.Evidence
 
 
 def services(request: Request) -> AppServices:

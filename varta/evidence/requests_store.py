@@ -1,0 +1,214 @@
+"""The request register in the database (A4.7–A4.11): each step checked by
+``evidence/requests.py``, recorded with its author and written to the request's history."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Engine, insert, or_, select, update
+
+from varta.access.policy import Principal
+from varta.clock import now_us
+from varta.db.schema import evidence_requests
+from varta.evidence import requests as rules
+from varta.evidence.holds_store import HeldInterval, HoldRegister
+from varta.evidence.records import NotFound, add_history, city_today, fmt, history, next_number, parse_date
+from varta.evidence.workdays import WorkingCalendar, deadline_state, due_date
+
+
+class RequestRegister:
+    def __init__(self, engine: Engine, holds: HoldRegister, calendar: WorkingCalendar, tz, soon_days: int = 1):
+        self.engine = engine
+        self.holds = holds
+        self.calendar = calendar
+        self.tz = tz
+        self.soon_days = soon_days
+
+    # --- steps -------------------------------------------------------------------------
+    def register(self, who: Principal, *, kind: str, incoming_no: str, incoming_date, requester: str, basis: str,
+                 items: list[rules.Interval], contact: str = "", purpose: str = "", incident_id: int | None = None,
+                 redaction: dict | None = None) -> dict:
+        """Register an incoming request and hold its intervals at once, in one transaction:
+        from this moment retention cannot take the footage (issue 6, A4.6)."""
+        now = now_us()
+        today = city_today(self.tz, now)
+        incoming = parse_date(incoming_date, "incoming document date")
+        rules.validate_new(kind, incoming_no, incoming, requester, basis, items, today)
+        if redaction and kind != rules.THIRD_PARTY:
+            raise rules.RequestError("redaction is for third-party transfers (A4.8); police and courts get originals")
+        values = dict(kind=kind, state=rules.REGISTERED, incoming_no=incoming_no.strip(),
+                      incoming_date=incoming.isoformat(), requester=requester.strip(), contact=contact.strip(),
+                      basis=basis.strip(), purpose=purpose.strip(),
+                      items=[{"camera_id": i.camera_id, "start_us": i.start_us, "end_us": i.end_us} for i in items],
+                      redaction=redaction, incident_id=incident_id, registered_by=who.login, registered_us=now,
+                      updated_us=now)
+        with self.engine.begin() as conn:
+            number = next_number(conn, evidence_requests, "REQ", today.year)
+            rid = conn.execute(insert(evidence_requests).values(number=number, **values)).inserted_primary_key[0]
+            hold_id = self.holds.place_for_request(
+                conn, rid, number, [HeldInterval(i.camera_id, i.start_us, i.end_us) for i in items], who, now)
+            conn.execute(update(evidence_requests).where(evidence_requests.c.id == rid).values(hold_order_id=hold_id))
+            add_history(conn, "request", rid, who, "registered",
+                        {"incoming": f"{incoming_no} / {incoming}", "requester": requester}, now)
+        return self.get(rid)
+
+    def resolve(self, request_id: int, who: Principal, *, approve: bool, text: str, resolved_on=None) -> dict:
+        """A4.10 (and A4.8 for third parties): the leader's decision; approval starts the
+        5-working-day clock."""
+        row = self._row(request_id)
+        now = now_us()
+        today = city_today(self.tz, now)
+        target = rules.next_state(row.state, "approve" if approve else "refuse")
+        why_not = rules.may_resolve(who.role, row.kind)
+        if why_not:
+            raise PermissionError(why_not)
+        day = parse_date(resolved_on, "resolution date") if resolved_on else today
+        rules.validate_resolution(approve, text, day, city_today(self.tz, row.registered_us), today)
+        due = due_date(day, self.calendar).isoformat() if approve else None
+        values = dict(state=target, resolution="approved" if approve else "refused", resolution_text=text.strip(),
+                      resolution_date=day.isoformat(), resolved_by=who.login, resolver_name=who.full_name,
+                      resolver_office=who.role, resolved_us=now, due_date=due, updated_us=now)
+        with self.engine.begin() as conn:
+            self._set(conn, request_id, row.state, values)
+            add_history(conn, "request", request_id, who, values["resolution"],
+                        {"text": text.strip(), "date": day.isoformat(), "due": due}, now)
+            if target in rules.CLOSED:
+                self._close(conn, row, who, now, "refused")
+        return self.get(request_id)
+
+    def prepared(self, request_id: int, who: Principal, package: dict) -> dict:
+        row = self._row(request_id)
+        target = rules.next_state(row.state, "prepare")
+        now = now_us()
+        with self.engine.begin() as conn:
+            self._set(conn, request_id, row.state, dict(state=target, package=package, updated_us=now))
+            add_history(conn, "request", request_id, who, "prepared",
+                        {k: package.get(k) for k in ("name", "bytes", "sha256", "fingerprint")}, now)
+        return self.get(request_id)
+
+    def transferred(self, request_id: int, who: Principal, transfer: dict) -> dict:
+        """Transferred closes the request; its automatic hold is released (other holds stay)."""
+        row = self._row(request_id)
+        target = rules.next_state(row.state, "transfer")
+        now = now_us()
+        with self.engine.begin() as conn:
+            self._set(conn, request_id, row.state, dict(state=target, transfer=transfer, updated_us=now))
+            add_history(conn, "request", request_id, who, "transferred",
+                        {k: transfer.get(k) for k in ("target", "location", "expires", "sse", "bytes")}, now)
+            self._close(conn, row, who, now, "transferred")
+        return self.get(request_id)
+
+    def new_link(self, request_id: int, who: Principal, url: str, expires: str) -> dict:
+        row = self._row(request_id)
+        now = now_us()
+        with self.engine.begin() as conn:
+            self._set(conn, request_id, row.state, dict(transfer={**row.transfer, "url": url, "expires": expires},
+                                                        updated_us=now))
+            add_history(conn, "request", request_id, who, "new link", {"expires": expires}, now)
+        return self.get(request_id)
+
+    def withdraw(self, request_id: int, who: Principal, reason: str) -> dict:
+        row = self._row(request_id)
+        target = rules.next_state(row.state, "withdraw")
+        if not reason.strip():
+            raise rules.RequestError("say why the request is withdrawn (e.g. the requester's letter)")
+        now = now_us()
+        with self.engine.begin() as conn:
+            self._set(conn, request_id, row.state, dict(state=target, updated_us=now))
+            add_history(conn, "request", request_id, who, "withdrawn", {"reason": reason.strip()}, now)
+            self._close(conn, row, who, now, "withdrawn")
+        return self.get(request_id)
+
+    def _set(self, conn, request_id: int, expected_state: str, values: dict) -> None:
+        """Compare-and-set on the state: two people acting at once cannot both win."""
+        res = conn.execute(update(evidence_requests)
+                           .where(evidence_requests.c.id == request_id, evidence_requests.c.state == expected_state)
+                           .values(**values))
+        if res.rowcount != 1:
+            raise rules.RequestError("the request changed meanwhile; reload it and try again")
+
+    def _close(self, conn, row, who: Principal, now: int, why: str) -> None:
+        conn.execute(update(evidence_requests).where(evidence_requests.c.id == row.id).values(closed_us=now))
+        if row.hold_order_id:
+            self.holds.release_for_request(conn, row.hold_order_id, who, now, f"request {row.number} {why}")
+
+    # --- reading -----------------------------------------------------------------------
+    def _row(self, request_id: int):
+        with self.engine.connect() as conn:
+            row = conn.execute(select(evidence_requests).where(evidence_requests.c.id == request_id)).first()
+        if row is None:
+            raise NotFound(f"no request {request_id}")
+        return row
+
+    def find(self, key: str) -> int:
+        """A request's id from its id or its number (REQ-2026-0001)."""
+        col = evidence_requests.c.id if str(key).isdigit() else evidence_requests.c.number
+        with self.engine.connect() as conn:
+            rid = conn.execute(select(evidence_requests.c.id).where(col == (int(key) if str(key).isdigit() else key))).scalar()
+        if rid is None:
+            raise NotFound(f"no request {key}")
+        return rid
+
+    def get(self, request_id: int) -> dict:
+        out = self.describe(self._row(request_id))
+        out["history"] = history(self.engine, "request", request_id, self.tz)
+        return out
+
+    def list(self, state: str | None = None, kind: str | None = None, open_only: bool = False, text: str = "",
+             since_us: int | None = None, until_us: int | None = None, limit: int = 500) -> list[dict]:
+        c = evidence_requests.c
+        q = select(evidence_requests).order_by(c.id.desc()).limit(limit)
+        if state:
+            q = q.where(c.state == state)
+        if kind:
+            q = q.where(c.kind == kind)
+        if open_only:
+            q = q.where(c.closed_us.is_(None))
+        if text:
+            like = f"%{text}%"
+            q = q.where(or_(c.number.ilike(like), c.incoming_no.ilike(like), c.requester.ilike(like),
+                            c.basis.ilike(like), c.purpose.ilike(like)))
+        if since_us is not None:
+            q = q.where(c.registered_us >= since_us)
+        if until_us is not None:
+            q = q.where(c.registered_us < until_us)
+        with self.engine.connect() as conn:
+            return [self.describe(r) for r in conn.execute(q)]
+
+    def deadlines(self, today: date | None = None) -> dict[str, list[dict]]:
+        """Open, approved-but-unanswered requests by how near their due date is (A4.10)."""
+        today = today or city_today(self.tz)
+        out: dict[str, list[dict]] = {"overdue": [], "due_today": [], "due_soon": [], "on_time": []}
+        c = evidence_requests.c
+        q = (select(evidence_requests).where(c.closed_us.is_(None), c.due_date.is_not(None)).order_by(c.due_date))
+        with self.engine.connect() as conn:
+            for r in conn.execute(q):
+                out[self._deadline(r, today)].append(self.describe(r, today))
+        return out
+
+    def _deadline(self, r, today: date) -> str | None:
+        if r.due_date is None or r.closed_us is not None:
+            return None
+        return deadline_state(date.fromisoformat(r.due_date), today, self.calendar, self.soon_days)
+
+    def describe(self, r, today: date | None = None) -> dict:
+        tz = self.tz
+        today = today or city_today(tz)
+        due = date.fromisoformat(r.due_date) if r.due_date else None
+        return {
+            "id": r.id, "number": r.number, "kind": r.kind, "state": r.state,
+            "incoming_no": r.incoming_no, "incoming_date": r.incoming_date, "requester": r.requester,
+            "contact": r.contact, "basis": r.basis, "purpose": r.purpose,
+            "items": [{"camera_id": i["camera_id"], "from": fmt(i["start_us"], tz), "to": fmt(i["end_us"], tz)}
+                      for i in r.items],
+            "redaction": r.redaction, "incident_id": r.incident_id, "hold_id": r.hold_order_id,
+            "registered_by": r.registered_by, "registered": fmt(r.registered_us, tz),
+            "resolution": ({"decision": r.resolution, "text": r.resolution_text, "date": r.resolution_date,
+                            "by": r.resolved_by, "name": r.resolver_name, "office": r.resolver_office}
+                           if r.resolution else None),
+            "due_date": r.due_date,
+            "deadline": self._deadline(r, today),
+            "working_days_left": self.calendar.working_days_between(today, due) if due and r.closed_us is None else None,
+            "package": r.package, "transfer": r.transfer,
+            "closed": fmt(r.closed_us, tz), "updated": fmt(r.updated_us, tz),
+        }

@@ -1,0 +1,92 @@
+"""Evidence, assembled: the three registers, the jobs and the instance key, for the HTTP API
+and the command line alike. Steps that finish in the background journal themselves here."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cached_property
+
+from sqlalchemy import Engine
+
+from varta.access.policy import ROLE_TITLES, Principal
+from varta.evidence import requests as rules
+from varta.evidence.holds_store import HoldRegister
+from varta.evidence.incidents_store import IncidentRegister
+from varta.evidence.jobs import EvidenceJobs
+from varta.evidence.requests_store import RequestRegister
+from varta.evidence.signing import InstanceKey
+from varta.evidence.workdays import WorkingCalendar
+
+
+def calendar_from(settings) -> WorkingCalendar:
+    def days(values, what):
+        try:
+            return frozenset(date.fromisoformat(v) for v in values)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc} (use YYYY-MM-DD)") from None
+    return WorkingCalendar(settings.holiday_rules, days(settings.extra_days_off, "extra_days_off"),
+                           days(settings.extra_working_days, "extra_working_days"))
+
+
+class Evidence:
+    def __init__(self, engine: Engine, settings, *, registry, index, ffmpeg: str, access, node: str):
+        self.engine = engine
+        self.settings = settings
+        self.registry = registry
+        self.index = index
+        self.ffmpeg = ffmpeg
+        self.access = access
+        tz = settings.tz
+        self.calendar = calendar_from(settings)
+        self.holds = HoldRegister(engine, tz)
+        self.requests = RequestRegister(engine, self.holds, self.calendar, tz, settings.request_due_soon_days)
+        self.incidents = IncidentRegister(engine, tz)
+        self.jobs = EvidenceJobs(self, node)
+
+    @cached_property
+    def key(self) -> InstanceKey:
+        """The instance's signing key, made on first use ($VARTA_HOME/keys, mode 0600)."""
+        return InstanceKey.load_or_create(self.settings.keys_dir)
+
+    def detector(self):
+        from varta.analytics.models import load_detector
+
+        det = load_detector(self.settings)
+        if det is None:
+            raise rules.RequestError("redaction needs the people/vehicle detector: run `varta model install yolox-nano`")
+        return det
+
+    def manifest_request(self, row) -> dict:
+        """What the package says about the request it answers (embedded in the signed manifest)."""
+        kind = rules.KINDS.get(row.kind, (row.kind, row.kind, ""))
+        office = ROLE_TITLES.get(row.resolver_office or "", (row.resolver_office, row.resolver_office))
+        return {
+            "number": row.number, "kind": row.kind, "kind_title": {"uk": kind[0], "en": kind[1]}, "clause": kind[2],
+            "incoming": {"number": row.incoming_no, "date": row.incoming_date},
+            "requester": row.requester, "contact": row.contact, "basis": row.basis, "purpose": row.purpose,
+            "resolution": {"decision": row.resolution, "text": row.resolution_text, "date": row.resolution_date,
+                           "by": row.resolver_name, "office": {"uk": office[0], "en": office[1]}},
+            "due_date": row.due_date,
+        }
+
+    # --- background steps, journaled like any other -------------------------------------
+    def after_package(self, who: Principal, request_id: int, package: dict, manifest: dict) -> None:
+        req = self.requests.prepared(request_id, who, package)
+        cams = sorted({i["camera_id"] for i in manifest.get("items", [])})
+        self.access.record(who, "request.prepare", f"request:{req['number']}",
+                           detail=f"package {package['name']}: {package['files']} files, {package['bytes']} bytes, "
+                                  f"SHA-256 {package['sha256']}; cameras {', '.join(cams)}")
+
+    def after_transfer(self, who: Principal, request_id: int, transfer: dict) -> None:
+        req = self.requests.transferred(request_id, who, transfer)
+        self.access.record(who, "request.transfer", f"request:{req['number']}",
+                           detail=f"{transfer['location']} ({transfer['bytes']} bytes, SSE {transfer['sse']}); "
+                                  f"link until {transfer.get('expires') or '—'}")
+
+    def record_failure(self, who: Principal, job_id: str, kind: str, request_id: int, error: str) -> None:
+        try:
+            number = self.requests._row(request_id).number
+        except LookupError:
+            number = str(request_id)
+        self.access.record(who, "request.transfer" if kind == "transfer" else "request.prepare",
+                           f"request:{number}", "failed", f"job {job_id}: {error}")
