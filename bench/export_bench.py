@@ -72,8 +72,9 @@ def make_source_segments(ffmpeg: str) -> tuple[list[Path], list[tuple[float, flo
     return [out / n for n, _, _ in listing], [(a, b) for _, a, b in listing]
 
 
-def build_archive(home: Path, ffmpeg: str, minutes: int):
-    """A Varta home with one camera holding a contiguous archive of *minutes* minutes."""
+def build_archive(home: Path, ffmpeg: str, minutes: int, camera_id: str = "bench-cam"):
+    """A Varta home with a camera holding a contiguous archive of *minutes* minutes (call
+    again with another ``camera_id`` for more cameras over the same hour)."""
     from varta.cameras.model import Camera
     from varta.cameras.registry import CameraRegistry
     from varta.db.engine import open_database
@@ -85,9 +86,9 @@ def build_archive(home: Path, ffmpeg: str, minutes: int):
     info = probe_stream_header(files[0])
     checks = [check_segment(f) for f in files]
     engine = open_database(f"sqlite:///{(home / 'varta.db').resolve()}")
-    CameraRegistry(engine).add(Camera(id="bench-cam", main_url="rtsp://127.0.0.1:8554/bench", name="export bench"))
+    CameraRegistry(engine).add(Camera(id=camera_id, main_url="rtsp://127.0.0.1:8554/bench", name="export bench"))
     index = ArchiveIndex(engine)
-    rec = home / "recordings" / "bench-cam"
+    rec = home / "recordings" / camera_id
     # Two days ago, on the hour (UTC): a plain past hour.
     now = int(time.time())
     t0_us = (now - 2 * 86400) // 3600 * 3600 * 1_000_000
@@ -103,7 +104,7 @@ def build_archive(home: Path, ffmpeg: str, minutes: int):
         dest = rec / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(files[i], dest)
-        index.add_segment(camera_id="bench-cam", start_us=t_us, end_us=t_us + dur_us, path=rel,
+        index.add_segment(camera_id=camera_id, start_us=t_us, end_us=t_us + dur_us, path=rel,
                           bytes=checks[i].file_bytes, init_bytes=checks[i].init_bytes, codec=info.codec,
                           width=info.width, height=info.height, fps=info.fps, run_id=run_id, recorder="bench")
         paths.append(dest)

@@ -6,13 +6,17 @@ does to AWS S3, MinIO or Ceph RGW.
 
 Use it from a test module (``tests/`` is on ``sys.path`` under pytest, like ``scenes``)::
 
-    from s3server import S3Server, s3_server   # noqa: the fixture must be imported
+    import s3server
+    s3_server = s3server.s3_server   # the fixture, visible to pytest (and used for pyflakes)
 
     def test_x(s3_server):
-        s3_server.endpoint_url   # http://127.0.0.1:PORT
+        s3_server.endpoint_url       # http://127.0.0.1:PORT
+        s3_server.access_key, s3_server.secret_key, s3_server.region, s3_server.client()
 
-``from tests.s3server import …`` works where the repository root is on ``sys.path``
-(``python -m pytest``, or a script that puts it there).
+or ``with S3Server() as srv: …`` for a server of one's own (``srv.stop()``/``srv.start()``
+restart it on the same port, empty). ``from tests.s3server import …`` works only where the
+repository root is on ``sys.path`` (``python -m pytest``; plain ``pytest`` needs
+``pythonpath = ["."]`` in the pytest settings).
 
 Moto quirks worth knowing (moto 5.x):
 * Signatures are not checked unless :meth:`S3Server.enforced_auth` is active; while it

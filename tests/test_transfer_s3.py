@@ -15,8 +15,8 @@ import pytest
 
 import s3server
 from varta.evidence.transfer import (FolderTarget, JsonFileState, S3Target, TransferError,
-                                     TransferInterrupted, check_target, copy_to_folder,
-                                     presign, upload_to_s3)
+                                     TransferInterrupted, _refusal, check_target,
+                                     copy_to_folder, presign, upload_to_s3)
 
 s3_server = s3server.s3_server  # the module-scoped fixture, visible to pytest here
 
@@ -305,6 +305,25 @@ def test_link_expiry_over_7_days_is_refused(s3_server, target, tmp_path):
     assert download(url).content == b"z" * 1000 and res.url
     with pytest.raises(TransferError, match="does not exist"):
         presign(target, "missing.zip")
+
+
+def test_refused_sse_or_acl_is_told_apart():
+    """moto never refuses SSE or ACLs, so the decision behind sse="auto" is checked on the
+    errors MinIO and S3 send (MinIO without KMS; S3 with ACLs disabled)."""
+    kms = TransferError("x", "NotImplemented", 501,
+                        "Server side encryption specified but KMS is not configured")
+    assert _refusal(kms, acl=True, sse=True) == "sse"
+    acl = TransferError("x", "AccessControlListNotSupported", 400, "The bucket does not allow ACLs")
+    assert _refusal(acl, acl=True, sse=True) == "acl"
+    vague = TransferError("x", "NotImplemented", 501, "A header you provided implies "
+                          "functionality that is not implemented")
+    assert _refusal(vague, acl=True, sse=True) == "acl"  # keep encryption if we can
+    assert _refusal(vague, acl=False, sse=True) == "sse"
+    denied = TransferError("x", "AccessDenied", 403, "Access Denied")
+    assert _refusal(denied, acl=True, sse=True) == "acl"  # no s3:PutObjectAcl: try without
+    assert _refusal(denied, acl=False, sse=True) is None  # then it is a real denial
+    other = TransferError("x", "NoSuchBucket", 404, "The specified bucket does not exist")
+    assert _refusal(other, acl=True, sse=True) is None
 
 
 # --------------------------------------------------------------------------- folder

@@ -16,25 +16,31 @@ class NotFound(LookupError):
     pass
 
 
-def insert_numbered(engine: Engine, table: Table, prefix: str, year: int, values: dict, then=None) -> tuple[int, str]:
-    """Insert a row numbered ``PREFIX-YEAR-NNNN`` (the next free number of the year).
+def numbered(engine: Engine, work):
+    """Run ``work(conn)`` in a transaction that takes yearly numbers (``next_number``).
 
-    Two nodes registering at the same instant race for the number; the loser's insert
-    breaks the unique constraint and it takes the next one. ``then(conn, id, number)``
-    runs in the same transaction (e.g. the hold a request places), so either both are
-    recorded or neither.
+    Two nodes numbering at the same instant race for a number; the loser's insert breaks the
+    unique constraint, its whole transaction rolls back, and it runs again with the next one.
     """
     for _ in range(20):
         try:
             with engine.begin() as conn:
-                number = next_number(conn, table, prefix, year)
-                new_id = conn.execute(insert(table).values(number=number, **values)).inserted_primary_key[0]
-                if then is not None:
-                    then(conn, new_id, number)
-                return new_id, number
+                return work(conn)
         except IntegrityError:
             continue
-    raise RuntimeError(f"could not number a new {table.name} row (too many concurrent inserts)")
+    raise RuntimeError("could not number a new record (too many concurrent registrations)")
+
+
+def insert_numbered(engine: Engine, table: Table, prefix: str, year: int, values: dict, then=None) -> tuple[int, str]:
+    """Insert a row numbered ``PREFIX-YEAR-NNNN`` (the next free number of the year);
+    ``then(conn, id, number)`` runs in the same transaction (e.g. the history line)."""
+    def work(conn):
+        number = next_number(conn, table, prefix, year)
+        new_id = conn.execute(insert(table).values(number=number, **values)).inserted_primary_key[0]
+        if then is not None:
+            then(conn, new_id, number)
+        return new_id, number
+    return numbered(engine, work)
 
 
 def next_number(conn, table: Table, prefix: str, year: int) -> str:

@@ -42,6 +42,9 @@ Limits, said plainly, because a reviewer must watch the copy before it leaves:
   who cross closely; then the other person may be left sharp after the crossing (and the
   subject blurred). Give several subject entries (times) if the subject is lost and found
   again: each picks its own track.
+* Two people walking as one (their boxes merged into one detection) show as one box; if the
+  subject's track takes that box, the other person is left sharp for those frames unless
+  their own track still covers them (interpolated or held).
 * Sound is not copied: voices are personal data too, and the order asks for pictures.
 """
 
@@ -673,6 +676,27 @@ def redact_file(src: Path, dst: Path, detector, options: RedactionOptions,
         subject_tracks=subjects, vehicles=sum(1 for g in scan.tracks if g.label in VEHICLES),
         seconds=time.perf_counter() - started,
         method=describe(options, type(detector).__name__, len(subjects)), warnings=warnings)
+
+
+def load_redaction_detector(settings, threads: int | None = None):
+    """The configured detector model, loaded for a redaction; RedactionError if there is none.
+
+    Unlike the cameras' analysis, redaction cannot fall back to motion: without a detector
+    nothing would be blurred. ``threads`` None = the configured per-inference threads.
+    """
+    from varta.analytics.models import DEFAULT_MODEL, model_path
+
+    path = model_path(settings)
+    if not path.is_file():
+        raise RedactionError(f"no detector model at {path}: redaction needs one to find people and vehicles "
+                             f"(install it: varta model install {DEFAULT_MODEL})")
+    from varta.analytics.detector import YoloxDetector
+
+    try:
+        return YoloxDetector(path, providers=settings.detector_providers,
+                             threads=settings.detector_threads if threads is None else threads)
+    except Exception as exc:
+        raise RedactionError(f"the detector model {path} could not be loaded: {exc}") from None
 
 
 def describe(options: RedactionOptions, detector_name: str, subjects: int = 0) -> str:

@@ -12,7 +12,8 @@ from varta.clock import now_us
 from varta.db.schema import evidence_requests
 from varta.evidence import requests as rules
 from varta.evidence.holds_store import HeldInterval, HoldRegister
-from varta.evidence.records import NotFound, add_history, city_today, fmt, history, next_number, parse_date
+from varta.evidence.records import (NotFound, add_history, city_today, fmt, history, next_number, numbered,
+                                    parse_date)
 from varta.evidence.workdays import WorkingCalendar, deadline_state, due_date
 
 
@@ -42,7 +43,7 @@ class RequestRegister:
                       items=[{"camera_id": i.camera_id, "start_us": i.start_us, "end_us": i.end_us} for i in items],
                       redaction=redaction, incident_id=incident_id, registered_by=who.login, registered_us=now,
                       updated_us=now)
-        with self.engine.begin() as conn:
+        def work(conn) -> int:
             number = next_number(conn, evidence_requests, "REQ", today.year)
             rid = conn.execute(insert(evidence_requests).values(number=number, **values)).inserted_primary_key[0]
             hold_id = self.holds.place_for_request(
@@ -50,6 +51,8 @@ class RequestRegister:
             conn.execute(update(evidence_requests).where(evidence_requests.c.id == rid).values(hold_order_id=hold_id))
             add_history(conn, "request", rid, who, "registered",
                         {"incoming": f"{incoming_no} / {incoming}", "requester": requester}, now)
+            return rid
+        rid = numbered(self.engine, work)
         return self.get(rid)
 
     def resolve(self, request_id: int, who: Principal, *, approve: bool, text: str, resolved_on=None) -> dict:

@@ -374,6 +374,10 @@ def _refusal(e: TransferError, acl: bool, sse: bool) -> str | None:
     """
     if e.code == "AccessControlListNotSupported":
         return "acl" if acl else None
+    if e.code == "AccessDenied":
+        # AWS wants s3:PutObjectAcl for any ACL header; a least-privilege key lacks it.
+        # Without the ACL a key that may not put at all is denied again, with the real reason.
+        return "acl" if acl else None
     if e.code not in REFUSALS:
         return None
     m = e.server_message.lower()
@@ -516,7 +520,7 @@ def upload_to_s3(path: Path, key: str, target: S3Target, state: TransferState | 
         _abort_stale(sess, saved)
         saved = None
     if saved and saved.get("completed"):
-        done = _recheck_completed(sess, saved, path, size)
+        done = _recheck_completed(sess, saved, size)
         if done:
             return _finish(sess, full_key, done, progress, size, len(saved.get("parts", [])))
         saved = None
@@ -538,7 +542,7 @@ def _abort_stale(sess: _Session, saved: dict) -> None:
                  type(e).__name__)
 
 
-def _recheck_completed(sess: _Session, saved: dict, path: Path, size: int) -> dict | None:
+def _recheck_completed(sess: _Session, saved: dict, size: int) -> dict | None:
     """HEAD of an object a previous call completed; None if it is gone or different."""
     try:
         head = sess.call("check the uploaded object", "head_object",
@@ -547,7 +551,8 @@ def _recheck_completed(sess: _Session, saved: dict, path: Path, size: int) -> di
         if e.status == 404:
             return None
         raise
-    if head.get("ContentLength") != size or (head.get("Metadata") or {}).get("sha256") != saved.get("sha256"):
+    if (head.get("ContentLength") != size
+            or (head.get("Metadata") or {}).get("sha256") != saved.get("sha256")):
         return None
     return {"head": head, "sha256": saved["sha256"], "expected_etag": saved.get("expected_etag"),
             "sse_asked": saved.get("sse", "none")}
@@ -587,8 +592,9 @@ def _multipart(sess: _Session, path: Path, full_key: str, size: int, mtime: int,
                progress: Progress | None, should_stop: Callable[[], bool] | None) -> TransferResult:
     """Create or resume the multipart upload, send the missing parts, complete, verify."""
     t = sess.t
-    kept: dict[int, dict] = {}
+    kept: dict[int, dict] | None = {}
     if saved:
+        sha256 = sha256 or saved.get("sha256")  # same file (size + mtime): no need to re-read
         kept = _server_parts(sess, saved)
         if kept is None:
             saved, kept = None, {}
