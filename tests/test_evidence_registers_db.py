@@ -204,3 +204,27 @@ def test_deadlines_list_what_is_near(regs):
     assert cal.working_days_between(date.today(), due) == 5
     d = reqs.deadlines(due)
     assert [r["number"] for r in d["due_today"]] == [req["number"]]
+
+
+def test_daily_report_and_overdue_alarm(regs, tmp_path):
+    from varta.config import Settings
+    from varta.events.system_alarms import SystemAlarms
+    from varta.evidence.daily import ALARM_KIND, write_daily_report
+    from varta.evidence.service import Evidence
+
+    engine, hold_reg, reqs, _ = regs
+    ev = Evidence(engine, Settings(home=tmp_path), registry=CameraRegistry(engine), index=None, ffmpeg="ffmpeg",
+                  access=None, node="test")
+    alarms = SystemAlarms(engine, "test")
+    req, _ = _register(reqs)
+    reqs.resolve(req["id"], MAYOR, approve=True, text="Погоджую")
+    due = date.fromisoformat(reqs.get(req["id"])["due_date"])
+    path = write_daily_report(ev, alarms, tmp_path / "reports", due - timedelta(days=1))
+    assert path.name == f"deadlines-{due - timedelta(days=1)}.pdf" and path.read_bytes().startswith(b"%PDF")
+    assert not [a for a in alarms.list(active_only=True) if a["kind"] == ALARM_KIND]
+    write_daily_report(ev, alarms, tmp_path / "reports", due + timedelta(days=7))
+    active = [a for a in alarms.list(active_only=True) if a["kind"] == ALARM_KIND]
+    assert len(active) == 1 and req["number"] in active[0]["message"] and "overdue" in active[0]["message"]
+    reqs.withdraw(req["id"], DEPT, "лист заявника")
+    write_daily_report(ev, alarms, tmp_path / "reports", due + timedelta(days=8))
+    assert not [a for a in alarms.list(active_only=True) if a["kind"] == ALARM_KIND]

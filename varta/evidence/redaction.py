@@ -347,10 +347,15 @@ def _plate_patches(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
     import cv2
 
     h, w = gray.shape
+    cumulative = np.bincount(gray.ravel(), minlength=256).cumsum()
     out = []
-    for g in (gray, 255 - gray):
+    for inverted in (False, True):
+        g = 255 - gray if inverted else gray
         for q in (80, 90, 96):
-            level = float(np.percentile(g, q))
+            if inverted:  # the q-th percentile of 255 - gray is 255 less its (100 - q)-th
+                level = 255 - int(np.searchsorted(cumulative, (100 - q) / 100 * gray.size))
+            else:
+                level = int(np.searchsorted(cumulative, q / 100 * gray.size))
             _, bright = cv2.threshold(g, level, 255, cv2.THRESH_BINARY)
             contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             for c in contours:
