@@ -257,6 +257,7 @@ def test_the_subject_stays_sharp_for_the_whole_clip_the_others_do_not(detector, 
         others += [detail_kept(orig[i], copy[i], head(d.box)) for d in people(detector, orig[i], min_h=60)
                    if _iou(d.box, box) == 0]
     assert len(sharp) >= 15 and min(sharp)[0] > SHARP, f"the subject was blurred: {sorted(sharp)[:3]}"
+    assert sum(i < at for _, i in sharp) >= 5, "sharp before the time the subject was pointed at, too"
     assert len(others) > 50 and max(others) < BLURRED and np.median(others) < 0.15
 
 

@@ -25,8 +25,8 @@ from varta.evidence import requests as rules
 from varta.evidence.package import PackageError, PackageItem, build_package, video_name, zip_package
 from varta.evidence.records import NotFound
 from varta.playback.export import ExportError, export_camera, sha256_file
-from varta.evidence.transfer import (FolderTarget, S3Target, TransferError, check_target, copy_to_folder, presign,
-                                     upload_to_s3)
+from varta.evidence.transfer import (FolderTarget, S3Target, TransferError, TransferInterrupted, check_target,
+                                     copy_to_folder, presign, upload_to_s3)
 
 log = logging.getLogger("varta.evidence")
 
@@ -241,10 +241,8 @@ class EvidenceJobs:
             try:
                 res = upload_to_s3(zpath, f"{row.number}/{zpath.name}", target, _RowState(self.engine, job_id),
                                    progress, should_stop=self._stopping.is_set, sha256=row.package["sha256"])
-            except TransferError:
-                if self._stopping.is_set():
-                    return None  # resumes at the next start
-                raise
+            except TransferInterrupted:
+                return None  # the server is stopping: resumed from the saved parts at the next start
         else:
             if not target.folder.is_dir():  # an unmounted drive must not fill the system disk
                 raise JobError(f"the transfer folder {target.folder} does not exist (is the drive mounted?)")

@@ -28,7 +28,9 @@ import json
 import os
 import re
 import shutil
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable
@@ -142,18 +144,30 @@ def _check_extra_names(extra_files: list[tuple[Path, str, dict]]) -> None:
 
 def _export_items(index, recordings_dir: Path, ffmpeg: str, part: Path, items: list[PackageItem], tz,
                   progress: Progress | None) -> list[dict]:
-    """Cut each item from the archive and describe it, with the segments it came from."""
-    out = []
-    used: set[str] = set()
-    n = len(items)
-    for i, item in enumerate(items):
-        def step(p: float, i=i) -> None:
-            if progress:
-                progress(min((i + p) / n, 0.99))
+    """Cut each item from the archive and describe it, with the segments it came from.
 
-        rel = _unique(f"{VIDEO_DIR}/{video_name(item, tz)}", used)
-        out.append(_export_item(index, recordings_dir, ffmpeg, part, rel, item, tz, step))
-    return out
+    Items are cut in parallel, one ffmpeg per core: a stream copy is bound by one core's
+    demuxing, so two cameras on two cores take the time of one (bench/RESULTS.md §9).
+    """
+    n = len(items)
+    used: set[str] = set()
+    rels = [_unique(f"{VIDEO_DIR}/{video_name(item, tz)}", used) for item in items]
+    done = [0.0] * n
+    lock = threading.Lock()
+
+    def step_of(i: int) -> Callable[[float], None]:
+        def step(p: float) -> None:
+            with lock:
+                done[i] = p
+                total = sum(done) / n
+            if progress:
+                progress(min(total, 0.99))
+        return step
+
+    with ThreadPoolExecutor(max_workers=max(1, min(n, os.cpu_count() or 1)), thread_name_prefix="package") as pool:
+        futures = [pool.submit(_export_item, index, recordings_dir, ffmpeg, part, rels[i], item, tz, step_of(i))
+                   for i, item in enumerate(items)]
+        return [f.result() for f in futures]  # the first failure, in item order; the pool waits for the rest
 
 
 def video_name(item: PackageItem, tz) -> str:
@@ -189,15 +203,15 @@ def _export_item(index, recordings_dir: Path, ffmpeg: str, part: Path, rel: str,
     if not segs:
         raise PackageError(f"{where}: there is no recording in this interval")
     cam_dir = recordings_dir / item.camera_id
-    sources = []
-    for k, s in enumerate(segs):
-        sources.append(_source_segment(cam_dir, s, where, tz))
-        step(0.3 * (k + 1) / len(segs))
-    try:
-        exported = export_camera(index, recordings_dir, ffmpeg, item.camera_id, item.start_us, item.end_us,
-                                 part / rel, tz, lambda p: step(0.3 + 0.7 * p))
-    except ExportError as exc:
-        raise PackageError(f"{where}: {exc}") from None
+    # Hash the source segments while ffmpeg copies them (both read the same, cached, files).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as hasher:
+        sources_future = hasher.submit(lambda: [_source_segment(cam_dir, s, where, tz) for s in segs])
+        try:
+            exported = export_camera(index, recordings_dir, ffmpeg, item.camera_id, item.start_us, item.end_us,
+                                     part / rel, tz, step)
+        except ExportError as exc:
+            raise PackageError(f"{where}: {exc}") from None
+        sources = sources_future.result()
     after = [s.path for s in index.segments_between(item.camera_id, item.start_us, item.end_us)]
     if after != [s.path for s in segs]:
         raise PackageError(f"{where}: the archive changed while the package was being made "
@@ -315,8 +329,8 @@ def _finish(part: Path, name: str, items: list[dict], extras: list[dict], reques
     data = manifest_bytes(manifest)
     (part / MANIFEST).write_bytes(data)
     (part / SIGNATURE).write_bytes(key.sign(data))
-    listed = [e["file"] for e in content] + [PUBLIC_KEY, README]
-    sums = {rel: _hash_file(part / rel)[0] for rel in listed}
+    # Every file was hashed as it was made (the videos as ffmpeg finished them): no second pass.
+    sums = {e["file"]: e["sha256"] for e in content + support}
     sums[MANIFEST] = hashlib.sha256(data).hexdigest()
     (part / SUMS).write_text(sums_text(sums), encoding="utf-8")
     return manifest

@@ -119,12 +119,28 @@ function actions(ev, me, { onDone, note: noteBox, error, onNote = () => {} }) {
     ev.latitude != null && ev.longitude != null
       ? h("button", { class: "show-map", title: `${ev.latitude}, ${ev.longitude}`,
                       onclick: () => { location.hash = `#/map?camera=${encodeURIComponent(ev.camera_id)}`; } }, t("showOnMap")) : "",
-    // Incidents (a case file with evidence) come with issue 6; the button says so (the
-    // tooltip sits on a wrapper: disabled buttons get no mouse events in every browser).
-    handle ? h("span", { class: "incident-wrap", title: t("incidentLater") },
-      h("button", { class: "incident", disabled: true, "aria-label": `${t("incident")}: ${t("incidentLater")}` }, t("incident"))) : "",
+    can(me, "incident.manage") ? incidentButton(ev, error) : "",
   ].flat().filter(Boolean);
   return [buttons.length ? h("div", { class: "event-actions" }, buttons) : "", form];
+}
+
+// An incident (the case file in the evidence registers, issue 6) opened from this event:
+// its camera, time and a title come from the event; then the incident is shown.
+function incidentButton(ev, error) {
+  const button = h("button", { class: "incident", title: t("incidentTitle") }, t("incident"));
+  button.addEventListener("click", async () => {
+    error.textContent = "";
+    button.disabled = true;
+    try {
+      const inc = await api("POST", `/api/incidents/from-event/${ev.id}`, {});
+      location.hash = `#/evidence/incidents/${inc.id}`;
+    } catch (e) {
+      error.textContent = e.message;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return button;
 }
 
 // --- the alarm cards ------------------------------------------------------------------------

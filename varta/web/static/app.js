@@ -1,5 +1,5 @@
-// The operator's console: sign-in, the live wall, playback, the map, the health page and
-// the analytics alarms and events. Plain ES modules, no build step; everything it shows
+// The operator's console: sign-in, the live wall, playback, the map, the health page,
+// the analytics alarms and events, and the evidence registers (evidence.js). Plain ES modules, no build step; everything it shows
 // comes from /api and is limited there by the policy.
 import { LivePlayer } from "./live.js";
 import { ArchivePlayer, ZOOMS, drawTimeline, eventAt, loadEvents, loadRanges } from "./playback.js";
@@ -7,6 +7,7 @@ import { lang, setLang, t } from "./i18n.js";
 import { $, api, h } from "./ui.js";
 import { adminView } from "./admin.js";
 import { AlarmCenter, can, cityText, eventView, eventsView, labelText } from "./alarms.js";
+import { evidenceNav, evidenceView } from "./evidence.js";
 
 const main = () => $("#main");
 let me = null;
@@ -410,6 +411,7 @@ async function route() {
     else if (path === "/events") { stopPlayers(); await eventsView(me, main, params); }
     else if (path.startsWith("/events/")) { stopPlayers(); await eventView(me, main, path.slice(8), (ev) => alarms.handled(ev)); }
     else if (path.startsWith("/admin/")) { stopPlayers(); await adminView(path.slice(7), me, main); }
+    else if (path === "/evidence" || path.startsWith("/evidence/")) { stopPlayers(); await evidenceView(me, main, path.slice(9), params); }
     else await liveView(params);
   } catch (e) {
     if (e.status === 401) { me = null; return loginView(e.message); }
@@ -423,6 +425,7 @@ function chrome() {
     h("a", { href: "#/live", "data-page": "live" }, t("live")),
     me && me.allowed_actions.includes("archive.play") ? h("a", { href: "#/playback", "data-page": "playback" }, t("playback")) : "",
     can(me, "event.view") ? h("a", { href: "#/events", "data-page": "events" }, t("events")) : "",
+    evidenceNav(me),  // with the red count of requests overdue or due soon
     h("a", { href: "#/map", "data-page": "map" }, t("map")),
     h("a", { href: "#/health", "data-page": "health" }, t("health")),
     me && ["camera.manage", "user.manage", "journal.read"].some((a) => me.allowed_actions.includes(a))
