@@ -54,7 +54,7 @@ import math
 import os
 import time
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -69,6 +69,7 @@ Region = tuple[float, float, float, float, int]  # a box to blur and its pixelat
 
 PERSON = "person"
 VEHICLES = frozenset({"car", "bus", "truck", "motorcycle"})  # bicycles carry no plate
+VEHICLE = "vehicle"  # the one label vehicles are tracked under
 PEOPLE_MODES = ("faces", "people", "none")
 BLURS = ("pixelate", "gaussian")
 CRF = 20
@@ -270,7 +271,7 @@ def _detect_frame(bgr: np.ndarray, index: int, t: float, detector, tracker: Trac
                   logs: dict[int, _TrackLog], wanted: set[str]) -> None:
     """Detect, track, and log the boxes matched on this frame (with plate patches on vehicles)."""
     try:
-        dets = [d for d in detector.detect(bgr) if d.label in wanted]
+        dets = _one_vehicle_label([d for d in detector.detect(bgr) if d.label in wanted])
     except Exception as exc:  # a detector that fails must not yield a copy that looks redacted
         raise RedactionError(f"the detector failed on frame {index}: {exc}") from None
     for tr in tracker.update(dets, t):
@@ -278,9 +279,22 @@ def _detect_frame(bgr: np.ndarray, index: int, t: float, detector, tracker: Trac
             continue  # not seen on this frame: its box is a prediction, interpolation does better
         log = logs.setdefault(tr.id, _TrackLog(tr.id, tr.label))
         plates = ()
-        if tr.label in VEHICLES:
+        if tr.label == VEHICLE:
             plates = tuple(_relative(p, tr.box) for p in find_plates(bgr, tr.box))
         log.add(_Obs(index, tuple(tr.box), plates))
+
+
+def _one_vehicle_label(dets: list) -> list:
+    """Vehicles relabelled "vehicle", and a vehicle found twice (as a car and as a truck: the
+    detector's NMS is per class) kept once. YOLOX flips between car, truck and bus on one
+    vehicle from frame to frame; with one label its track stays one track instead of several
+    that start, stop and are held (each hold blurring more of the vehicle than needed)."""
+    people = [d for d in dets if d.label not in VEHICLES]
+    kept: list = []
+    for d in sorted((d for d in dets if d.label in VEHICLES), key=lambda d: -d.score):
+        if all(iou(d.box, k.box) < 0.6 for k in kept):
+            kept.append(replace(d, label=VEHICLE))
+    return people + kept
 
 
 # --- plates -------------------------------------------------------------------------------
@@ -501,16 +515,20 @@ def _box_at(log: _TrackLog, f: int, hold: int) -> Box | None:
     return _hull(*where) if len(where) == 2 else (where[0] if where else None)
 
 
-def _plates_at(log: _TrackLog, f: int, hold: int) -> list[Box]:
-    """Plate patches on frame ``f`` in pixels: those found on the detections nearest to it (two
-    either side, so a plate the finder missed once is still covered), carried with the box;
-    while held, the hull of where each would be at either position."""
+def _plates_at(log: _TrackLog, f: int, hold: int) -> list[tuple[Box, float]]:
+    """Plate patches on frame ``f`` in pixels, with each patch's own height: those found on
+    the detections nearest to it (two either side, so a plate the finder missed once is
+    still covered), carried with the box; while held, the hull of where each would be at
+    either position."""
     where = _positions(log, f, hold)
     if not where:
         return []
     j = bisect_right(log.frames, f)
-    found = [p for o in log.obs[max(0, j - 2):j + 2] for p in o.plates]
-    return [_hull(*(_absolute(p, box) for box in where)) if len(where) == 2 else _absolute(p, where[0]) for p in found]
+    out = []
+    for rel in (p for o in log.obs[max(0, j - 2):j + 2] for p in o.plates):
+        spots = [_absolute(rel, box) for box in where]
+        out.append((_hull(*spots) if len(spots) == 2 else spots[0], spots[0][3] - spots[0][1]))
+    return out
 
 
 def _hull(a: Box, b: Box) -> Box:
@@ -531,9 +549,9 @@ def person_region(box: Box, mode: str) -> Region:
     return (*r, max(MIN_BLOCK, int(min(r[2] - r[0], r[3] - r[1]) / 4)))
 
 
-def plate_regions(box: Box, plates: Sequence[Box]) -> list[Region]:
+def plate_regions(box: Box, plates: Sequence[tuple[Box, float]]) -> list[Region]:
     """What to blur of a vehicle: the lower half of its box (widened 5 %) and each plate patch
-    found (pixels), padded by a quarter of its size.
+    found (pixels, with the plate's height), padded by a quarter of its size.
 
     The blocks are sized to the characters, not the region, so the vehicle itself stays
     recognisable (the insurer needs the crash): in the band 8 % of the vehicle's width (a
@@ -543,16 +561,16 @@ def plate_regions(box: Box, plates: Sequence[Box]) -> list[Region]:
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
     out = [(x1 - 0.05 * w, y1 + PLATE_BAND * h, x2 + 0.05 * w, y2 + 0.05 * h, max(MIN_BLOCK, int(0.08 * w)))]
-    for px1, py1, px2, py2 in plates:
+    for (px1, py1, px2, py2), height in plates:
         pw, ph = px2 - px1, py2 - py1
-        out.append((px1 - 0.25 * pw, py1 - 0.25 * ph, px2 + 0.25 * pw, py2 + 0.25 * ph, max(MIN_BLOCK, int(ph))))
+        out.append((px1 - 0.25 * pw, py1 - 0.25 * ph, px2 + 0.25 * pw, py2 + 0.25 * ph, max(MIN_BLOCK, int(height))))
     return out
 
 
 def _regions_per_frame(scan: _Scan, options: RedactionOptions, subjects: set[int],
                        hold: int) -> Iterator[list[Region]]:
     """For frame 0, 1, 2...: the regions to blur (tracks enter and leave a live list in order)."""
-    logs = [g for g in scan.tracks if g.id not in subjects and (g.label in VEHICLES or options.people != "none")]
+    logs = [g for g in scan.tracks if g.id not in subjects and (g.label == VEHICLE or options.people != "none")]
     logs.sort(key=lambda g: g.frames[0])
     live: list[_TrackLog] = []
     nxt = 0
@@ -705,7 +723,7 @@ def redact_file(src: Path, dst: Path, detector, options: RedactionOptions,
     return RedactionReport(
         frames=frames, blurred_regions=blurred,
         people_tracks=sum(1 for g in scan.tracks if g.label == PERSON),
-        subject_tracks=subjects, vehicles=sum(1 for g in scan.tracks if g.label in VEHICLES),
+        subject_tracks=subjects, vehicles=sum(1 for g in scan.tracks if g.label == VEHICLE),
         seconds=time.perf_counter() - started,
         method=describe(options, type(detector).__name__, len(subjects)), warnings=warnings)
 
