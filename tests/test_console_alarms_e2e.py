@@ -115,7 +115,7 @@ def test_alarm_card_actions_events_page_and_police_scope(browser, tmp_path):  # 
         assert page.locator(f"#alarms .alarm-row[data-event='{warn_id}']").count() == 1  # older one: a row
         assert page.locator(f"{card} button.play-clip").count() == 1  # archive.play from this workstation
         assert page.locator(f"{card} button.show-map").count() == 1
-        assert page.is_disabled(f"{card} button.incident")
+        assert page.is_enabled(f"{card} button.incident")  # the department registers incidents (R7)
         shot(page, "alarm-card")
 
         # A note, then "acknowledge": the card leaves, the server has it, the journal too.

@@ -45,6 +45,7 @@ def _leader_page(browser, v, login):  # noqa: F811
     page.fill("#login input[name=otp]", pyotp.TOTP(secret).now())
     page.click("#login button[type=submit]")
     page.wait_for_selector("#nav a[data-page=evidence]")
+    page.wait_for_selector("#group")  # the live wall (the first view) has rendered: it cannot overwrite the next one
     return page
 
 
@@ -63,10 +64,10 @@ def _request(dept, incoming_no: str, requester: str) -> dict:
 
 
 def _style(page, sel: str) -> dict:
-    return page.eval_on_selector(sel, "e => { const s = getComputedStyle(e); return {color: s.color, weight: +s.fontWeight}; }")
+    return page.eval_on_selector(sel, "e => ({color: getComputedStyle(e).color, weight: +getComputedStyle(e).fontWeight})")
 
 
-def test_requests_deadlines_holds_and_incidents_in_the_console(browser, varta, tmp_path):  # noqa: F811
+def test_requests_deadlines_holds_and_incidents_in_the_console(browser, varta):  # noqa: F811
     started = time.monotonic()
     # Behind a reverse proxy on 127.0.0.1: a browser sending X-Forwarded-For is "from outside".
     v = varta(onsite_networks="127.0.0.1/32", restricted_workstations="127.0.0.1/32", trusted_proxies="127.0.0.1/32")
@@ -81,6 +82,7 @@ def test_requests_deadlines_holds_and_incidents_in_the_console(browser, varta, t
     page.on("pageerror", lambda e: problems.append(str(e)))
     sign_in(page, v.base_url, "olena", password)
     page.wait_for_selector("#nav a[data-page=evidence]")
+    page.wait_for_selector("#group")  # the live wall (the first view) has rendered
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     assert page.inner_text("#nav a[data-page=evidence]").strip() == "Докази"
     page.click("#nav a[data-page=evidence]")
@@ -175,7 +177,7 @@ def test_requests_deadlines_holds_and_incidents_in_the_console(browser, varta, t
         "kind": "third_party", "incoming_no": "вх-15", "incoming_date": datetime.now(TZ).date().isoformat(),
         "requester": "ПрАТ СК «Страховик»", "basis": "страховий випадок",
         "items": [{"camera_id": "mel-r2", "from": _at(3), "to": _at(2)}]}).json()
-    leader = _leader_page(browser, v, "deputy.kovalenko")
+    leader = _leader_page(browser, v, "deputy.bondarenko")
     leader.on("pageerror", lambda e: problems.append(f"leader: {e}"))
     leader.goto(f"{v.base_url}/#/evidence/requests/{third['id']}")
     leader.wait_for_selector("#resolve-form")
@@ -185,7 +187,7 @@ def test_requests_deadlines_holds_and_incidents_in_the_console(browser, varta, t
     leader.wait_for_selector("#request-detail .error:not(:empty)")
     assert "mayor only" in leader.inner_text("#request-detail .error")
     leader.click(f"#requests-list tr[data-number='{number}']")
-    leader.wait_for_selector(f"#request-detail[data-state=registered] #resolve-form")
+    leader.wait_for_selector("#request-detail[data-state=registered] #resolve-form")
     leader.fill("#resolve-form textarea[name=text]", "Погоджую. Підготувати у встановлений строк.")
     leader.click("#resolve-form button[type=submit]")
     leader.wait_for_selector("#request-detail[data-state=approved]")

@@ -172,8 +172,8 @@ export async function evidenceView(me, main, rest, params) {
   const tab = allowed.includes(tabName) ? tabName : allowed[0];
   const ctx = { me, tab, id: decodeURIComponent(id), params, list: h("div", { class: "ev-list" }),
                 pane: h("div", { class: "ev-pane", id: "ev-pane" }) };
-  ctx.refresh = () => evidenceView(me, main, rest, params)
-    .catch((e) => ctx.pane.replaceChildren(h("p", { class: "error" }, errorText(e))));
+  ctx.refresh = () => evidenceView(me, main, rest, params)  // the same page, read again (after a change)
+    .catch((e) => document.getElementById("ev-pane")?.replaceChildren(h("p", { class: "error" }, errorText(e))));
   const tabs = h("div", { class: "toolbar tabs", id: "evidence-tabs" }, allowed.map((k) =>
     h("a", { href: `#/evidence/${k}`, "data-tab": k, class: k === tab ? "on" : "" }, t(TABS[k].label))));
   main().replaceChildren(h("div", { id: "evidence", "data-tab": tab }, tabs,
