@@ -1,7 +1,9 @@
 """``varta request|hold|incident|evidence``: the evidence registers from the server's shell.
 
 Every command is direct access, checked by the same policy as the web and journaled
-(``varta --as LOGIN`` acts as that account: resolving a request needs a leader's account).
+(``varta --as LOGIN`` acts as that account). There is no ``request resolve`` here: the
+leaders who resolve have remote access only (A4.3), so they resolve in the console or over
+the API, in their own signed-in session.
 """
 
 from __future__ import annotations
@@ -143,25 +145,6 @@ def request_show(request: str = typer.Argument(..., help="id or number (REQ-2026
     settings, ev, access, who = _ctx("request.view")
     rid = _run(ev.requests.find, request)
     typer.echo(json.dumps({**ev.requests.get(rid), "jobs": ev.jobs.for_request(rid)}, ensure_ascii=False, indent=2))
-
-
-@request_app.command("resolve")
-def request_resolve(request: str = typer.Argument(...), approve: bool = typer.Option(..., "--approve/--refuse"),
-                    text: str = typer.Option(..., "--text", help="the resolution's text"),
-                    date: Optional[str] = typer.Option(None, "--date", help="YYYY-MM-DD; today when omitted")) -> None:
-    """The leader's decision (run as that account: varta --as LOGIN request resolve …)."""
-    settings, ev, access, who = _ctx("request.resolve")
-    rid = _run(ev.requests.find, request)
-    number = ev.requests.get(rid)["number"]
-    try:
-        req = ev.requests.resolve(rid, who, approve=approve, text=text, resolved_on=date)
-    except PermissionError as exc:
-        access.record(who, "request.resolve", f"request:{number}", "refused", str(exc))
-        fail(str(exc), 3)
-    except ValueError as exc:
-        fail(str(exc))
-    access.record(who, "request.resolve", f"request:{number}", detail=f"{req['resolution']['decision']}: {text[:200]}")
-    typer.echo(f"{number} {req['state']}" + (f"; the answer is due {req['due_date']} (A4.10)" if req["due_date"] else ""))
 
 
 def _follow(ev, job: dict) -> dict:

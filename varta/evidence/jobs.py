@@ -24,6 +24,7 @@ from varta.db.schema import evidence_jobs, evidence_requests
 from varta.evidence import requests as rules
 from varta.evidence.package import PackageError, PackageItem, build_package, video_name, zip_package
 from varta.evidence.records import NotFound
+from varta.evidence.redaction import RedactionError, RedactionOptions, redact_file
 from varta.playback.export import ExportError, export_camera, sha256_file
 from varta.evidence.transfer import (FolderTarget, S3Target, TransferError, TransferInterrupted, check_target,
                                      copy_to_folder, presign, upload_to_s3)
@@ -134,7 +135,7 @@ class EvidenceJobs:
             self._set(job_id, status="running")
             try:
                 result = run(job_id, request_id, who)
-            except (PackageError, TransferError, JobError, rules.RequestError, NotFound) as exc:
+            except (PackageError, TransferError, JobError, rules.RequestError, NotFound, RedactionError) as exc:
                 self._set(job_id, status="failed", error=str(exc), finished_us=now_us())
                 self.ev.record_failure(who, job_id, kind, request_id, str(exc))
                 return
@@ -202,7 +203,6 @@ class EvidenceJobs:
 
     def _redacted_copies(self, tmp: Path, items: list[PackageItem], options: dict, progress) -> list:
         """A4.8: a re-encoded, redacted copy of each file, beside the untouched original."""
-        from varta.evidence.redaction import RedactionOptions, redact_file  # OpenCV/ONNX: loaded when needed
 
         detector = self.ev.detector()
         out = []

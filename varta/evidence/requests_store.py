@@ -37,6 +37,8 @@ class RequestRegister:
         rules.validate_new(kind, incoming_no, incoming, requester, basis, items, today)
         if redaction and kind != rules.THIRD_PARTY:
             raise rules.RequestError("redaction is for third-party transfers (A4.8); police and courts get originals")
+        if redaction:
+            _check_redaction(redaction)
         values = dict(kind=kind, state=rules.REGISTERED, incoming_no=incoming_no.strip(),
                       incoming_date=incoming.isoformat(), requester=requester.strip(), contact=contact.strip(),
                       basis=basis.strip(), purpose=purpose.strip(),
@@ -215,3 +217,16 @@ class RequestRegister:
             "package": r.package, "transfer": r.transfer,
             "closed": fmt(r.closed_us, tz), "updated": fmt(r.updated_us, tz),
         }
+
+
+def _check_redaction(options: dict) -> None:
+    """Refuse redaction options the package build would refuse, now rather than days later."""
+    from varta.evidence.redaction import RedactionError, RedactionOptions
+
+    try:
+        RedactionOptions(**options).validate()
+    except TypeError:
+        raise rules.RequestError(f"redaction: unknown option among {sorted(options)}; use people, plates, "
+                                 "subject") from None
+    except RedactionError as exc:
+        raise rules.RequestError(f"redaction: {exc}") from None

@@ -51,9 +51,9 @@ class Evidence:
     def detector(self):
         from varta.analytics.models import load_detector
 
-        det = load_detector(self.settings)
+        det, why = load_detector(self.settings)
         if det is None:
-            raise rules.RequestError("redaction needs the people/vehicle detector: run `varta model install yolox-nano`")
+            raise rules.RequestError(f"redaction needs the people/vehicle detector: {why}")
         return det
 
     def manifest_request(self, row) -> dict:

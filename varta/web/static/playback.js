@@ -26,6 +26,7 @@ export class ArchivePlayer {
     this.next = 0;          // index of the next segment to append
     this.loading = false;
     this.listedTo = 0;
+    this.aborter = new AbortController();  // its listings and downloads, cancelled by close()
     video.addEventListener("timeupdate", () => this.feed());
     video.addEventListener("waiting", () => this.skipGap());
   }
@@ -35,6 +36,7 @@ export class ArchivePlayer {
 
   async open(atMs) {
     this.close();
+    const signal = this.aborter.signal;  // aborted when closed (or opened again) meanwhile
     this.origin = atMs - 60 * 1000;
     this.segments = [];
     this.next = 0;
@@ -48,9 +50,11 @@ export class ArchivePlayer {
     this.ms = new MediaSource();
     this.video.src = URL.createObjectURL(this.ms);
     await new Promise((ok) => this.ms.addEventListener("sourceopen", ok, { once: true }));
+    signal.throwIfAborted();
     this.sb = this.ms.addSourceBuffer(mime);
     this.sb.mode = "segments";
     await this.append(this.segments[first], bytes);
+    signal.throwIfAborted();
     this.next = first + 1;
     // Show the frame at (or just before) the asked instant, even inside a segment.
     this.video.currentTime = Math.max((Math.max(atMs, this.segments[first].start) - this.origin) / 1000, 0);
@@ -63,7 +67,7 @@ export class ArchivePlayer {
     const from = new Date(this.listedTo).toISOString();
     const to = new Date(this.listedTo + WINDOW_MS).toISOString();
     const res = await fetch(`/api/cameras/${encodeURIComponent(this.cameraId)}/segments?from=${from}&to=${to}`,
-                            { credentials: "same-origin" });
+                            { credentials: "same-origin", signal: this.aborter.signal });
     if (!res.ok) throw new Error((await res.json()).detail || res.status);
     const known = new Set(this.segments.map((s) => s.id));
     for (const s of await res.json()) {
@@ -74,7 +78,7 @@ export class ArchivePlayer {
   }
 
   async fetchSegment(seg) {
-    const res = await fetch(seg.url, { credentials: "same-origin" });
+    const res = await fetch(seg.url, { credentials: "same-origin", signal: this.aborter.signal });
     if (!res.ok) throw new Error(`segment ${seg.id}: ${res.status}`);
     return await res.arrayBuffer();
   }
@@ -102,7 +106,7 @@ export class ArchivePlayer {
         this.next++;
       }
     } catch (e) {
-      this.onState({ state: "error", detail: String(e.message || e) });
+      if (e.name !== "AbortError") this.onState({ state: "error", detail: String(e.message || e) });
     } finally {
       this.loading = false;
     }
@@ -130,6 +134,8 @@ export class ArchivePlayer {
   }
 
   close() {
+    this.aborter.abort();
+    this.aborter = new AbortController();
     if (this.video.src) URL.revokeObjectURL(this.video.src);
     this.video.removeAttribute("src");
     this.sb = null;
@@ -143,9 +149,9 @@ export const ZOOMS = [
   ["month", 30 * 86400e3], ["week", 7 * 86400e3], ["day", 86400e3], ["hour", 3600e3], ["10min", 600e3], ["minute", 60e3],
 ];
 
-export async function loadRanges(cameraId, fromMs, toMs) {
+export async function loadRanges(cameraId, fromMs, toMs, signal) {
   const q = `from=${new Date(fromMs).toISOString()}&to=${new Date(toMs).toISOString()}`;
-  const res = await fetch(`/api/cameras/${encodeURIComponent(cameraId)}/recordings?${q}`, { credentials: "same-origin" });
+  const res = await fetch(`/api/cameras/${encodeURIComponent(cameraId)}/recordings?${q}`, { credentials: "same-origin", signal });
   if (!res.ok) throw new Error((await res.json()).detail || res.status);
   const rep = await res.json();
   return {
@@ -158,9 +164,9 @@ export async function loadRanges(cameraId, fromMs, toMs) {
 // that may not see events), drawn as markers over the ranges; a marker click seeks to it.
 const EVENT_COLOURS = { alarm: "#ff5c5c", warning: "#ffb020", info: "#4c8dff" };
 
-export async function loadEvents(cameraId, fromMs, toMs) {
+export async function loadEvents(cameraId, fromMs, toMs, signal) {
   const q = new URLSearchParams({ camera: cameraId, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(), limit: "1000" });
-  const res = await fetch(`/api/events?${q}`, { credentials: "same-origin" });
+  const res = await fetch(`/api/events?${q}`, { credentials: "same-origin", signal });
   if (!res.ok) return [];
   const rep = await res.json();
   return rep.events.map((e) => ({

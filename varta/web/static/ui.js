@@ -17,14 +17,17 @@ function csrf() {
 }
 
 // JSON in, JSON out; an error carries the server's reason (e.g. the policy's refusal).
-export async function api(method, path, body) {
+// With a signal (the view's navigation, app.js) the call is cancelled when the user moves on:
+// it then rejects with an AbortError, never with a half-read answer.
+export async function api(method, path, body, signal) {
   const res = await fetch(path, {
-    method, credentials: "same-origin",
+    method, credentials: "same-origin", signal,
     headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   let data = null;
   try { data = await res.json(); } catch { /* not JSON */ }
+  signal?.throwIfAborted();
   if (!res.ok) {
     const detail = data && (data.detail?.message || data.detail || data.code);
     const err = new Error(typeof detail === "string" ? detail : `${res.status}`);
