@@ -23,17 +23,17 @@ class Navigation {
   signal = this.#aborter.signal;
   main = () => { this.signal.throwIfAborted(); return $("#main"); };
   get = (path) => api("GET", path, undefined, this.signal);
-  onLeave(stop) { if (this.signal.aborted) stop(); else this.#stops.push(stop); }
+  onLeave(stop) { if (this.signal.aborted) stop(); else this.#stops.push(stop); }  // at once if already left
   every(ms, fn) { const id = setInterval(fn, ms); this.onLeave(() => clearInterval(id)); }
   leave() { this.#aborter.abort(); this.#stops.splice(0).forEach((stop) => stop()); }
 }
 
-let nav = new Navigation();
+let current = new Navigation();
 
 function navigate() {
-  nav.leave();
-  nav = new Navigation();
-  return nav;
+  current.leave();
+  current = new Navigation();
+  return current;
 }
 
 function cityTime(ms, withDate = true) {
@@ -406,31 +406,36 @@ async function analyticsStatus(nav, table, cams) {
 
 // --- routing ----------------------------------------------------------------------------
 async function route() {
-  if (!me) {
-    try { me = await api("GET", "/api/auth/me"); } catch { return loginView(); }
-  }
-  if (me.stage === "password") return passwordView();
-  if (me.stage === "totp_enrol") return totpView();
-  $("#nav").hidden = false;
-  chrome();
-  $("#who").textContent = `${me.full_name} · ${me.role_title[lang] || me.role} · ` +
-    (me.restricted_zone ? t("restricted") : t(me.access));
-  alarms.start(me);
-  const [path, query] = (location.hash.slice(1) || "/live").split("?");
-  const params = new URLSearchParams(query || "");
-  for (const a of document.querySelectorAll("#nav a[data-page]")) a.classList.toggle("on", path.split("/")[1] === a.dataset.page);
+  const nav = navigate();  // the previous view stops here, whatever it was waiting for
   try {
-    if (path === "/health") await healthView();
-    else if (path === "/playback") await playbackView(params);
-    else if (path === "/map") await mapView(params);
-    else if (path === "/events") { stopPlayers(); await eventsView(me, main, params); }
-    else if (path.startsWith("/events/")) { stopPlayers(); await eventView(me, main, path.slice(8), (ev) => alarms.handled(ev)); }
-    else if (path.startsWith("/admin/")) { stopPlayers(); await adminView(path.slice(7), me, main); }
-    else if (path === "/evidence" || path.startsWith("/evidence/")) { stopPlayers(); await evidenceView(me, main, path.slice(9), params); }
-    else await liveView(params);
+    if (!me) {
+      try { me = await nav.get("/api/auth/me"); } catch {
+        if (!nav.signal.aborted) loginView();
+        return;
+      }
+    }
+    if (me.stage === "password") return passwordView();
+    if (me.stage === "totp_enrol") return await totpView(nav);
+    $("#nav").hidden = false;
+    chrome();
+    $("#who").textContent = `${me.full_name} · ${me.role_title[lang] || me.role} · ` +
+      (me.restricted_zone ? t("restricted") : t(me.access));
+    alarms.start(me);
+    const [path, query] = (location.hash.slice(1) || "/live").split("?");
+    const params = new URLSearchParams(query || "");
+    for (const a of document.querySelectorAll("#nav a[data-page]")) a.classList.toggle("on", path.split("/")[1] === a.dataset.page);
+    if (path === "/health") await healthView(nav);
+    else if (path === "/playback") await playbackView(nav, params);
+    else if (path === "/map") await mapView(nav, params);
+    else if (path === "/events") await eventsView(me, nav.main, params);
+    else if (path.startsWith("/events/")) await eventView(me, nav.main, path.slice(8), (ev) => alarms.handled(ev));
+    else if (path.startsWith("/admin/")) await adminView(path.slice(7), me, nav.main);
+    else if (path === "/evidence" || path.startsWith("/evidence/")) await evidenceView(me, nav.main, path.slice(9), params);
+    else await liveView(nav, params);
   } catch (e) {
+    if (nav.signal.aborted) return;  // a view the user has left: its late answer or failure is dropped
     if (e.status === 401) { me = null; return loginView(e.message); }
-    main().replaceChildren(h("p", { class: "error" }, e.message));
+    nav.main().replaceChildren(h("p", { class: "error" }, e.message));
   }
 }
 

@@ -173,7 +173,9 @@ export async function evidenceView(me, main, rest, params) {
   const ctx = { me, tab, id: decodeURIComponent(id), params, list: h("div", { class: "ev-list" }),
                 pane: h("div", { class: "ev-pane", id: "ev-pane" }) };
   ctx.refresh = () => evidenceView(me, main, rest, params)  // the same page, read again (after a change)
-    .catch((e) => document.getElementById("ev-pane")?.replaceChildren(h("p", { class: "error" }, errorText(e))));
+    .catch((e) => {  // an AbortError: the operator has gone to another page meanwhile (app.js)
+      if (e.name !== "AbortError") document.getElementById("ev-pane")?.replaceChildren(h("p", { class: "error" }, errorText(e)));
+    });
   const tabs = h("div", { class: "toolbar tabs", id: "evidence-tabs" }, allowed.map((k) =>
     h("a", { href: `#/evidence/${k}`, "data-tab": k, class: k === tab ? "on" : "" }, t(TABS[k].label))));
   main().replaceChildren(h("div", { id: "evidence", "data-tab": tab }, tabs,

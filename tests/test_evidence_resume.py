@@ -1,0 +1,108 @@
+"""A transfer cut by a crash goes on when the node comes back: the parts already in the
+bucket are not sent again, and the request ends transferred with a working link."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from datetime import date
+
+import httpx
+import pytest
+from sqlalchemy import insert
+
+from s3server import ACCESS_KEY, SECRET_KEY, s3_server  # noqa: F401 (the fixture)
+from varta.access.policy import Principal
+from varta.cameras.model import Camera
+from varta.cameras.registry import CameraRegistry
+from varta.clock import now_us
+from varta.config import Settings
+from varta.db.engine import open_database
+from varta.db.schema import evidence_jobs
+from varta.evidence import requests as rules
+from varta.evidence.jobs import _RowState, principal_dict, transfer_target
+from varta.evidence.service import Evidence
+from varta.evidence.transfer import TransferInterrupted, upload_to_s3
+
+DEPT = Principal("olena", "Шевченко Олена Петрівна", "department", access="direct", restricted=True,
+                 source="127.0.0.1")
+MAYOR = Principal("mayor", "Петренко Іван Васильович", "mayor")
+MiB = 1 << 20
+
+
+class _Journal:
+    """Collects what the jobs journal (the access journal itself is tested elsewhere)."""
+
+    def __init__(self):
+        self.lines = []
+
+    def record(self, who, action, obj="", result="ok", detail=""):
+        self.lines.append((action, obj, result, detail))
+
+
+def test_restarted_node_resumes_its_transfer(tmp_path, s3_server):  # noqa: F811
+    settings = Settings(home=tmp_path, s3_endpoint_url=s3_server.endpoint_url, s3_bucket="resume-evidence",
+                        s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY, s3_part_size_mb=5,
+                        recorder_name="node-a")
+    engine = open_database(settings.db_url)
+    CameraRegistry(engine).add(Camera(id="mel-0012", main_url="rtsp://127.0.0.1:9/x"))
+    journal = _Journal()
+
+    def evidence():
+        return Evidence(engine, settings, registry=CameraRegistry(engine), index=None, ffmpeg="ffmpeg",
+                        access=journal, node="node-a")
+
+    ev = evidence()
+    t = now_us() - 3600 * 1_000_000
+    req = ev.requests.register(DEPT, kind="police", incoming_no="1", incoming_date=date.today(), requester="РВП",
+                               basis="КПК", items=[rules.Interval("mel-0012", t, t + 60_000_000)])
+    ev.requests.resolve(req["id"], MAYOR, approve=True, text="Погоджую")
+    # A prepared package of 64 MiB (13 parts of 5 MiB; 4 are sent at once).
+    packages = settings.evidence_dir / "packages"
+    packages.mkdir(parents=True)
+    data = os.urandom(64 * MiB)
+    zpath = packages / "pkg.zip"
+    zpath.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    ev.requests.prepared(req["id"], DEPT, {"name": "pkg", "zip": "pkg.zip", "bytes": len(data), "sha256": digest,
+                                           "fingerprint": "f" * 64, "files": 3})
+    # The node was uploading when it died: a running job whose state holds two parts.
+    job_id = "resumejob0001"
+    with engine.begin() as conn:
+        conn.execute(insert(evidence_jobs).values(
+            id=job_id, request_id=req["id"], kind="transfer", status="running", progress=0.4,
+            params={"by": principal_dict(DEPT)}, error="", node="node-a", created_by="olena", created_us=now_us()))
+    target = transfer_target(settings)
+    from varta.evidence.transfer import check_target
+
+    check_target(target)
+    sent = []
+    with pytest.raises(TransferInterrupted):
+        upload_to_s3(zpath, f"{req['number']}/pkg.zip", target, _RowState(engine, job_id),
+                     progress=lambda done, total: sent.append(done), should_stop=lambda: len(sent) > 2, sha256=digest)
+    saved = _RowState(engine, job_id).load()
+    assert 2 <= len(saved["parts"]) < 13
+
+    # The node starts again: its interrupted transfer goes on by itself.
+    ev2 = evidence()
+    ev2.jobs.recover()
+    deadline = time.monotonic() + 60
+    while ev2.jobs.get(job_id)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    job = ev2.jobs.get(job_id)
+    assert job["status"] == "done", job
+    assert job["result"]["resumed_parts"] == len(saved["parts"])
+    final = ev2.requests.get(req["id"])
+    assert final["state"] == "transferred"
+    assert hashlib.sha256(httpx.get(final["transfer"]["url"], timeout=60).content).hexdigest() == digest
+    assert ("request.transfer", f"request:{req['number']}", "ok") in [ln[:3] for ln in journal.lines]
+    # A package build that was running when the node died cannot go on: it says so.
+    with engine.begin() as conn:
+        conn.execute(insert(evidence_jobs).values(
+            id="buildjob0001", request_id=req["id"], kind="package", status="running", progress=0.5,
+            params={"by": principal_dict(DEPT)}, error="", node="node-a", created_by="olena", created_us=now_us()))
+    evidence().jobs.recover()
+    build = ev2.jobs.get("buildjob0001")
+    assert build["status"] == "failed" and "prepare the package again" in build["error"]
+    engine.dispose()
