@@ -70,7 +70,6 @@ def test_a_late_view_does_not_replace_the_newer_one_and_history_works(browser, v
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     cancelled: list[str] = []
     page.on("requestfailed", lambda r: cancelled.append(r.url) if r.url.endswith("/api/cameras") else None)
     sockets = []
@@ -81,6 +80,7 @@ def test_a_late_view_does_not_replace_the_newer_one_and_history_works(browser, v
     held.hold()
     sign_in(page, v.base_url, "olena", password)
     page.wait_for_selector("#nav a[data-page=evidence]")
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)  # after the 401 of sign-in
     held.wait_held()
     page.click("#nav a[data-page=evidence]")
     page.wait_for_selector(EVIDENCE)
@@ -91,8 +91,8 @@ def test_a_late_view_does_not_replace_the_newer_one_and_history_works(browser, v
     assert cancelled, "the abandoned live wall's request was not cancelled"
     shot(page, "navigation-evidence-kept")
 
-    # The events page (evidence.js/alarms.js-style view, given the page as main()) waits for
-    # its cameras; the operator goes to Health, which draws first; the late events page yields.
+    # The events page (alarms.js: a view given the page as main()) waits for its cameras; the
+    # operator goes to Health, which draws first; the late events page gives way.
     held.hold()
     page.click("#nav a[data-page=events]")
     held.wait_held()

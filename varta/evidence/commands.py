@@ -85,6 +85,21 @@ def _write(path: Path, data: str | bytes) -> None:
     typer.echo(f"written {path}")
 
 
+def _export(kind: str, rows: list[dict], csv_out: Path | None, pdf_out: Path | None, title: str, ctx) -> bool:
+    """Write a register as CSV and/or PDF (journaled); False when neither was asked for."""
+    from varta.evidence import registers
+
+    if not (csv_out or pdf_out):
+        return False
+    settings, access, who, action = ctx
+    if csv_out:
+        _write(csv_out, getattr(registers, f"{kind}_csv")(rows))
+    if pdf_out:
+        _write(pdf_out, getattr(registers, f"{kind}_pdf")(rows, f"{settings.instance_name}: {title}", who.full_name))
+    access.record(who, action, kind, detail=f"register exported ({len(rows)} {kind})")
+    return True
+
+
 # --- requests ----------------------------------------------------------------------------
 def _request_line(r: dict) -> None:
     due = f" due {r['due_date']} ({r['deadline']})" if r["due_date"] and r["deadline"] else ""
@@ -126,16 +141,10 @@ def request_list(state: Optional[str] = typer.Option(None, "--state"), open_only
                  csv_out: Optional[Path] = typer.Option(None, "--csv"), pdf_out: Optional[Path] = typer.Option(None, "--pdf"),
                  as_json: bool = typer.Option(False, "--json")) -> None:
     """The request register (newest first); --csv/--pdf FILE to keep or print it."""
-    from varta.evidence.registers import requests_csv, requests_pdf
-
     settings, ev, access, who = _ctx("request.view")
     reqs = ev.requests.list(state=state, open_only=open_only)
-    if csv_out:
-        _write(csv_out, requests_csv(reqs))
-    if pdf_out:
-        _write(pdf_out, requests_pdf(reqs, f"{settings.instance_name}: журнал запитів / request register", who.full_name))
-    if csv_out or pdf_out:
-        access.record(who, "request.view", "requests", detail=f"register exported ({len(reqs)} requests)")
+    if _export("requests", reqs, csv_out, pdf_out, "журнал запитів / request register",
+               (settings, access, who, "request.view")):
         return
     _echo(reqs, as_json, lambda rs: [_request_line(r) for r in rs])
 
@@ -244,16 +253,9 @@ def hold_list(active: Optional[bool] = typer.Option(None, "--active/--released")
               camera: Optional[str] = typer.Option(None, "--camera"),
               csv_out: Optional[Path] = typer.Option(None, "--csv"), pdf_out: Optional[Path] = typer.Option(None, "--pdf"),
               as_json: bool = typer.Option(False, "--json")) -> None:
-    from varta.evidence.registers import holds_csv, holds_pdf
-
     settings, ev, access, who = _ctx("hold.view")
     holds = ev.holds.list(active=active, camera_id=camera)
-    if csv_out:
-        _write(csv_out, holds_csv(holds))
-    if pdf_out:
-        _write(pdf_out, holds_pdf(holds, f"{settings.instance_name}: реєстр утримань / hold register", who.full_name))
-    if csv_out or pdf_out:
-        access.record(who, "hold.view", "holds", detail=f"register exported ({len(holds)} holds)")
+    if _export("holds", holds, csv_out, pdf_out, "реєстр утримань / hold register", (settings, access, who, "hold.view")):
         return
     _echo(holds, as_json, lambda hs: [typer.echo(
         f"{h['id']:>5} {h['number']}  {'active  ' if h['active'] else 'released'} {h['kind']:<11} "
@@ -294,17 +296,10 @@ def incident_add(type_: str = typer.Option(..., "--type"), title: str = typer.Op
 def incident_list(status: Optional[str] = typer.Option(None, "--status"),
                   csv_out: Optional[Path] = typer.Option(None, "--csv"), pdf_out: Optional[Path] = typer.Option(None, "--pdf"),
                   as_json: bool = typer.Option(False, "--json")) -> None:
-    from varta.evidence.registers import incidents_csv, incidents_pdf
-
     settings, ev, access, who = _ctx("incident.view")
     incs = ev.incidents.list(status=status)
-    if csv_out:
-        _write(csv_out, incidents_csv(incs))
-    if pdf_out:
-        _write(pdf_out, incidents_pdf(incs, f"{settings.instance_name}: реєстр інцидентів / incident register",
-                                      who.full_name))
-    if csv_out or pdf_out:
-        access.record(who, "incident.view", "incidents", detail=f"register exported ({len(incs)} incidents)")
+    if _export("incidents", incs, csv_out, pdf_out, "реєстр інцидентів / incident register",
+               (settings, access, who, "incident.view")):
         return
     _echo(incs, as_json, lambda xs: [typer.echo(f"{i['id']:>5} {i['number']}  {i['status']:<13} {i['from'][:16]}  "
                                                 f"{i['type']}: {i['title']}") for i in xs])

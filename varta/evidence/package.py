@@ -36,23 +36,16 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable
 
 from varta.clock import format_time, now_us, to_datetime
+from varta.evidence.layout import CHUNK, FORMAT, MANIFEST, PUBLIC_KEY, README, SIGNATURE, SUMS, VIDEO_DIR, fsync_dir
 from varta.evidence.signing import InstanceKey
 from varta.playback.export import ExportError, export_camera
 from varta.recording.probe import ProbeError, probe_stream_header
 
-FORMAT = "varta-evidence/1"
-MANIFEST = "manifest.json"
-SIGNATURE = "manifest.json.sig"
-PUBLIC_KEY = "instance-public-key.pem"
-README = "README.txt"
-SUMS = "SHA256SUMS"
-VIDEO_DIR = "video"
 # Names the package itself writes; extra files may not take them.
 RESERVED = frozenset({MANIFEST, SIGNATURE, PUBLIC_KEY, README, SUMS})
 
 Progress = Callable[[float], None]
 _NAME_RE = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,120}$")
-_CHUNK = 1 << 20
 
 
 class PackageError(Exception):
@@ -106,7 +99,7 @@ def build_package(*, index, recordings_dir: Path, ffmpeg: str, out_dir: Path, na
         files = _list_files(part, manifest)
         _fsync_tree(part)
         os.rename(part, final)
-        _fsync_dir(out_dir)
+        fsync_dir(out_dir)
     except PackageError:
         shutil.rmtree(part, ignore_errors=True)
         raise
@@ -268,7 +261,7 @@ def _copy_extra(src: Path, rel: str, fields: dict, part: Path) -> dict:
     size = 0
     try:
         with open(src, "rb") as fin, open(dest, "xb") as fout:
-            while chunk := fin.read(_CHUNK):
+            while chunk := fin.read(CHUNK):
                 h.update(chunk)
                 fout.write(chunk)
                 size += len(chunk)
@@ -459,7 +452,7 @@ def zip_package(package_dir: Path, zip_path: Path | None = None) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(zip_path.parent)
+    fsync_dir(zip_path.parent)
     return zip_path
 
 
@@ -473,7 +466,7 @@ def _hash_file(path: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
+        while chunk := fh.read(CHUNK):
             h.update(chunk)
             size += len(chunk)
     return h.hexdigest(), size
@@ -486,17 +479,6 @@ def _fsync_tree(root: Path) -> None:
             with open(p, "rb") as fh:
                 os.fsync(fh.fileno())
     for d in [root, *[p for p in root.rglob("*") if p.is_dir()]]:
-        _fsync_dir(d)
+        fsync_dir(d)
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

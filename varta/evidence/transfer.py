@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from varta.clock import US, now_us
+from varta.evidence.layout import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -944,7 +945,7 @@ def copy_to_folder(path: Path, target: FolderTarget, progress: Progress | None =
             raise TransferError(f"the copy in {folder} does not match the package (SHA-256); "
                                 "the drive may be failing")
         os.replace(part, dest)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except OSError as e:
         part.unlink(missing_ok=True)
         raise TransferError(f"copy of {path.name} to {folder} failed: {e.strerror or e}") from e
@@ -1002,12 +1003,3 @@ def _sha256_from_disk(path: Path) -> str:
     return _sha256_file(path)
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (a power cut must not lose a finished copy)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -27,16 +27,9 @@ from typing import Iterator, Optional
 
 import typer
 
+from varta.evidence.layout import CHUNK, FORMAT, MANIFEST, PUBLIC_KEY, README, SIGNATURE, SUMS, VIDEO_DIR
 from varta.evidence.signing import fingerprint_of, normalize_fingerprint, verify_signature
 
-FORMAT = "varta-evidence/1"
-MANIFEST = "manifest.json"
-SIGNATURE = "manifest.json.sig"
-PUBLIC_KEY = "instance-public-key.pem"
-README = "README.txt"
-SUMS = "SHA256SUMS"
-VIDEO_DIR = "video"
-_CHUNK = 1 << 20
 
 KEY_FROM_PACKAGE_NOTE = (
     "the public key was taken from the package itself: this shows the files match the signed "
@@ -139,7 +132,7 @@ def _open_package(path: Path):
 def _sha256(src, rel: str) -> str:
     h = hashlib.sha256()
     with src.open(rel) as fh:
-        while chunk := fh.read(_CHUNK):
+        while chunk := fh.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
 
@@ -446,7 +439,7 @@ def _check_segment(cam_dir: Path, cam: str, seg: dict, in_index: set[str] | None
         return out + [f"{where}: the file is gone from the archive"]
     h = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
+        while chunk := fh.read(CHUNK):
             h.update(chunk)
     if h.hexdigest() != seg.get("sha256"):
         out.append(f"{where}: SHA-256 differs from the package (the archive file changed after packaging)")
