@@ -23,3 +23,4 @@ fi
 "$PY" bench/recorder_bench.py ${ARGS[@]+"${ARGS[@]}"}
 "$PY" bench/accuracy_bench.py ${ARGS[@]+"${ARGS[@]}"}
 "$PY" bench/analytics_bench.py ${ARGS[@]+"${ARGS[@]}"}
+"$PY" bench/evidence_bench.py ${ARGS[@]+"${ARGS[@]}"}
