@@ -37,6 +37,8 @@ Limits, said plainly, because a reviewer must watch the copy before it leaves:
   straight above can show its plate at the box's left or right end: only the patch finder
   covers that, and only where the characters are visible. A vehicle the detector misses
   keeps its plate; so does one whose plate is mostly hidden from the finder and above the band.
+  Plate blocks are sized to the characters (8 % of the vehicle's width), not to the region,
+  so the vehicles themselves stay recognisable: an insurer needs to see the crash.
 * The subject: the person track that best overlaps the given box at the given time stays
   sharp for the whole track. Without appearance features the tracker can swap two people
   who cross closely; then the other person may be left sharp after the crossing (and the
