@@ -4,8 +4,8 @@
 One random file (``--size-mb``, default 1024; incompressible, like a ZIP of video) is sent
 
 * to a local moto S3 server over loopback (``tests/s3server.py``), by
-  - **Varta**: ``varta.evidence.transfer.upload_to_s3`` with its defaults (64 MiB parts,
-    4 in flight, Content-MD5 per part, SHA-256 pre-pass, SSE, HEAD check, presigned link),
+  - **Varta**: ``varta.evidence.transfer.upload_to_s3`` with its defaults (16 MiB parts,
+    8 in flight, Content-MD5 per part, SHA-256 pre-pass, SSE, HEAD check, presigned link),
     and again with the floor's part shape (8 MiB parts, 10 in flight);
   - **floor**: ``boto3``'s ``upload_file`` with the default ``TransferConfig`` (8 MiB
     parts, 10 threads) — what ``aws s3 cp`` does;
@@ -183,8 +183,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mb", type=int, default=1024, help="file size in MiB (default 1024)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per figure; the median is shown")
-    ap.add_argument("--part-mb", type=int, default=64, help="Varta's part size (default 64)")
-    ap.add_argument("--workers", type=int, default=4, help="Varta's parts in flight (default 4)")
+    ap.add_argument("--part-mb", type=int, default=16, help="Varta's part size (default 16)")
+    ap.add_argument("--workers", type=int, default=8, help="Varta's parts in flight (default 8)")
     ap.add_argument("--skip-s3", action="store_true")
     ap.add_argument("--skip-folder", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the source file for the next run")

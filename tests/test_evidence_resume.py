@@ -58,10 +58,10 @@ def test_restarted_node_resumes_its_transfer(tmp_path, s3_server):  # noqa: F811
     req = ev.requests.register(DEPT, kind="police", incoming_no="1", incoming_date=date.today(), requester="РВП",
                                basis="КПК", items=[rules.Interval("mel-0012", t, t + 60_000_000)])
     ev.requests.resolve(req["id"], MAYOR, approve=True, text="Погоджую")
-    # A prepared package of 64 MiB (13 parts of 5 MiB; 4 are sent at once).
+    # A prepared package of 96 MiB (20 parts of 5 MiB; up to 8 are sent at once).
     packages = settings.evidence_dir / "packages"
     packages.mkdir(parents=True)
-    data = os.urandom(64 * MiB)
+    data = os.urandom(96 * MiB)
     zpath = packages / "pkg.zip"
     zpath.write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
@@ -82,7 +82,7 @@ def test_restarted_node_resumes_its_transfer(tmp_path, s3_server):  # noqa: F811
         upload_to_s3(zpath, f"{req['number']}/pkg.zip", target, _RowState(engine, job_id),
                      progress=lambda done, total: sent.append(done), should_stop=lambda: len(sent) > 2, sha256=digest)
     saved = _RowState(engine, job_id).load()
-    assert 2 <= len(saved["parts"]) < 13
+    assert 2 <= len(saved["parts"]) < 20
 
     # The node starts again: its interrupted transfer goes on by itself.
     ev2 = evidence()

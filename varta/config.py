@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     s3_access_key: str = Field(default="", repr=False)
     s3_secret_key: str = Field(default="", repr=False)
     s3_sse: Literal["auto", "AES256", "aws:kms", "none"] = Field(default="auto")
-    s3_part_size_mb: int = Field(default=64, ge=5, le=5120)
+    s3_part_size_mb: int = Field(default=16, ge=5, le=5120)
     transfer_link_days: float = Field(default=7.0, gt=0, le=7.0, description="presigned link lifetime (≤ 7 days)")
     transfer_folder: str = Field(default="", description="a local/share folder target for offline sites")
 

@@ -201,7 +201,7 @@ def _export_item(index, recordings_dir: Path, ffmpeg: str, part: Path, rel: str,
         sources_future = hasher.submit(lambda: [_source_segment(cam_dir, s, where, tz) for s in segs])
         try:
             exported = export_camera(index, recordings_dir, ffmpeg, item.camera_id, item.start_us, item.end_us,
-                                     part / rel, tz, step)
+                                     part / rel, tz, step, faststart=False)
         except ExportError as exc:
             raise PackageError(f"{where}: {exc}") from None
         sources = sources_future.result()

@@ -79,9 +79,9 @@ class S3Target:
     prefix: str = "varta/"
     sse: str = "auto"
     link_expiry_s: int = 7 * 86400
-    part_size_mb: int = 64
+    part_size_mb: int = 16
     addressing: str = "auto"
-    workers: int = 4
+    workers: int = 8
     attempts: int = 5
     backoff_s: float = 1.0
     connect_timeout_s: float = 10.0

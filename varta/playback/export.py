@@ -53,7 +53,10 @@ def sha256_file(path: Path) -> str:
 
 
 def export_camera(index: ArchiveIndex, recordings_dir: Path, ffmpeg: str, camera_id: str, t1: int, t2: int,
-                  out_path: Path, tz, progress: Progress | None = None) -> ExportedFile:
+                  out_path: Path, tz, progress: Progress | None = None, faststart: bool = True) -> ExportedFile:
+    """``faststart`` puts the index first (a download can start playing before it ends) at the
+    price of rewriting the whole file once; evidence packages, which are zipped and read
+    whole, skip it (bench/RESULTS.md §9: writing is what bounds a package build)."""
     if t2 <= t1:
         raise ExportError("the end of the interval must be after its start")
     segs = index.segments_between(camera_id, t1, t2)
@@ -82,7 +85,7 @@ def export_camera(index: ArchiveIndex, recordings_dir: Path, ffmpeg: str, camera
         "-map", "0:v:0", "-c", "copy",
         "-metadata", f"title=Varta camera {camera_id}",
         "-metadata", f"comment=camera {camera_id}; asked {format_time(t1)} to {format_time(t2)} (UTC)",
-        "-movflags", "+faststart",
+        *(["-movflags", "+faststart"] if faststart else []),
         "-progress", "pipe:1", "-nostats",
         "-f", "mp4", str(tmp_out),
     ]
