@@ -193,7 +193,6 @@ class EvidenceJobs:
                 key=key, tz=tz, progress=lambda p: progress(base + span * p), extra_files=extras)
         zipped = zip_package(built.path)
         shutil.rmtree(built.path)  # the zip holds every file; one copy on disk is enough
-
         package = {"name": name, "zip": zipped.name, "bytes": zipped.stat().st_size, "sha256": sha256_file(zipped),
                    "fingerprint": key.fingerprint(), "files": len(built.files),
                    "redacted": bool(row.redaction), "built": format_time(now_us(), tz), "built_by": who.login,
@@ -203,7 +202,6 @@ class EvidenceJobs:
 
     def _redacted_copies(self, tmp: Path, items: list[PackageItem], options: dict, progress) -> list:
         """A4.8: a re-encoded, redacted copy of each file, beside the untouched original."""
-
         detector = self.ev.detector()
         out = []
         for n, item in enumerate(items):
