@@ -97,12 +97,23 @@ def test_restarted_node_resumes_its_transfer(tmp_path, s3_server):  # noqa: F811
     assert final["state"] == "transferred"
     assert hashlib.sha256(httpx.get(final["transfer"]["url"], timeout=60).content).hexdigest() == digest
     assert ("request.transfer", f"request:{req['number']}", "ok") in [ln[:3] for ln in journal.lines]
-    # A package build that was running when the node died cannot go on: it says so.
+    # A package build that was running when the node died cannot go on: it says so, and its
+    # half-written files go (not those of a build by another node sharing the folder).
     with engine.begin() as conn:
         conn.execute(insert(evidence_jobs).values(
             id="buildjob0001", request_id=req["id"], kind="package", status="running", progress=0.5,
-            params={"by": principal_dict(DEPT)}, error="", node="node-a", created_by="olena", created_us=now_us()))
+            params={"by": principal_dict(DEPT), "name": "REQ-X-1"}, error="", node="node-a", created_by="olena",
+            created_us=now_us()))
+    leftovers = [packages / "REQ-X-1.part" / "video", settings.evidence_dir / "redact-buildjob0001" / "orig"]
+    for d in leftovers:
+        d.mkdir(parents=True)
+        (d / "half.mp4").write_bytes(b"\0" * 1000)
+    (packages / "REQ-X-1.zip.part").write_bytes(b"PK")
+    (packages / "REQ-Y-2.part").mkdir()  # another node's build in progress
     evidence().jobs.recover()
     build = ev2.jobs.get("buildjob0001")
     assert build["status"] == "failed" and "prepare the package again" in build["error"]
+    assert not (packages / "REQ-X-1.part").exists() and not (packages / "REQ-X-1.zip.part").exists()
+    assert not (settings.evidence_dir / "redact-buildjob0001").exists()
+    assert (packages / "REQ-Y-2.part").is_dir() and zpath.is_file()
     engine.dispose()

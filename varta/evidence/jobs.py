@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import secrets
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 
@@ -85,19 +84,39 @@ class EvidenceJobs:
         self._threads: list[threading.Thread] = []
 
     def recover(self) -> None:
-        """After a restart: builds cannot continue (failed, start again); transfers resume."""
+        """After a restart: builds cannot continue (failed, start again; their half-written
+        files are removed); transfers resume."""
         with self.engine.begin() as conn:
+            broken = conn.execute(select(evidence_jobs).where(
+                evidence_jobs.c.node == self.node, evidence_jobs.c.kind == PACKAGE,
+                evidence_jobs.c.status.in_(("queued", "running")))).all()
             conn.execute(update(evidence_jobs)
-                         .where(evidence_jobs.c.node == self.node, evidence_jobs.c.kind == PACKAGE,
-                                evidence_jobs.c.status.in_(("queued", "running")))
+                         .where(evidence_jobs.c.id.in_([j.id for j in broken]))
                          .values(status="failed", error="interrupted: the server restarted during the build; "
                                                         "prepare the package again", finished_us=now_us()))
             pending = conn.execute(select(evidence_jobs).where(
                 evidence_jobs.c.node == self.node, evidence_jobs.c.kind == TRANSFER,
                 evidence_jobs.c.status.in_(("queued", "running")))).all()
+        for job in broken:
+            self._remove_leftovers(job)
         for job in pending:
             log.info("resuming transfer %s of request %s", job.id, job.request_id)
             self._spawn(job.id, TRANSFER, self._run_transfer, job.request_id, principal_from(job.params["by"]))
+
+    def _remove_leftovers(self, job) -> None:
+        """A killed build leaves NAME.part/, NAME.zip.part and its redaction scratch folder;
+        only this job's (by name), so a build running on another node sharing the folder
+        is never touched."""
+        root = self.ev.settings.evidence_dir
+        name = (job.params or {}).get("name")
+        doomed = [root / f"redact-{job.id}"]
+        if name:
+            doomed += [root / "packages" / f"{name}.part", root / "packages" / f"{name}.zip.part"]
+        for path in doomed:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink(missing_ok=True)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -177,12 +196,14 @@ class EvidenceJobs:
         out_dir = settings.evidence_dir / "packages"
         out_dir.mkdir(parents=True, exist_ok=True)
         name = f"{row.number}-{format_time(now_us(), tz)[:19].replace(':', '').replace('-', '')}"
+        self._set(job_id, params={"by": principal_dict(who), "name": name})  # to clean up after a crash
         progress = self._progress(job_id)
         key = ev.key
-        with tempfile.TemporaryDirectory(dir=settings.evidence_dir, prefix="redact-") as tmp:
+        scratch = settings.evidence_dir / f"redact-{job_id}"
+        try:
             extras = []
             if row.redaction:
-                extras = self._redacted_copies(Path(tmp), items, row.redaction, lambda p: progress(p * 0.5))
+                extras = self._redacted_copies(scratch, items, row.redaction, lambda p: progress(p * 0.5))
                 base, span = 0.5, 0.45
             else:
                 base, span = 0.0, 0.95
@@ -191,6 +212,8 @@ class EvidenceJobs:
                 items=items, request=ev.manifest_request(row), exported_by=principal_dict(who),
                 instance={"name": settings.instance_name, "id": key.fingerprint()[:16], "version": __version__},
                 key=key, tz=tz, progress=lambda p: progress(base + span * p), extra_files=extras)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         zipped = zip_package(built.path)
         shutil.rmtree(built.path)  # the zip holds every file; one copy on disk is enough
         package = {"name": name, "zip": zipped.name, "bytes": zipped.stat().st_size, "sha256": sha256_file(zipped),
