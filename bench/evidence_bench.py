@@ -29,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -123,7 +124,10 @@ def run(minutes: int, results: str | None, keep: bool) -> str:
     zmb = zpath.stat().st_size / 1e6
     row("Varta: build_package + zip + SHA-256 (prepare)", build_s, mb, f"→ ZIP {zmb:.0f} MB")
 
-    # Varta: the upload, and boto3's upload_file as the floor, to the same moto server.
+    # Varta: the upload, and boto3's upload_file as the floor, to the same moto server. moto
+    # spools a part above its buffer size to a temporary file: keep both part shapes (boto3's
+    # 8 MiB, Varta's 16 MiB) in memory, so that the part size does not decide who pays disk writes.
+    os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = str(128 << 20)
     with S3Server() as s3:
         target = S3Target(endpoint_url=s3.endpoint_url, bucket="bench-evidence", access_key=ACCESS_KEY,
                           secret_key=SECRET_KEY)
