@@ -82,6 +82,7 @@ class S3Target:
     part_size_mb: int = 16
     addressing: str = "auto"
     workers: int = 8
+    content_md5: str = "auto"  # "auto": over HTTPS only (see _send_part), "always"
     attempts: int = 5
     backoff_s: float = 1.0
     connect_timeout_s: float = 10.0
@@ -724,7 +725,7 @@ def _send_part(sess: _Session, fd: int, st: dict, n: int, offset: int, length: i
     """
     data = _read_exact(fd, length, offset)
     extra, md5 = {}, None
-    if not _plain_http(sess.t):
+    if sess.t.content_md5 == "always" or not _plain_http(sess.t):
         digest = hashlib.md5(data)
         md5 = digest.hexdigest()
         extra["ContentMD5"] = base64.b64encode(digest.digest()).decode()
