@@ -152,7 +152,7 @@ def request_list(state: Optional[str] = typer.Option(None, "--state"), open_only
 @request_app.command("show")
 def request_show(request: str = typer.Argument(..., help="id or number (REQ-2026-0001)")) -> None:
     settings, ev, access, who = _ctx("request.view")
-    rid = _run(ev.requests.find, request)
+    rid = _run(ev.requests.find, request).id
     typer.echo(json.dumps({**ev.requests.get(rid), "jobs": ev.jobs.for_request(rid)}, ensure_ascii=False, indent=2))
 
 
@@ -175,7 +175,7 @@ def _follow(ev, job: dict) -> dict:
 def request_prepare(request: str = typer.Argument(...)) -> None:
     """Build the signed evidence package (stream copy) and wait for it."""
     settings, ev, access, who = _ctx("request.prepare")
-    rid = _run(ev.requests.find, request)
+    rid = _run(ev.requests.find, request).id
     job = _follow(ev, _run(ev.jobs.start, "package", rid, who))
     pkg = job["result"]
     typer.echo(f"package {pkg['name']}: {pkg['files']} files, {pkg['bytes']} bytes\n"
@@ -187,7 +187,7 @@ def request_prepare(request: str = typer.Argument(...)) -> None:
 def request_transfer(request: str = typer.Argument(...)) -> None:
     """Upload the package to the configured storage and print the time-limited link."""
     settings, ev, access, who = _ctx("request.transfer")
-    rid = _run(ev.requests.find, request)
+    rid = _run(ev.requests.find, request).id
     job = _follow(ev, _run(ev.jobs.start, "transfer", rid, who))
     tr = job["result"]
     typer.echo(f"transferred to {tr['location']} (server-side encryption: {tr['sse']})")
@@ -198,7 +198,7 @@ def request_transfer(request: str = typer.Argument(...)) -> None:
 @request_app.command("withdraw")
 def request_withdraw(request: str = typer.Argument(...), reason: str = typer.Option(..., "--reason")) -> None:
     settings, ev, access, who = _ctx("request.register")
-    rid = _run(ev.requests.find, request)
+    rid = _run(ev.requests.find, request).id
     req = _run(ev.requests.withdraw, rid, who, reason)
     access.record(who, "request.register", f"request:{req['number']}", detail=f"withdrawn: {reason[:200]}")
     typer.echo(f"{req['number']} withdrawn; its hold is released")

@@ -7,6 +7,7 @@ this module is the one place that writes them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import Engine, and_, insert, select, update
 
@@ -14,8 +15,7 @@ from varta.access.policy import Principal
 from varta.clock import now_us
 from varta.db.schema import hold_orders, holds
 from varta.evidence.holds import INSTRUCTION, REQUEST, Instruction, validate_instruction, validate_interval, validate_release
-from varta.evidence.records import (NotFound, add_history, city_today, fmt, history, insert_numbered, next_number,
-                                    parse_date)
+from varta.evidence.records import add_history, city_today, fetch, fmt, history, insert_numbered, next_number
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,9 @@ class HoldRegister:
         """A4.6: a destruction instruction returns the footage to ordinary retention."""
         order = self._row(order_id)
         now = now_us()
-        validate_release(order.kind, order.released_us is not None, destruction,
-                         parse_date(order.instruction_date or city_today(self.tz, order.created_us).isoformat(),
-                                    "hold date"), city_today(self.tz, now))
+        held_on = (date.fromisoformat(order.instruction_date) if order.instruction_date
+                   else city_today(self.tz, order.created_us))
+        validate_release(order.kind, order.released_us is not None, destruction, held_on, city_today(self.tz, now))
         with self.engine.begin() as conn:
             self._release(conn, order_id, who, now, release_no=destruction.number,
                           release_date=destruction.date.isoformat(), release_author=destruction.author,
@@ -100,11 +100,7 @@ class HoldRegister:
 
     # --- reading -----------------------------------------------------------------------
     def _row(self, order_id: int):
-        with self.engine.connect() as conn:
-            row = conn.execute(select(hold_orders).where(hold_orders.c.id == order_id)).first()
-        if row is None:
-            raise NotFound(f"no hold {order_id}")
-        return row
+        return fetch(self.engine, hold_orders, order_id, "hold")
 
     def get(self, order_id: int, with_history: bool = True) -> dict:
         order = self._row(order_id)

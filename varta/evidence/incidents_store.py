@@ -9,7 +9,7 @@ from varta.access.policy import Principal
 from varta.clock import now_us
 from varta.db.schema import events, evidence_requests, hold_orders, incidents
 from varta.evidence import incidents as rules
-from varta.evidence.records import NotFound, add_history, city_today, fmt, history, insert_numbered
+from varta.evidence.records import NotFound, add_history, city_today, fetch, fmt, history, insert_numbered
 
 
 class IncidentRegister:
@@ -81,11 +81,7 @@ class IncidentRegister:
 
     # --- reading -----------------------------------------------------------------------
     def _row(self, incident_id: int):
-        with self.engine.connect() as conn:
-            row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
-        if row is None:
-            raise NotFound(f"no incident {incident_id}")
-        return row
+        return fetch(self.engine, incidents, incident_id, "incident")
 
     def get(self, incident_id: int) -> dict:
         r = self._row(incident_id)

@@ -22,8 +22,8 @@ from varta.clock import format_time, now_us
 from varta.db.schema import evidence_jobs, evidence_requests
 from varta.evidence import requests as rules
 from varta.evidence.package import PackageError, PackageItem, build_package, video_name, zip_package
-from varta.evidence.records import NotFound
-from varta.evidence.redaction import RedactionError, RedactionOptions, redact_file
+from varta.evidence.records import NotFound, fmt
+from varta.evidence.redaction import RedactionError, RedactionOptions, load_redaction_detector, redact_file
 from varta.playback.export import ExportError, export_camera, sha256_file
 from varta.evidence.transfer import (FolderTarget, S3Target, TransferError, TransferInterrupted, check_target,
                                      copy_to_folder, presign, upload_to_s3)
@@ -82,6 +82,7 @@ class EvidenceJobs:
         self.node = node
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.packages_dir = evidence.settings.evidence_dir / "packages"
 
     def recover(self) -> None:
         """After a restart: builds cannot continue (failed, start again; their half-written
@@ -111,7 +112,7 @@ class EvidenceJobs:
         name = (job.params or {}).get("name")
         doomed = [root / f"redact-{job.id}"]
         if name:
-            doomed += [root / "packages" / f"{name}.part", root / "packages" / f"{name}.zip.part"]
+            doomed += [self.packages_dir / f"{name}.part", self.packages_dir / f"{name}.zip.part"]
         for path in doomed:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -125,7 +126,7 @@ class EvidenceJobs:
 
     # --- starting ----------------------------------------------------------------------
     def start(self, kind: str, request_id: int, who: Principal) -> dict:
-        row = self.ev.requests._row(request_id)
+        row = self.ev.requests.row(request_id)
         if kind == PACKAGE:
             rules.next_state(row.state, "prepare")  # approved (or rebuilding a prepared one)
             run = self._run_package
@@ -186,14 +187,14 @@ class EvidenceJobs:
     # --- the work ----------------------------------------------------------------------
     def _run_package(self, job_id: str, request_id: int, who: Principal) -> dict:
         ev, settings = self.ev, self.ev.settings
-        row = ev.requests._row(request_id)
+        row = ev.requests.row(request_id)
         tz = settings.tz
         items = []
         for it in row.items:
             cam = ev.registry.get(it["camera_id"], include_removed=True)
             items.append(PackageItem(it["camera_id"], it["start_us"], it["end_us"],
                                      camera_name=cam.name if cam else "", address=cam.address if cam else ""))
-        out_dir = settings.evidence_dir / "packages"
+        out_dir = self.packages_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         name = f"{row.number}-{format_time(now_us(), tz)[:19].replace(':', '').replace('-', '')}"
         self._set(job_id, params={"by": principal_dict(who), "name": name})  # to clean up after a crash
@@ -225,7 +226,7 @@ class EvidenceJobs:
 
     def _redacted_copies(self, tmp: Path, items: list[PackageItem], options: dict, progress) -> list:
         """A4.8: a re-encoded, redacted copy of each file, beside the untouched original."""
-        detector = self.ev.detector()
+        detector = load_redaction_detector(self.ev.settings)
         out = []
         for n, item in enumerate(items):
             rel = video_name(item, self.ev.settings.tz)
@@ -246,8 +247,8 @@ class EvidenceJobs:
 
     def _run_transfer(self, job_id: str, request_id: int, who: Principal) -> dict | None:
         ev, settings = self.ev, self.ev.settings
-        row = ev.requests._row(request_id)
-        zpath = settings.evidence_dir / "packages" / row.package["zip"]
+        row = ev.requests.row(request_id)
+        zpath = self.packages_dir / row.package["zip"]
         if not zpath.is_file():
             raise JobError(f"the package file {zpath.name} is gone from the server; prepare the package again")
         target = transfer_target(settings)
@@ -282,7 +283,7 @@ class EvidenceJobs:
 
     def new_link(self, request_id: int) -> tuple[str, int]:
         """A fresh presigned link for a transferred package (the old one expired or leaked)."""
-        row = self.ev.requests._row(request_id)
+        row = self.ev.requests.row(request_id)
         if row.state != rules.TRANSFERRED or not row.transfer or row.transfer.get("target") != "s3":
             raise rules.RequestError("a new link is for packages transferred to S3 storage")
         target = transfer_target(self.ev.settings)
@@ -309,14 +310,14 @@ class EvidenceJobs:
         return {"id": r.id, "request_id": r.request_id, "kind": r.kind, "status": r.status, "progress": r.progress,
                 "result": r.result, "error": r.error, "node": r.node, "by": r.created_by,
                 "created": format_time(r.created_us, tz),
-                "finished": format_time(r.finished_us, tz) if r.finished_us else None}
+                "finished": fmt(r.finished_us, tz)}
 
     def package_path(self, request_id: int) -> Path:
         with self.engine.connect() as conn:
             pkg = conn.execute(select(evidence_requests.c.package).where(evidence_requests.c.id == request_id)).scalar()
         if not pkg:
             raise NotFound("this request has no package yet")
-        path = self.ev.settings.evidence_dir / "packages" / pkg["zip"]
+        path = self.packages_dir / pkg["zip"]
         if not path.is_file():
             raise NotFound(f"the package file {pkg['zip']} is not on this server")
         return path

@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 from varta.clock import format_time, now_us, to_datetime
 from varta.evidence.layout import CHUNK, FORMAT, MANIFEST, PUBLIC_KEY, README, SIGNATURE, SUMS, VIDEO_DIR, fsync_dir
 from varta.evidence.signing import InstanceKey
-from varta.playback.export import ExportError, export_camera
+from varta.playback.export import ExportError, export_camera, sha256_file
 from varta.recording.probe import ProbeError, probe_stream_header
 
 # Names the package itself writes; extra files may not take them.
@@ -463,13 +463,8 @@ def _zip_order(path: Path) -> tuple[int, str]:
 
 # --- small helpers ----------------------------------------------------------------------
 def _hash_file(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+    """(SHA-256, size) of a finished file."""
+    return sha256_file(path), path.stat().st_size
 
 
 def _fsync_tree(root: Path) -> None:

@@ -43,6 +43,15 @@ def insert_numbered(engine: Engine, table: Table, prefix: str, year: int, values
     return numbered(engine, work)
 
 
+def fetch(engine: Engine, table: Table, row_id: int, what: str):
+    """One record by id, or NotFound naming it ("no request 7")."""
+    with engine.connect() as conn:
+        row = conn.execute(select(table).where(table.c.id == row_id)).first()
+    if row is None:
+        raise NotFound(f"no {what} {row_id}")
+    return row
+
+
 def next_number(conn, table: Table, prefix: str, year: int) -> str:
     taken = conn.execute(select(table.c.number).where(table.c.number.like(f"{prefix}-{year}-%"))).scalars().all()
     return f"{prefix}-{year}-{max((int(x.rsplit('-', 1)[1]) for x in taken), default=0) + 1:04d}"

@@ -12,7 +12,7 @@ from varta.clock import now_us
 from varta.db.schema import evidence_requests
 from varta.evidence import requests as rules
 from varta.evidence.holds_store import HeldInterval, HoldRegister
-from varta.evidence.records import (NotFound, add_history, city_today, fmt, history, next_number, numbered,
+from varta.evidence.records import (NotFound, add_history, city_today, fetch, fmt, history, next_number, numbered,
                                     parse_date)
 from varta.evidence.workdays import WorkingCalendar, deadline_state, due_date
 
@@ -60,7 +60,7 @@ class RequestRegister:
     def resolve(self, request_id: int, who: Principal, *, approve: bool, text: str, resolved_on=None) -> dict:
         """A4.10 (and A4.8 for third parties): the leader's decision; approval starts the
         5-working-day clock."""
-        row = self._row(request_id)
+        row = self.row(request_id)
         now = now_us()
         today = city_today(self.tz, now)
         target = rules.next_state(row.state, "approve" if approve else "refuse")
@@ -82,46 +82,36 @@ class RequestRegister:
         return self.get(request_id)
 
     def prepared(self, request_id: int, who: Principal, package: dict) -> dict:
-        row = self._row(request_id)
-        target = rules.next_state(row.state, "prepare")
-        now = now_us()
-        with self.engine.begin() as conn:
-            self._set(conn, request_id, row.state, dict(state=target, package=package, updated_us=now))
-            add_history(conn, "request", request_id, who, "prepared",
-                        {k: package.get(k) for k in ("name", "bytes", "sha256", "fingerprint")}, now)
-        return self.get(request_id)
+        return self._advance(request_id, who, "prepare", "prepared", dict(package=package),
+                             {k: package.get(k) for k in ("name", "bytes", "sha256", "fingerprint")})
 
     def transferred(self, request_id: int, who: Principal, transfer: dict) -> dict:
         """Transferred closes the request; its automatic hold is released (other holds stay)."""
-        row = self._row(request_id)
-        target = rules.next_state(row.state, "transfer")
-        now = now_us()
-        with self.engine.begin() as conn:
-            self._set(conn, request_id, row.state, dict(state=target, transfer=transfer, updated_us=now))
-            add_history(conn, "request", request_id, who, "transferred",
-                        {k: transfer.get(k) for k in ("target", "location", "expires", "sse", "bytes")}, now)
-            self._close(conn, row, who, now, "transferred")
-        return self.get(request_id)
+        return self._advance(request_id, who, "transfer", "transferred", dict(transfer=transfer),
+                             {k: transfer.get(k) for k in ("target", "location", "expires", "sse", "bytes")})
 
     def new_link(self, request_id: int, who: Principal, url: str, expires: str) -> dict:
-        row = self._row(request_id)
-        now = now_us()
-        with self.engine.begin() as conn:
-            self._set(conn, request_id, row.state, dict(transfer={**row.transfer, "url": url, "expires": expires},
-                                                        updated_us=now))
-            add_history(conn, "request", request_id, who, "new link", {"expires": expires}, now)
-        return self.get(request_id)
+        row = self.row(request_id)
+        return self._advance(request_id, who, None, "new link",
+                             dict(transfer={**row.transfer, "url": url, "expires": expires}), {"expires": expires})
 
     def withdraw(self, request_id: int, who: Principal, reason: str) -> dict:
-        row = self._row(request_id)
-        target = rules.next_state(row.state, "withdraw")
         if not reason.strip():
             raise rules.RequestError("say why the request is withdrawn (e.g. the requester's letter)")
+        return self._advance(request_id, who, "withdraw", "withdrawn", {}, {"reason": reason.strip()})
+
+    def _advance(self, request_id: int, who: Principal, step: str | None, action: str, values: dict,
+                 detail: dict) -> dict:
+        """One step: checked against the state machine (``step`` None: no state change),
+        recorded with its history line, and the request closed if the step closes it."""
+        row = self.row(request_id)
+        target = rules.next_state(row.state, step) if step else row.state
         now = now_us()
         with self.engine.begin() as conn:
-            self._set(conn, request_id, row.state, dict(state=target, updated_us=now))
-            add_history(conn, "request", request_id, who, "withdrawn", {"reason": reason.strip()}, now)
-            self._close(conn, row, who, now, "withdrawn")
+            self._set(conn, request_id, row.state, dict(values, state=target, updated_us=now))
+            add_history(conn, "request", request_id, who, action, detail, now)
+            if target in rules.CLOSED and row.state not in rules.CLOSED:
+                self._close(conn, row, who, now, action)
         return self.get(request_id)
 
     def _set(self, conn, request_id: int, expected_state: str, values: dict) -> None:
@@ -138,24 +128,21 @@ class RequestRegister:
             self.holds.release_for_request(conn, row.hold_order_id, who, now, f"request {row.number} {why}")
 
     # --- reading -----------------------------------------------------------------------
-    def _row(self, request_id: int):
+    def row(self, request_id: int):
+        return fetch(self.engine, evidence_requests, request_id, "request")
+
+    def find(self, key: str):
+        """A request's row from its id or its number (REQ-2026-0001)."""
+        by_id = str(key).isdigit()
+        col = evidence_requests.c.id if by_id else evidence_requests.c.number
         with self.engine.connect() as conn:
-            row = conn.execute(select(evidence_requests).where(evidence_requests.c.id == request_id)).first()
+            row = conn.execute(select(evidence_requests).where(col == (int(key) if by_id else key))).first()
         if row is None:
-            raise NotFound(f"no request {request_id}")
+            raise NotFound(f"no request {key}")
         return row
 
-    def find(self, key: str) -> int:
-        """A request's id from its id or its number (REQ-2026-0001)."""
-        col = evidence_requests.c.id if str(key).isdigit() else evidence_requests.c.number
-        with self.engine.connect() as conn:
-            rid = conn.execute(select(evidence_requests.c.id).where(col == (int(key) if str(key).isdigit() else key))).scalar()
-        if rid is None:
-            raise NotFound(f"no request {key}")
-        return rid
-
     def get(self, request_id: int) -> dict:
-        out = self.describe(self._row(request_id))
+        out = self.describe(self.row(request_id))
         out["history"] = history(self.engine, "request", request_id, self.tz)
         return out
 

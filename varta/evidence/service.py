@@ -48,14 +48,6 @@ class Evidence:
         """The instance's signing key, made on first use ($VARTA_HOME/keys, mode 0600)."""
         return InstanceKey.load_or_create(self.settings.keys_dir)
 
-    def detector(self):
-        from varta.analytics.models import load_detector
-
-        det, why = load_detector(self.settings)
-        if det is None:
-            raise rules.RequestError(f"redaction needs the people/vehicle detector: {why}")
-        return det
-
     def manifest_request(self, row) -> dict:
         """What the package says about the request it answers (embedded in the signed manifest)."""
         kind = rules.KINDS.get(row.kind, (row.kind, row.kind, ""))
@@ -85,7 +77,7 @@ class Evidence:
 
     def record_failure(self, who: Principal, job_id: str, kind: str, request_id: int, error: str) -> None:
         try:
-            number = self.requests._row(request_id).number
+            number = self.requests.row(request_id).number
         except LookupError:
             number = str(request_id)
         self.access.record(who, "request.transfer" if kind == "transfer" else "request.prepare",

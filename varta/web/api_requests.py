@@ -91,7 +91,7 @@ def register(body: RequestIn, caller: Caller = guard("request.register"), svc: A
 def get_request(request_id: str, caller: Caller = guard("request.view"), svc: AppServices = Depends(services)) -> dict:
     ev = svc.evidence
     with domain_errors():
-        rid = ev.requests.find(request_id)
+        rid = ev.requests.find(request_id).id
         return {**ev.requests.get(rid), "jobs": ev.jobs.for_request(rid)}
 
 
@@ -101,10 +101,10 @@ def resolve(request_id: str, body: ResolutionIn, caller: Caller = guard("request
     """The mayor's (first deputy's, deputy's) decision; third-party requests: the mayor only (A4.8)."""
     ev = svc.evidence
     with domain_errors():
-        rid = ev.requests.find(request_id)
-        obj = _obj(ev.requests.get(rid))
+        row = ev.requests.find(request_id)
+    obj = f"request:{row.number}"
     with domain_errors(caller, "request.resolve", obj):
-        req = ev.requests.resolve(rid, caller.principal, approve=body.decision == "approve", text=body.text,
+        req = ev.requests.resolve(row.id, caller.principal, approve=body.decision == "approve", text=body.text,
                                   resolved_on=body.date)
     res = req["resolution"]
     caller.record("request.resolve", obj, detail=f"{res['decision']} on {res['date']}: {res['text'][:200]}"
@@ -127,13 +127,12 @@ def transfer(request_id: str, caller: Caller = guard("request.transfer"), svc: A
 def _start(request_id: str, kind: str, action: str, caller: Caller, svc: AppServices) -> dict:
     ev = svc.evidence
     with domain_errors():
-        rid = ev.requests.find(request_id)
-        req = ev.requests.get(rid)
+        row = ev.requests.find(request_id)
         if kind == PACKAGE:
-            for it in req["items"]:  # the package reads recorded video: the camera rules apply
+            for it in row.items:  # the package reads recorded video: the camera rules apply
                 caller.require("archive.export", it["camera_id"])
-        job = ev.jobs.start(kind, rid, caller.principal)
-    caller.record(action, _obj(req), detail=f"{kind} job {job['id']} started")
+        job = ev.jobs.start(kind, row.id, caller.principal)
+    caller.record(action, f"request:{row.number}", detail=f"{kind} job {job['id']} started")
     return job
 
 
@@ -142,7 +141,7 @@ def new_link(request_id: str, caller: Caller = guard("request.transfer"), svc: A
     """A fresh presigned link when the first one expired."""
     ev = svc.evidence
     with domain_errors():
-        rid = ev.requests.find(request_id)
+        rid = ev.requests.find(request_id).id
         url, expires_us = ev.jobs.new_link(rid)
         req = ev.requests.new_link(rid, caller.principal, url, format_time(expires_us, svc.settings.tz))
     caller.record("request.transfer", _obj(req), detail=f"new link until {req['transfer']['expires']}")
@@ -154,7 +153,7 @@ def withdraw(request_id: str, body: WithdrawIn, caller: Caller = guard("request.
              svc: AppServices = Depends(services)) -> dict:
     ev = svc.evidence
     with domain_errors():
-        rid = ev.requests.find(request_id)
+        rid = ev.requests.find(request_id).id
         req = ev.requests.withdraw(rid, caller.principal, body.reason)
     caller.record("request.register", _obj(req), detail=f"withdrawn: {body.reason[:200]}")
     return req
@@ -166,10 +165,9 @@ def download_package(request_id: str, caller: Caller = guard("request.prepare"),
     """The package's ZIP, for a hand-over on a disk (restricted zone, like any export)."""
     ev = svc.evidence
     with domain_errors():
-        rid = ev.requests.find(request_id)
-        req = ev.requests.get(rid)
-        path = ev.jobs.package_path(rid)
-    caller.record("request.prepare", _obj(req), detail=f"downloaded {path.name}")
+        row = ev.requests.find(request_id)
+        path = ev.jobs.package_path(row.id)
+    caller.record("request.prepare", f"request:{row.number}", detail=f"downloaded {path.name}")
     return FileResponse(path, media_type="application/zip", filename=path.name)
 
 
