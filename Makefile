@@ -11,10 +11,11 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: ffmpeg for recording/export, GStreamer's RTSP server for the demo and
 # test cameras (run by Debian's own python3, which has the gi bindings); DejaVu fonts for
 # Cyrillic in PDF reports. Tests also drive Debian's chromium (the console's end-to-end tests).
+# Tests check evidence packages with the standard tools a court uses: openssl and sha256sum.
 APT_RUNTIME = ffmpeg python3-venv python3-pip python3-gi gir1.2-gst-rtsp-server-1.0 \
               gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-rtsp \
               fonts-dejavu-core
-APT_TEST    = procps util-linux chromium
+APT_TEST    = procps util-linux chromium openssl coreutils
 
 .PHONY: demo test bench system-deps test-deps apt-install venv clean
 
