@@ -145,7 +145,7 @@ class VartaHome:
             "VARTA_RTSP_TIMEOUT_S": "4",
             "VARTA_RECONNECT_MAX_BACKOFF_S": "2",
             "VARTA_JANITOR_INTERVAL_S": "5",
-            "VARTA_RECORDER_NAME": "test-node",
+            "VARTA_NODE_NAME": "test-node",
             "VARTA_TEST_DATA": str(TEST_DATA),
         })
         if db_url:
@@ -172,24 +172,25 @@ class VartaHome:
     def json(self, *args: str):
         return json.loads(self.run(*args).stdout)
 
-    def start(self) -> None:
+    def start(self, command: str = "serve") -> None:
+        """Run ``varta serve`` (or ``recorder``, ``web``: a node of a cluster) and wait until it answers."""
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "varta.cli", "serve", "--listen", f"127.0.0.1:{self.port}"],
+            [sys.executable, "-m", "varta.cli", command, "--listen", f"127.0.0.1:{self.port}"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"varta serve exited early:\n{self.log_path.read_text()}")
+                raise AssertionError(f"varta {command} exited early:\n{self.log_path.read_text()}")
             try:
                 if httpx.get(f"{self.base_url}/api/system/health", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise AssertionError(f"varta serve did not come up:\n{self.log_path.read_text()}")
+        raise AssertionError(f"varta {command} did not come up:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -206,6 +207,9 @@ class VartaHome:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self.proc = None
+
+    def node_id(self) -> str:
+        return json.loads((self.home / "node.json").read_text())["id"]
 
     def engine(self):
         from varta.db.engine import open_database

@@ -97,7 +97,7 @@ def _items() -> list[PackageItem]:
 
 def _build(archive, out_dir: Path, name: str = "EV-2026-0017", **kw):
     key = InstanceKey.load_or_create(archive["root"] / "keys")
-    args = dict(index=archive["index"], recordings_dir=archive["recordings"], ffmpeg="ffmpeg", out_dir=out_dir,
+    args = dict(index=archive["index"], segments_from=archive["recordings"], ffmpeg="ffmpeg", out_dir=out_dir,
                 name=name, items=_items(), request=REQUEST, exported_by=EXPORTED_BY, instance=INSTANCE,
                 key=key, tz=TZ)
     args.update(kw)
@@ -483,7 +483,7 @@ def test_a_file_missing_from_the_archive_is_a_clear_error(archive, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(PackageError) as exc:
-        _build(archive, out, recordings_dir=recordings)
+        _build(archive, out, segments_from=recordings)
     assert f"camera {item.camera_id}" in str(exc.value) and lost in str(exc.value) and "missing" in str(exc.value)
     assert list(out.iterdir()) == []
 

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from varta.access.commands import journal_app, policy_app, token_app, user_app
+from varta.cluster.commands import nodes_app
 from varta.analytics.commands import analytics_app, analyze, events_app, model_app
 from varta.evidence.commands import evidence_app, hold_app, incident_app, request_app
 from varta.evidence.verify import verify_command
@@ -41,6 +42,7 @@ app.add_typer(hold_app, name="hold")
 app.add_typer(incident_app, name="incident")
 app.add_typer(evidence_app, name="evidence")
 app.command("verify")(verify_command)
+app.add_typer(nodes_app, name="nodes")
 
 
 def _logging(verbose: bool = False) -> None:
@@ -71,7 +73,8 @@ def camera_add(
     group: str = typer.Option("", "--group", help="group or district"),
     retention_days: Optional[int] = typer.Option(None, "--retention-days", help="at least 10 (A4.6)"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="mode name or JSON timetable"),
-    recorder: Optional[str] = typer.Option(None, "--recorder", help="recording node (default: any)"),
+    recorder: Optional[str] = typer.Option(None, "--recorder", help="pin to this recording node (name or id); "
+                                                                    "default: placed automatically"),
 ) -> None:
     """Register a camera; recording starts within seconds on a running Varta."""
     settings = _settings()
@@ -207,9 +210,13 @@ def export(
         if show:
             typer.echo(f"\rexporting… {p * 100:5.1f}%", nl=False, err=True)
 
+    from varta.cli_support import command_node
+
+    _, node_files = command_node(settings, engine)
     try:
-        files = export_cameras(ArchiveIndex(engine), settings.recordings_dir, find_ffmpeg(settings.ffmpeg), camera,
-                               t1, t2, out, settings.tz, progress)
+        with node_files.reading() as reader:  # segments from whichever node recorded them
+            files = export_cameras(ArchiveIndex(engine), reader, find_ffmpeg(settings.ffmpeg), camera,
+                                   t1, t2, out, settings.tz, progress)
     except ExportError as exc:
         _fail(str(exc))
     for f in files:
@@ -229,21 +236,32 @@ def export(
 
 @app.command("reconcile")
 def reconcile(full: bool = typer.Option(False, "--full", help="scan every day, not only the latest")) -> None:
-    """Reconcile disk and index now (the recorder also does this at every start)."""
+    """Reconcile this node's disk and index now (the recorder also does this at every start).
+
+    Only this node's files and rows are touched, never a file still being written (a
+    running recorder's segments in progress are left alone)."""
+    from varta.cluster.identity import read_node_id
     from varta.events.system_alarms import SystemAlarms
     from varta.recording.index import ArchiveIndex
-    from varta.recording.reconcile import reconcile_camera
+    from varta.recording.reconcile import files_open_for_writing, reconcile_camera
 
     settings = _settings()
     engine = _engine(settings)
     access, who = authorize(settings, engine, "system.maintain", obj="archive")
+    node = read_node_id(settings.home)
+    if node is None:
+        _fail(f"no node has run in {settings.home} yet: nothing of its own to reconcile")
     access.record(who, "system.maintain", "archive", detail=f"reconcile{' --full' if full else ''}")
-    index, alarms = ArchiveIndex(engine), SystemAlarms(engine, settings.recorder_name)
-    for cam in CameraRegistry(engine).list(recorder=settings.recorder_name,
-                                           include_unassigned=settings.record_unassigned):
-        rep = reconcile_camera(index, alarms, settings.recordings_dir, settings.quarantine_dir, cam.id,
-                               settings.recorder_name, days=None if full else 2)
-        typer.echo(f"{cam.id}: {rep.summary()}")
+    index, alarms = ArchiveIndex(engine), SystemAlarms(engine, node)
+    root = settings.recordings_dir
+    busy = files_open_for_writing(root) if root.is_dir() else set()
+    cams = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    for cam_id in cams:
+        if CameraRegistry(engine).get(cam_id, include_removed=True) is None:
+            continue
+        rep = reconcile_camera(index, alarms, root, settings.quarantine_dir, cam_id, node,
+                               days=None if full else 2, busy=busy)
+        typer.echo(f"{cam_id}: {rep.summary()}")
 
 
 @app.command("retention")
@@ -254,7 +272,12 @@ def retention_run() -> None:
     settings = _settings()
     engine = _engine(settings)
     access, who = authorize(settings, engine, "system.maintain", obj="archive")
-    rep = Janitor(engine, settings, settings.recorder_name).run_once()
+    from varta.cluster.identity import read_node_id
+
+    node = read_node_id(settings.home)
+    if node is None:
+        _fail(f"no node has run in {settings.home} yet: it has no footage of its own")
+    rep = Janitor(engine, settings, node).run_once()
     access.record(who, "system.maintain", "archive", detail=f"retention: {rep.expired_deleted} expired segments "
                                                             f"deleted, {rep.held_kept} held kept")
     typer.echo(f"deleted {rep.expired_deleted} expired segments ({rep.expired_bytes / 1e6:.1f} MB); "
@@ -277,68 +300,21 @@ def _print_forecast(fc) -> None:
 
 
 # --- running ---------------------------------------------------------------------------
-def _parse_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
+def run_server(settings: Settings, listen: str, roles: set[str], banner=None) -> None:
+    """Run a node with these roles until SIGINT/SIGTERM (varta/node/runtime.py)."""
+    from varta.node.runtime import NodeStartError, run_node
+
     try:
-        return host or "127.0.0.1", int(port)
-    except ValueError:
-        _fail(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+        run_node(settings, roles, listen, banner)
+    except NodeStartError as exc:
+        _fail(str(exc))
 
 
-def run_server(settings: Settings, listen: str, record: bool = True, web: bool = True,
-               banner=None) -> None:
-    """Run the recorder and/or the web API in this process until SIGINT/SIGTERM."""
-    import uvicorn
-
-    from varta.recording.service import RecorderService
-    from varta.web.app import create_app
-
-    from varta.access.journal import HeadPublisher, heads_dir
-
-    engine = _engine(settings)
-    what = "varta " + ("serve" if record and web else "recorder" if record else "web")
-    access, who = authorize(settings, engine, "system.maintain", obj=f"node:{settings.recorder_name}")
-    access.record(who, "system.maintain", f"node:{settings.recorder_name}", detail=f"{what} started ({listen or 'no web'})")
-    heads = HeadPublisher(access.journal, heads_dir(settings.home), settings.tz, settings.instance_name)
-    heads.start()
-    recorder = RecorderService(engine, settings) if record else None
-    if recorder:
-        recorder.start()
-    analytics = None
-    if record and settings.analytics:
-        from varta.analytics.child import AnalyticsChild
-
-        analytics = AnalyticsChild().start()
-    try:
-        if web:
-            host, port = _parse_listen(listen)
-            # No per-message deflate: live video is already compressed, and zlib over every
-            # viewer's copy cost 0.3 % of a core per viewer (bench/RESULTS.md, live).
-            server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host=host, port=port,
-                                                   log_level="warning", access_log=False,
-                                                   ws_per_message_deflate=False))
-            if banner:
-                threading.Thread(target=_announce, args=(server, banner), daemon=True).start()
-            server.run()
-        else:
-            if banner:
-                banner()
-            wait_for_stop_signal()
-    finally:
-        heads.stop()
-        if analytics:
-            analytics.stop()
-        if recorder:
-            recorder.stop()
-        access.record(who, "system.maintain", f"node:{settings.recorder_name}", detail=f"{what} stopped")
-
-
-def _announce(server, banner) -> None:
-    import time
-
-    while not server.started:
-        time.sleep(0.1)
-    banner()
+def _roles(*base: str, settings: Settings) -> set[str]:
+    roles = set(base)
+    if "recorder" in roles and settings.analytics:
+        roles.add("analytics")
+    return roles
 
 
 @app.command("serve")
@@ -346,19 +322,37 @@ def serve(
     listen: str = typer.Option("127.0.0.1:8080", "--listen", help="HOST:PORT for the web console and API"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Run everything: recorder, retention janitor and the web API (a town's single server)."""
+    """Run everything: recorder, analytics, retention and the web API (a town's single server)."""
     _logging(verbose)
     settings = _settings()
-    run_server(settings, listen, banner=lambda: typer.echo(f"Varta is running: http://{listen}/"))
+    run_server(settings, listen, _roles("recorder", "web", settings=settings),
+               banner=lambda rt: typer.echo(f"Varta is running: http://{listen}/"))
 
 
 @app.command("recorder")
-def recorder_cmd(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
-    """Run only a recording node (cameras assigned to VARTA_RECORDER_NAME, or unassigned)."""
+def recorder_cmd(
+    listen: Optional[str] = typer.Option(None, "--listen", help="HOST:PORT of the node API other nodes use "
+                                                                "(default: node_listen)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run a recording node: it records the cameras it takes by lease (a capital runs many)."""
     _logging(verbose)
     settings = _settings()
-    run_server(settings, "", web=False,
-               banner=lambda: typer.echo(f"recorder {settings.recorder_name} running; data in {settings.home}"))
+    run_server(settings, listen or settings.node_listen, _roles("recorder", settings=settings),
+               banner=lambda rt: typer.echo(f"recorder {settings.node_name} ({rt.identity.id}) running at "
+                                            f"{rt.address}; data in {settings.home}"))
+
+
+@app.command("web")
+def web_cmd(
+    listen: str = typer.Option("127.0.0.1:8080", "--listen", help="HOST:PORT for the web console and API"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run a web node: the console and API without recording (any number behind a load balancer)."""
+    _logging(verbose)
+    settings = _settings()
+    run_server(settings, listen, {"web"},
+               banner=lambda rt: typer.echo(f"web node {settings.node_name} running: http://{listen}/"))
 
 
 @app.command("demo")
@@ -375,8 +369,10 @@ def demo(
     settings = _settings()
     engine = _engine(settings)
     sim, info = start_demo(settings, engine, cameras, rtsp_port)
+    engine.dispose()
     try:
-        run_server(settings, listen, banner=lambda: typer.echo(info(listen)))
+        run_server(settings, listen, _roles("recorder", "web", settings=settings),
+                   banner=lambda rt: typer.echo(info(listen)))
     finally:
         sim.stop()
 

@@ -98,3 +98,18 @@ def wait_for_stop_signal() -> None:
         signal.signal(sig, lambda signum, _frame: asked.append(signum))
     while not asked:
         time.sleep(0.5)
+
+
+def command_node(settings: Settings, engine):
+    """The node of this data folder, for a command typed on its server: its identity (None
+    where no node ever ran here) and its view of files on any node of the cluster."""
+    from varta.cluster.identity import load_identity, read_node_id
+    from varta.storage.files import NodeFiles
+
+    if read_node_id(settings.home) is None:
+        return None, NodeFiles(settings)
+    from varta.cluster.nodes import NodeRegistry
+    from varta.cluster.peer import PeerClient
+
+    identity = load_identity(settings.home)
+    return identity, NodeFiles(settings, identity.id, PeerClient(identity, NodeRegistry(engine)))

@@ -51,10 +51,27 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path("./varta-data"), description="Data folder")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in home when empty")
     timezone: str = Field(default="Europe/Kyiv", description="The city's time zone")
-    recorder_name: str = Field(default_factory=lambda: os.uname().nodename, description="This recording node's name")
-    # Cameras with no --recorder are recorded by nodes where this is true. In a set-up with
-    # several recorders, assign every camera and leave this true on one node at most.
+    # The cluster (docs/cluster.md). A node's identity is the id kept in its data folder;
+    # its name is only a label (the host name by default).
+    node_name: str = Field(default_factory=lambda: os.uname().nodename, description="this node's label")
+    node_address: str = Field(default="", description="base URL other nodes reach this node at "
+                                                      "(default: from --listen / node_listen)")
+    node_listen: str = Field(default="127.0.0.1:0", description="HOST:PORT of a recorder's node API (0: any port)")
+    node_capacity: int = Field(default=0, ge=0, description="cameras this recorder may record; 0 = no limit")
+    node_groups: AddressList = Field(default=[], description="camera groups (districts) this node records; "
+                                                             "empty = any")
+    # Cameras pinned to no node are recorded by nodes where this is true (set false on a
+    # node that should record only the cameras pinned to it with --recorder).
     record_unassigned: bool = Field(default=True)
+    cluster_lease_s: float = Field(default=5.0, ge=2.0, le=120.0,
+                                   description="a node that stops heartbeating loses its work after this long")
+    cluster_tick_s: float = Field(default=1.0, ge=0.2, le=10.0, description="heartbeat and lease check interval")
+    cluster_max_moves: int = Field(default=8, ge=1, le=256, description="planned camera moves a node runs at once")
+    shutdown_handover_s: float = Field(default=20.0, ge=0.0, le=600.0,
+                                       description="on a clean stop, time to hand cameras to other nodes")
+    # Before the cluster, a node was known by this name in the index; a node adopts the
+    # footage, jobs and alarms recorded under it the first time it starts.
+    recorder_name: str = Field(default="", description="(legacy) the name this node's footage was recorded under")
     # How cameras are stream-copied: "pyav" (libav in the recorder process, ~3-4 MB per
     # camera) or "ffmpeg" (a supervised ffmpeg process per camera, ~14 MB per camera).
     recorder_backend: Literal["pyav", "ffmpeg"] = Field(default="pyav")
@@ -131,7 +148,7 @@ class Settings(BaseSettings):
         return v
 
     @field_validator("onsite_networks", "restricted_workstations", "trusted_proxies", "detector_providers",
-                     "extra_days_off", "extra_working_days", mode="before")
+                     "extra_days_off", "extra_working_days", "node_groups", mode="before")
     @classmethod
     def _address_list(cls, v):
         if isinstance(v, str):
@@ -177,6 +194,24 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'varta.db').resolve()}"
+
+
+# Environment variables with the prefix that are not settings (test harness, process roles).
+_NOT_SETTINGS = {"config", "node_child", "test_data", "test_postgres_url", "test_media_cache"}
+
+
+def unknown_setting_keys() -> list[str]:
+    """Keys in varta.toml or VARTA_* variables that this version does not know: a setting
+    of a newer (or older) version, or a typo. They are ignored, with a warning, so nodes of
+    different versions can share one configuration during a rolling upgrade."""
+    known = set(Settings.model_fields)
+    out = [f"{k} (in varta.toml)" for k in _config_file_values() if k not in known]
+    for name in os.environ:
+        if name.startswith("VARTA_"):
+            key = name[len("VARTA_"):].lower()
+            if key not in known and key not in _NOT_SETTINGS and not key.startswith("test_"):
+                out.append(f"{key} (VARTA_{key.upper()})")
+    return out
 
 
 def load_settings(**overrides) -> Settings:

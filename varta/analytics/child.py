@@ -20,7 +20,8 @@ log = logging.getLogger("varta.analytics")
 
 
 class AnalyticsChild:
-    def __init__(self, max_backoff_s: float = 30.0):
+    def __init__(self, node_id: str, max_backoff_s: float = 30.0):
+        self.node_id = node_id
         self.max_backoff_s = max_backoff_s
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
@@ -36,8 +37,10 @@ class AnalyticsChild:
         while not self._stop.is_set():
             cmd = [sys.executable, "-m", "varta.cli", "analytics", "run"]
             try:
-                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=os.environ.copy(),
-                                             preexec_fn=die_with_parent)
+                # The worker is part of this node: it follows the node's ``analyse`` leases
+                # and neither takes the data folder's lock nor registers a node of its own.
+                env = {**os.environ, "VARTA_NODE_CHILD": self.node_id}
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent)
             except OSError as exc:
                 log.error("cannot start the analytics worker: %s", exc)
                 self._stop.wait(backoff)

@@ -32,24 +32,48 @@ def read_settings_file(path: Path) -> dict:
 
 # --- the worker ------------------------------------------------------------------------
 @analytics_app.command("run")
-def analytics_run(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
-    """Analyse this node's cameras until stopped (``varta serve`` starts this by itself)."""
+def analytics_run(verbose: bool = typer.Option(False, "--verbose", "-v"),
+                  listen: Optional[str] = typer.Option(None, "--listen",
+                                                       help="HOST:PORT of this node's API (default node_listen)")) -> None:
+    """Run an analytics node: analyse the cameras it takes by lease until stopped.
+
+    ``varta serve`` and ``varta recorder`` start this by themselves as a child process that
+    follows their own node's leases; on its own it is a node of the cluster (an analytics
+    server in a capital)."""
+    import os
+
     from varta.analytics.worker import AnalyticsWorker, lower_priority
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = load_settings()
-    engine = open_engine(settings)
-    access, who = authorize(settings, engine, "system.maintain", obj=f"analytics:{settings.recorder_name}")
-    lower_priority(settings.analytics_nice)
-    worker = AnalyticsWorker(engine, settings)
-    worker.start()
-    typer.echo(f"analytics worker {settings.recorder_name} running: {worker.detector_message}")
+    parent = os.environ.get("VARTA_NODE_CHILD")
+    if parent:  # the worker of a serve/recorder node: its leases are the parent's
+        engine = open_engine(settings)
+        lower_priority(settings.analytics_nice)
+        worker = AnalyticsWorker(engine, settings, parent)
+        worker.start()
+        try:
+            wait_for_stop_signal()
+        finally:
+            worker.stop()
+        return
+    from varta.node.runtime import ANALYTICS, NodeStartError, bind, internal_app, serve_http, start_node, stop_node
+
     try:
-        wait_for_stop_signal()
+        sock = bind(listen or settings.node_listen)
+        rt = start_node(settings, {ANALYTICS}, sock, child_analytics=False)
+    except NodeStartError as exc:
+        fail(str(exc))
+    lower_priority(settings.analytics_nice)
+    rt.analytics_worker = AnalyticsWorker(rt.engine, settings, rt.identity.id)
+    rt.analytics_worker.start()
+    try:
+        serve_http(internal_app(rt), sock, on_started=lambda: typer.echo(
+            f"analytics node {settings.node_name} running: {rt.analytics_worker.detector_message}"))
     finally:
-        worker.stop()
+        stop_node(rt)
 
 
 @analytics_app.command("set")

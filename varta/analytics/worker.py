@@ -1,9 +1,10 @@
-"""The analytics worker: one process that analyses the cameras of one recording node.
+"""The analytics worker: one process that analyses the cameras its node holds by lease.
 
 It runs *beside* the recorder, never inside it: ``varta serve`` starts it as a child
 process at a lower CPU priority (nice), so a slow or crashed analysis can never stall or
-lose recording. It learns cameras and settings from the database, writes events,
-snapshots and status back, and talks to nothing else (docs/design/analytics.md).
+lose recording. It learns its cameras (the ``analyse:<camera>`` leases its node holds,
+varta/analytics/role.py) and their settings from the database, writes events, snapshots
+and status back under those leases, and talks to nothing else (docs/design/analytics.md).
 
 Threads: one per camera (decode, motion, tracking, rules; libav and OpenCV release the
 GIL), one detector shared by all behind a lock (ONNX Runtime on a fixed number of
@@ -27,6 +28,7 @@ from varta.analytics.store import AnalyticsSettings
 from varta.cameras.model import Camera, redact_text
 from varta.cameras.registry import CameraRegistry
 from varta.clock import now_us
+from varta.cluster.leases import ANALYSE, Fence, Fenced, LeaseStore
 from varta.events.store import EventStore
 from varta.events.system_alarms import SystemAlarms
 from varta.recording.activity import ACTIVITY_MODES
@@ -65,9 +67,10 @@ def wants_analysis(camera: Camera, raw: dict | None) -> AnalyticsConfig | None:
 
 
 class CameraAnalysis(threading.Thread):
-    def __init__(self, camera: Camera, config: AnalyticsConfig, worker: "AnalyticsWorker"):
+    def __init__(self, camera: Camera, config: AnalyticsConfig, worker: "AnalyticsWorker", fence: Fence | None = None):
         super().__init__(name=f"ana-{camera.id}", daemon=True)
         self.camera, self.config, self.worker = camera, config, worker
+        self.fence = fence
         self.fps = config.fps  # lowered by the governor under overload
         self._halt = threading.Event()
         self._ids: dict[str, int] = {}
@@ -135,12 +138,15 @@ class CameraAnalysis(threading.Thread):
                 self._halt.wait(0.5)
             backoff = min(backoff * 2, w.settings.reconnect_max_backoff_s)
         end_us = now_us()
-        for change in pipeline.finish(end_us / 1e6, end_us):
-            self._apply_change(change)
-        if pipeline.motion_ongoing:
-            w.events.motion_end(self.camera.id, now_us())
-        w.settings_store.set_status(self.camera.id, w.name, "off", "analysis stopped", self.config.fps,
-                                    since_us=now_us())
+        try:
+            for change in pipeline.finish(end_us / 1e6, end_us):
+                self._apply_change(change)
+            if pipeline.motion_ongoing:
+                w.events.motion_end(self.camera.id, now_us(), fence=self.fence)
+            w.settings_store.set_status(self.camera.id, w.name, "off", "analysis stopped", self.config.fps,
+                                        since_us=now_us())
+        except Fenced:
+            pass  # another node analyses this camera now: its state is that node's to tell
 
     def _report(self, counted, has_detector: bool, since_us: int | None):
         frames0, det0, t0 = counted
@@ -159,18 +165,22 @@ class CameraAnalysis(threading.Thread):
                                               self.config.fps, fps, dfps, since_us)
 
     def _apply(self, step: Step) -> None:
-        ev = self.worker.events
-        if step.motion_change == "start":
-            ev.motion_start(self.camera.id, step.motion_change_us)
-        elif step.motion_change == "end":
-            ev.motion_end(self.camera.id, step.motion_change_us)
-        for change in step.changes:
-            self._apply_change(change)
+        try:
+            ev = self.worker.events
+            if step.motion_change == "start":
+                ev.motion_start(self.camera.id, step.motion_change_us, fence=self.fence)
+            elif step.motion_change == "end":
+                ev.motion_end(self.camera.id, step.motion_change_us, fence=self.fence)
+            for change in step.changes:
+                self._apply_change(change)
+        except Fenced as exc:
+            log.warning("camera %s: analysed by another node now (%s); stopping here", self.camera.id, exc)
+            self.stop()
 
     def _apply_change(self, change) -> None:
         ev = self.worker.events
         if change.action == "open":
-            event_id = ev.open_event(self.camera.id, change)
+            event_id = ev.open_event(self.camera.id, change, fence=self.fence)
             self._ids[change.key] = event_id
             log.info("camera %s: event %d %s (%s %s)", self.camera.id, event_id, change.occurrence.rule,
                      change.occurrence.label or change.occurrence.kind, (change.motion or {}).get("heading") or "")
@@ -179,16 +189,17 @@ class CameraAnalysis(threading.Thread):
         event_id = self._ids.get(change.key)
         if event_id is None:
             return
-        ev.update_event(event_id, change, end=(change.action == "close"))
+        ev.update_event(event_id, change, end=(change.action == "close"), fence=self.fence)
         if change.action == "close":
             self._ids.pop(change.key, None)
             self.worker.notify("event.closed", event_id)
 
 
 class AnalyticsWorker:
-    def __init__(self, engine, settings, sync_interval_s: float = 3.0):
+    def __init__(self, engine, settings, node_id: str, sync_interval_s: float = 3.0):
         self.engine, self.settings = engine, settings
-        self.name = settings.recorder_name
+        self.name = node_id  # the node whose ``analyse`` leases this worker follows
+        self.leases = LeaseStore(engine)
         self.registry = CameraRegistry(engine)
         self.settings_store = AnalyticsSettings(engine)
         self.events = EventStore(engine, settings.events_dir, self.name)
@@ -239,27 +250,30 @@ class AnalyticsWorker:
             event["snapshot_url"] = f"/api/events/{event_id}/snapshot.jpg" if event.get("snapshot") else None
             self.webhook.send(kind, event)
 
-    def _my_cameras(self) -> list[Camera]:
-        cams = self.registry.list(recorder=self.name, include_unassigned=self.settings.record_unassigned)
-        return [c for c in cams if c.enabled]
+    def _my_cameras(self) -> dict[str, tuple[Camera, Fence]]:
+        """The cameras this node holds ``analyse`` leases for, with their fences."""
+        held = self.leases.held_by(self.name, ANALYSE)
+        cams = {c.id: c for c in self.registry.list() if c.enabled}
+        return {lease.key: (cams[lease.key], lease.fence()) for lease in held.values() if lease.key in cams}
 
     def sync(self) -> None:
         raw = self.settings_store.all_raw()
-        wanted: dict[str, tuple[Camera, AnalyticsConfig]] = {}
-        for cam in self._my_cameras():
+        wanted: dict[str, tuple[Camera, AnalyticsConfig, Fence]] = {}
+        for cam_id, (cam, fence) in self._my_cameras().items():
             cfg = wants_analysis(cam, raw.get(cam.id))
             if cfg is not None:
-                wanted[cam.id] = (cam, cfg)
+                wanted[cam.id] = (cam, cfg, fence)
         for cam_id in list(self.cameras):
             running = self.cameras[cam_id]
             want = wanted.get(cam_id)
-            if want is None or want[0] != running.camera or want[1] != running.config or not running.is_alive():
+            if want is None or want[0] != running.camera or want[1] != running.config or want[2] != running.fence \
+                    or not running.is_alive():
                 running.stop()
                 del self.cameras[cam_id]
-        for cam_id, (cam, cfg) in wanted.items():
+        for cam_id, (cam, cfg, fence) in wanted.items():
             if cam_id not in self.cameras:
-                self.events.close_stale(cam_id, self.name, now_us())
-                thread = CameraAnalysis(cam, cfg, self)
+                self.events.close_stale(cam_id, None, now_us())
+                thread = CameraAnalysis(cam, cfg, self, fence)
                 self.cameras[cam_id] = thread
                 thread.start()
                 log.info("camera %s: analysis at %g frames/s (%s)", cam_id, cfg.fps,

@@ -65,12 +65,14 @@ segments = Table(
     Column("height", Integer),
     Column("fps", Float),
     Column("run_id", String(32), nullable=False),  # one ffmpeg run: contiguous segments
-    Column("recorder", String(100), nullable=False),
+    Column("recorder", String(100), nullable=False),  # the id of the node whose disk holds the file
     # ok | repaired (truncated tail cut off after a crash) | missing (file vanished)
     Column("status", String(16), nullable=False, default="ok"),
 )
 Index("ix_segments_camera_start", segments.c.camera_id, segments.c.start_us)
 Index("ix_segments_start", segments.c.start_us)
+# A node's own footage, oldest first: retention, free space and the per-node forecast read it.
+Index("ix_segments_recorder_start", segments.c.recorder, segments.c.start_us)
 
 # Continuous recorded stretches per camera, kept in step with `segments` by ArchiveIndex.
 # Derived data, stored because "what is recorded over this day/month" must not read every
@@ -132,6 +134,7 @@ holds = Table(
 Index("ix_holds_camera", holds.c.camera_id, holds.c.start_us)
 Index("ix_holds_order", holds.c.order_id)
 
+# Superseded by ``jobs`` like ``evidence_jobs`` (kept for a rolling upgrade).
 exports = Table(
     "exports",
     metadata,
@@ -318,10 +321,16 @@ events = Table(
     Column("handled_by", String(64)),
     Column("handled_us", BigInteger),
     Column("updated_us", BigInteger, nullable=False),
+    # The alarm feed's position, set by a trigger on every insert and update (migration 0005):
+    # on PostgreSQL the writing transaction's id, on SQLite a counter taken under the write
+    # lock. The feed reads what is below the oldest transaction still running, so a late
+    # commit is never skipped (varta/events/feed.py), whatever the nodes' clocks say.
+    Column("feed_pos", BigInteger),
 )
 Index("ix_events_camera_start", events.c.camera_id, events.c.start_us)
 Index("ix_events_start", events.c.start_us)
 Index("ix_events_updated", events.c.updated_us)
+Index("ix_events_feed", events.c.feed_pos)
 
 # The operator's actions on an event (acknowledge, true/false, note); also journaled.
 event_actions = Table(
@@ -448,8 +457,8 @@ evidence_history = Table(
 )
 Index("ix_evidence_history_subject", evidence_history.c.subject, evidence_history.c.subject_id)
 
-# Package builds and transfers run in the background on the node that took them; the row
-# is the shared state (progress, result), and a transfer's multipart state lets it resume.
+# Superseded by ``jobs`` (migration 0005 copies its rows there); kept, unused, so that a
+# node of the previous version still starts during a rolling upgrade.
 evidence_jobs = Table(
     "evidence_jobs",
     metadata,
@@ -468,3 +477,92 @@ evidence_jobs = Table(
     Column("finished_us", BigInteger),
 )
 Index("ix_evidence_jobs_request", evidence_jobs.c.request_id)
+
+
+# --- the cluster (docs/design/cluster.md) ----------------------------------------------
+# Every running node (recorder, web, analytics, or all three in ``varta serve``). ``id``
+# is stable (kept in the node's data folder); ``name`` is only a label. Times marked "DB"
+# come from the database's clock, never a node's: a node's session lapses when
+# ``expires_us`` passes, and with it every lease it holds.
+cluster_nodes = Table(
+    "cluster_nodes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("hostname", String(255), nullable=False, default=""),
+    Column("roles", JSON, nullable=False),  # ["recorder", "web", "analytics"]
+    Column("address", Text, nullable=False, default=""),  # base URL other nodes reach it at
+    Column("version", String(32), nullable=False, default=""),
+    Column("capacity", Integer, nullable=False, default=0),  # cameras it may record; 0 = no limit
+    Column("groups", JSON, nullable=False),  # camera groups (districts) it records; [] = any
+    Column("takes_unpinned", Boolean, nullable=False, default=True),
+    Column("state", String(16), nullable=False),  # active | draining | stopped
+    Column("public_key", Text, nullable=False, default=""),  # Ed25519 PEM: signs its requests to nodes
+    Column("wrap_key", Text, nullable=False, default=""),  # X25519 PEM: instance key shares for it
+    Column("pid", Integer),
+    Column("started_us", BigInteger, nullable=False),  # DB
+    Column("heartbeat_us", BigInteger, nullable=False),  # DB
+    Column("expires_us", BigInteger, nullable=False),  # DB: the session lapses after this
+    Column("load", JSON, nullable=False),  # what the Nodes page shows: cameras, lag, disk, cpu
+)
+
+# Leases: who records a camera (``record:<id>``), who analyses it (``analyse:<id>``), who
+# runs a job (``job:<id>``), who does a cluster-wide duty (``duty:<name>``). A lease is held
+# while its holder's session lives; ``epoch`` is the fencing token, raised at every change
+# of holder, and every write made under a lease checks it.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(160), primary_key=True),
+    Column("kind", String(16), nullable=False),  # record | analyse | job | duty
+    Column("holder", String(36)),  # node id; NULL = free
+    Column("epoch", BigInteger, nullable=False, default=0),
+    Column("acquired_us", BigInteger),  # DB
+    # Where the holder's footage starts (a planned move: the previous holder's last
+    # segment ends exactly here), or NULL after a claim from a dead or absent holder.
+    Column("start_at_us", BigInteger),
+    # A planned move in progress: the node taking over, and (once its own stream runs)
+    # the instant of its first keyframe, where the current holder stops.
+    Column("handoff_to", String(36)),
+    Column("handoff_at_us", BigInteger),
+    Column("handoff_since_us", BigInteger),  # DB
+)
+Index("ix_leases_holder", leases.c.holder)
+
+# Background work of web nodes: exports, evidence package builds and transfers. The row is
+# the shared state; the lease ``job:<id>`` says which node runs it now (``node``: where its
+# output files are). A job whose node dies is resumed elsewhere or failed with the reason.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),  # export | package | transfer
+    Column("subject", BigInteger),  # the evidence request, for package and transfer
+    Column("status", String(16), nullable=False),  # queued | running | done | failed
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("params", JSON, nullable=False),
+    Column("resume", JSON),  # resumable state (a transfer's multipart parts)
+    Column("result", JSON),
+    Column("error", Text, nullable=False, default=""),
+    Column("node", String(36), nullable=False, default=""),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_by", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("started_us", BigInteger),
+    Column("finished_us", BigInteger),
+)
+Index("ix_jobs_subject", jobs.c.subject)
+Index("ix_jobs_status", jobs.c.status)
+
+# The instance signing key, shared by every node without ever lying in clear in the
+# database: each node's copy is sealed to that node's X25519 key (varta/cluster/keyshare.py).
+key_shares = Table(
+    "key_shares",
+    metadata,
+    Column("node_id", String(36), primary_key=True),
+    Column("key_name", String(32), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("sealed", Text, nullable=False),
+    Column("sealed_by", String(36), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)

@@ -80,7 +80,41 @@ def make_factory(path: str, protocols: GstRtsp.RTSPLowerTrans) -> GstRtspServer.
     return factory
 
 
-def build_server(args: argparse.Namespace) -> GstRtspServer.RTSPServer:
+class SessionStats:
+    """Open RTSP sessions per mount (each client session builds its own media), written to a
+    JSON file at every change so that a test can check "one session per camera stream"."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self.active: dict[str, int] = {}
+        self.opened: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+
+    def watch(self, name: str, factory: GstRtspServer.RTSPMediaFactory) -> None:
+        self.active.setdefault(name, 0)
+        self.opened.setdefault(name, 0)
+        self.peak.setdefault(name, 0)
+        factory.connect("media-configure", self._configured, name)
+
+    def _configured(self, _factory, media, name: str) -> None:
+        self.active[name] += 1
+        self.opened[name] += 1
+        self.peak[name] = max(self.peak[name], self.active[name])
+        media.connect("unprepared", self._unprepared, name)
+        self.write()
+
+    def _unprepared(self, _media, name: str) -> None:
+        self.active[name] = max(0, self.active[name] - 1)
+        self.write()
+
+    def write(self) -> None:
+        if self.path:
+            data = {n: {"active": self.active[n], "opened": self.opened[n], "peak": self.peak[n]}
+                    for n in self.active}
+            write_ready_file(self.path, __import__("json").dumps(data))
+
+
+def build_server(args: argparse.Namespace, stats: "SessionStats | None" = None) -> GstRtspServer.RTSPServer:
     server = GstRtspServer.RTSPServer()
     server.set_address(HOST)
     server.set_service(str(args.port))
@@ -107,6 +141,8 @@ def build_server(args: argparse.Namespace) -> GstRtspServer.RTSPServer:
                 f"{ROLE}, media.factory.access=(boolean)true,"
                 " media.factory.construct=(boolean)true"
             ))
+        if stats is not None:
+            stats.watch(name, factory)
         mounts.add_factory("/" + name, factory)
 
     if args.user is not None:
@@ -142,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0,
                         help="RTSP client threads (0: all clients on the main loop)")
     parser.add_argument("--backlog", type=int, default=256, help="listen backlog")
+    parser.add_argument("--stats-file", help="keep the open RTSP sessions per mount in this JSON file")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="exit when the parent process dies (no orphaned servers)")
     args = parser.parse_args(argv)
@@ -158,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"camsim: missing GStreamer elements: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
 
-    server = build_server(args)
+    stats = SessionStats(args.stats_file)
+    server = build_server(args, stats)
+    stats.write()
     loop = GLib.MainLoop()
     # attach() creates, binds and listens on the socket synchronously; 0 means failure.
     if server.attach(None) == 0:

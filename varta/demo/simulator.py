@@ -131,6 +131,7 @@ class CameraSimulator:
         # Remove the scratch dir (and kill a forgotten server) even without close().
         self._dir_finalizer = weakref.finalize(self, shutil.rmtree, self._workdir, True)
         self.log_path = self._workdir / "camsim.log"
+        self.stats_path = self._workdir / "sessions.json"
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -174,7 +175,7 @@ class CameraSimulator:
         ready_file.unlink(missing_ok=True)
         cmd = [self.python, str(CAMSIM_SCRIPT), "--port", str(self.port or 0),
                "--ready-file", str(ready_file), "--exit-with-parent",
-               "--threads", str(self.threads)]
+               "--threads", str(self.threads), "--stats-file", str(self.stats_path)]
         for name, path in self.mounts.items():
             cmd += ["--mount", f"{name}={path}"]
         if self.user is not None:
@@ -260,6 +261,15 @@ class CameraSimulator:
 
     def urls(self, with_auth: bool = True) -> dict[str, str]:
         return {name: self.url(name, with_auth) for name in self.mounts}
+
+    def sessions(self) -> dict[str, dict[str, int]]:
+        """Per mount: ``active`` RTSP sessions now, ``opened`` since start, ``peak``."""
+        import json
+
+        try:
+            return json.loads(self.stats_path.read_text())
+        except (OSError, ValueError):
+            return {}
 
     def log_text(self) -> str:
         """The server's output so far (all starts)."""

@@ -4,6 +4,10 @@ Each web process polls the events table for rows created or changed since the la
 (one query every ``poll_s`` however many operators are connected) and hands them to every
 subscriber whose filter admits them. Workers and web nodes share only the database, so
 any number of each can run (docs/design/analytics.md, "Alarms reach operators").
+
+"Since the last look" is a position in the database's own order of commits
+(``events.feed_pos``, EventStore.changes_from), not a wall-clock time: a late commit, or a
+worker whose clock lags, can no longer slip an alarm behind the feed.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from typing import Callable
 
 from starlette.concurrency import run_in_threadpool
 
-from varta.clock import now_us
 from varta.events.store import EventStore
 
 log = logging.getLogger("varta.alarms")
@@ -34,13 +37,12 @@ class EventFeed:
         self.poll_s = poll_s
         self._subs: set[Subscriber] = set()
         self._task: asyncio.Task | None = None
-        self._since = now_us()
+        self._cursor: int | None = None
 
     def subscribe(self, admits: Callable[[dict], bool]) -> Subscriber:
         sub = Subscriber(admits)
         self._subs.add(sub)
         if self._task is None or self._task.done():
-            self._since = max(self._since, now_us() - 2_000_000)
             self._task = asyncio.get_running_loop().create_task(self._run())
         return sub
 
@@ -50,12 +52,14 @@ class EventFeed:
     async def _run(self) -> None:
         while self._subs:
             try:
-                rows = await run_in_threadpool(self.store.changed_since, self._since)
+                if self._cursor is None:
+                    self._cursor = await run_in_threadpool(self.store.feed_head)
+                rows, self._cursor = await run_in_threadpool(self.store.changes_from, self._cursor)
             except Exception:
                 log.exception("alarm feed: reading events failed; retrying")
                 rows = []
             for row in rows:
-                self._since = max(self._since, row["updated_us"])
+                row.pop("feed_pos", None)
                 for sub in list(self._subs):
                     if not sub.admits(row):
                         continue

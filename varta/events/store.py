@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
 
 from varta.clock import now_us, to_datetime
+from varta.cluster.leases import check_fence
 from varta.db.schema import event_actions, events, motion_spans
 
 ACTIONS = ("ack", "true", "false", "note")
@@ -51,7 +52,9 @@ class EventStore:
         self.worker = worker
 
     # --- written by analytics ---------------------------------------------------------
-    def open_event(self, camera_id: str, change) -> int:
+    # Writes made while analysing carry the camera's ``analyse`` lease (``fence``): a worker
+    # that lost the camera to another node writes nothing more about it (raises Fenced).
+    def open_event(self, camera_id: str, change, fence=None) -> int:
         occ = change.occurrence
         t = now_us()
         motion = change.motion or {}
@@ -63,13 +66,15 @@ class EventStore:
             detail=_detail(occ.detail, motion), worker=self.worker, state="new", updated_us=t,
         )
         with self.engine.begin() as conn:
+            if fence is not None:
+                check_fence(conn, fence)
             event_id = int(conn.execute(insert(events).values(**values)).inserted_primary_key[0])
             if change.snapshot:
                 rel = self._write_snapshot(camera_id, event_id, change.wall_us, change.snapshot)
                 conn.execute(update(events).where(events.c.id == event_id).values(snapshot=rel))
         return event_id
 
-    def update_event(self, event_id: int, change, end: bool = False) -> None:
+    def update_event(self, event_id: int, change, end: bool = False, fence=None) -> None:
         occ = change.occurrence
         motion = change.motion or {}
         values: dict = {"updated_us": now_us()}
@@ -84,16 +89,18 @@ class EventStore:
             if occ.score:
                 values["score"] = float(occ.score)
         with self.engine.begin() as conn:
+            if fence is not None:
+                check_fence(conn, fence)
             conn.execute(update(events).where(events.c.id == event_id).values(**values))
 
-    def close_stale(self, camera_id: str, worker: str, when_us: int) -> int:
-        """Events a crashed worker left open: end them at its last sign of life."""
+    def close_stale(self, camera_id: str, worker: str | None, when_us: int) -> int:
+        """Events a crashed worker left open: end them at its last sign of life. ``worker``
+        None: any worker's (the camera is this worker's by lease now, so none is live)."""
+        q = update(events).where(events.c.camera_id == camera_id, events.c.end_us.is_(None))
+        if worker is not None:
+            q = q.where(events.c.worker == worker)
         with self.engine.begin() as conn:
-            res = conn.execute(
-                update(events).where(events.c.camera_id == camera_id, events.c.end_us.is_(None),
-                                     events.c.worker == worker)
-                .values(end_us=when_us, updated_us=now_us())
-            )
+            res = conn.execute(q.values(end_us=when_us, updated_us=now_us()))
             return res.rowcount or 0
 
     def _write_snapshot(self, camera_id: str, event_id: int, wall_us: int, jpeg: bytes) -> str:
@@ -114,12 +121,16 @@ class EventStore:
         return path if path.is_relative_to(self.dir.resolve()) and path.is_file() else None
 
     # --- motion spans (the "motion" recording mode) -----------------------------------
-    def motion_start(self, camera_id: str, start_us: int) -> None:
+    def motion_start(self, camera_id: str, start_us: int, fence=None) -> None:
         with self.engine.begin() as conn:
+            if fence is not None:
+                check_fence(conn, fence)
             conn.execute(insert(motion_spans).values(camera_id=camera_id, start_us=start_us, end_us=None))
 
-    def motion_end(self, camera_id: str, end_us: int) -> None:
+    def motion_end(self, camera_id: str, end_us: int, fence=None) -> None:
         with self.engine.begin() as conn:
+            if fence is not None:
+                check_fence(conn, fence)
             conn.execute(update(motion_spans).where(motion_spans.c.camera_id == camera_id,
                                                     motion_spans.c.end_us.is_(None)).values(end_us=end_us))
 
@@ -164,12 +175,44 @@ class EventStore:
         with self.engine.connect() as conn:
             return [row_dict(r) for r in conn.execute(stmt)]
 
-    def changed_since(self, updated_us: int, limit: int = 500) -> list[dict]:
-        """Events created or changed after ``updated_us`` (oldest first), for live feeds."""
-        stmt = (select(*LIST_COLUMNS).where(events.c.updated_us > updated_us)
-                .order_by(events.c.updated_us, events.c.id).limit(limit))
+    def feed_head(self) -> int:
+        """Where a live feed that starts now begins reading (events.feed_pos, migration 0005)."""
         with self.engine.connect() as conn:
-            return [row_dict(r) for r in conn.execute(stmt)]
+            if conn.dialect.name == "postgresql":
+                return int(conn.exec_driver_sql(
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").scalar_one())
+            return int(conn.execute(select(func.coalesce(func.max(events.c.feed_pos), 0))).scalar_one()) + 1
+
+    def changes_from(self, cursor: int, limit: int = 500) -> tuple[list[dict], int]:
+        """Events created or changed at feed positions ``cursor`` and later, and the cursor to
+        read from next time.
+
+        On PostgreSQL a position is the id of the transaction that wrote the row, and only
+        positions below the oldest transaction still running are read: those transactions
+        have all ended, so no row can still appear below the new cursor (a transaction that
+        commits late is read when it commits, never skipped). Nodes' clocks play no part.
+        On SQLite, whose writers take turns, positions are given in commit order."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                upto = int(conn.exec_driver_sql(
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").scalar_one())
+            else:
+                upto = None
+            cond = [events.c.feed_pos >= cursor]
+            if upto is not None:
+                cond.append(events.c.feed_pos < upto)
+            stmt = (select(*LIST_COLUMNS, events.c.feed_pos).where(and_(*cond))
+                    .order_by(events.c.feed_pos, events.c.id).limit(limit))
+            rows = [row_dict(r) for r in conn.execute(stmt)]
+        if len(rows) == limit:  # more to read: go on from the last position read (re-read, not lost)
+            last = rows[-1]["feed_pos"]
+            rows = [r for r in rows if r["feed_pos"] < last] or rows
+            nxt = last if rows[-1]["feed_pos"] < last else last + 1
+        elif upto is not None:
+            nxt = max(cursor, upto)
+        else:
+            nxt = max([cursor] + [r["feed_pos"] + 1 for r in rows])
+        return rows, nxt
 
     def act(self, event_id: int, action: str, account: str, note: str = "") -> dict:
         """An operator's action: acknowledge, judge true/false, or add a note."""

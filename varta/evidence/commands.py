@@ -30,18 +30,26 @@ evidence_app = typer.Typer(help="The instance's signing key (its fingerprint is 
 ITEM_HELP = "CAMERA,FROM,TO in city time, e.g. mel-0012,2026-03-03T14:05,2026-03-03T14:40 (repeat)"
 
 
-def _ctx(action: str, obj: str = ""):
+def _ctx(action: str, obj: str = "", session=None):
+    """``session``: the command's own cluster session (varta/cluster/session.py) when it runs
+    a job itself; its leases are then held like any node's."""
     from varta.cameras.registry import CameraRegistry
+    from varta.cli_support import command_node
     from varta.evidence.service import Evidence
+    from varta.jobs.runner import JobRunner
     from varta.recording.ffmpeg import find_ffmpeg
     from varta.recording.index import ArchiveIndex
 
     settings = load_settings()
     engine = open_engine(settings)
     access, who = authorize(settings, engine, action, obj=obj)
+    identity, files = command_node(settings, engine)
+    files_node = identity.id if identity else None
+    runner = JobRunner(engine, session.id if session else (files_node or "cli"), files_node=files_node)
     try:
         ev = Evidence(engine, settings, registry=CameraRegistry(engine), index=ArchiveIndex(engine),
-                      ffmpeg=find_ffmpeg(settings.ffmpeg), access=access, node=settings.recorder_name)
+                      ffmpeg=find_ffmpeg(settings.ffmpeg), access=access, runner=runner, files=files,
+                      identity=identity)
     except ValueError as exc:
         fail(f"configuration: {exc}")
     return settings, ev, access, who
@@ -171,12 +179,21 @@ def _follow(ev, job: dict) -> dict:
     return job
 
 
+def _session():
+    from varta.cli_support import load_settings as _ls
+    from varta.cluster.session import CommandSession
+
+    settings = _ls()
+    return CommandSession(open_engine(settings), f"{settings.node_name} (command)")
+
+
 @request_app.command("prepare")
 def request_prepare(request: str = typer.Argument(...)) -> None:
     """Build the signed evidence package (stream copy) and wait for it."""
-    settings, ev, access, who = _ctx("request.prepare")
-    rid = _run(ev.requests.find, request).id
-    job = _follow(ev, _run(ev.jobs.start, "package", rid, who))
+    with _session() as session:
+        settings, ev, access, who = _ctx("request.prepare", session=session)
+        rid = _run(ev.requests.find, request).id
+        job = _follow(ev, _run(ev.jobs.start, "package", rid, who))
     pkg = job["result"]
     typer.echo(f"package {pkg['name']}: {pkg['files']} files, {pkg['bytes']} bytes\n"
                f"  {settings.evidence_dir / 'packages' / pkg['zip']}\n  SHA-256 {pkg['sha256']}\n"
@@ -186,9 +203,10 @@ def request_prepare(request: str = typer.Argument(...)) -> None:
 @request_app.command("transfer")
 def request_transfer(request: str = typer.Argument(...)) -> None:
     """Upload the package to the configured storage and print the time-limited link."""
-    settings, ev, access, who = _ctx("request.transfer")
-    rid = _run(ev.requests.find, request).id
-    job = _follow(ev, _run(ev.jobs.start, "transfer", rid, who))
+    with _session() as session:
+        settings, ev, access, who = _ctx("request.transfer", session=session)
+        rid = _run(ev.requests.find, request).id
+        job = _follow(ev, _run(ev.jobs.start, "transfer", rid, who))
     tr = job["result"]
     typer.echo(f"transferred to {tr['location']} (server-side encryption: {tr['sse']})")
     if tr.get("url"):

@@ -1,32 +1,30 @@
-"""Package builds and transfers as background jobs (the row in ``evidence_jobs`` is the
-shared state, like export jobs: any web node can report on a job another node runs).
+"""Package builds and transfers, as jobs of the one job runner (varta/jobs/runner.py).
 
-A build interrupted by a restart is marked failed (start it again: a package is rebuilt
-from the archive, which the request's hold keeps). A transfer interrupted by a restart
-resumes by itself when the node comes back: its multipart state is in the row.
+The row in ``jobs`` is the shared state, so any web node reports on a job another node
+runs. A build whose node dies is built again by another node (from the archive, which the
+request's hold keeps); a transfer whose node dies continues on another node from the
+parts already in the bucket, reading the package from the node that built it. A job that
+cannot go on (the package's node is down too) fails with the reason.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import shutil
-import threading
 from pathlib import Path
-
-from sqlalchemy import insert, select, update
 
 from varta import __version__
 from varta.access.policy import Principal
 from varta.clock import format_time, now_us
-from varta.db.schema import evidence_jobs, evidence_requests
 from varta.evidence import requests as rules
 from varta.evidence.package import PackageError, PackageItem, build_package, video_name, zip_package
 from varta.evidence.records import NotFound, fmt
 from varta.evidence.redaction import RedactionError, RedactionOptions, load_redaction_detector, redact_file
-from varta.playback.export import ExportError, export_camera, sha256_file
 from varta.evidence.transfer import (FolderTarget, S3Target, TransferError, TransferInterrupted, check_target,
                                      copy_to_folder, presign, upload_to_s3)
+from varta.jobs.runner import JobContext, JobRunner, JobStopped, expected_errors
+from varta.playback.export import ExportError, export_camera, sha256_file
+from varta.storage.files import FileUnavailable
 
 log = logging.getLogger("varta.evidence")
 
@@ -61,56 +59,36 @@ def transfer_target(settings) -> S3Target | FolderTarget:
 
 
 class _RowState:
-    """A transfer's multipart state, kept in its job row so a restart can resume it."""
+    """A transfer's multipart state, kept in its job row so any node can resume it."""
 
-    def __init__(self, engine, job_id: str):
-        self.engine, self.job_id = engine, job_id
+    def __init__(self, job: JobContext):
+        self.job = job
 
     def load(self) -> dict | None:
-        with self.engine.connect() as conn:
-            return conn.execute(select(evidence_jobs.c.resume).where(evidence_jobs.c.id == self.job_id)).scalar()
+        return self.job.load_resume()
 
     def save(self, state: dict) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(evidence_jobs).where(evidence_jobs.c.id == self.job_id).values(resume=state))
+        self.job.save_resume(state)
 
 
 class EvidenceJobs:
-    def __init__(self, evidence, node: str):
+    def __init__(self, evidence, runner: JobRunner, files=None):
         self.ev = evidence
         self.engine = evidence.engine
-        self.node = node
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self.runner = runner
+        self.files = files  # varta.storage.files.NodeFiles: segments and packages on any node
         self.packages_dir = evidence.settings.evidence_dir / "packages"
+        runner.register(PACKAGE, _Handler(self, self._run_package))
+        runner.register(TRANSFER, _Handler(self, self._run_transfer))
+        expected_errors(PackageError, TransferError, JobError, rules.RequestError, NotFound, RedactionError,
+                        FileUnavailable)
 
-    def recover(self) -> None:
-        """After a restart: builds cannot continue (failed, start again; their half-written
-        files are removed); transfers resume."""
-        with self.engine.begin() as conn:
-            broken = conn.execute(select(evidence_jobs).where(
-                evidence_jobs.c.node == self.node, evidence_jobs.c.kind == PACKAGE,
-                evidence_jobs.c.status.in_(("queued", "running")))).all()
-            conn.execute(update(evidence_jobs)
-                         .where(evidence_jobs.c.id.in_([j.id for j in broken]))
-                         .values(status="failed", error="interrupted: the server restarted during the build; "
-                                                        "prepare the package again", finished_us=now_us()))
-            pending = conn.execute(select(evidence_jobs).where(
-                evidence_jobs.c.node == self.node, evidence_jobs.c.kind == TRANSFER,
-                evidence_jobs.c.status.in_(("queued", "running")))).all()
-        for job in broken:
-            self._remove_leftovers(job)
-        for job in pending:
-            log.info("resuming transfer %s of request %s", job.id, job.request_id)
-            self._spawn(job.id, TRANSFER, self._run_transfer, job.request_id, principal_from(job.params["by"]))
-
-    def _remove_leftovers(self, job) -> None:
+    def _remove_leftovers(self, job_id: str, name: str | None) -> None:
         """A killed build leaves NAME.part/, NAME.zip.part and its redaction scratch folder;
         only this job's (by name), so a build running on another node sharing the folder
         is never touched."""
         root = self.ev.settings.evidence_dir
-        name = (job.params or {}).get("name")
-        doomed = [root / f"redact-{job.id}"]
+        doomed = [root / f"redact-{job_id}"]
         if name:
             doomed += [self.packages_dir / f"{name}.part", self.packages_dir / f"{name}.zip.part"]
         for path in doomed:
@@ -119,74 +97,29 @@ class EvidenceJobs:
             elif path.exists():
                 path.unlink(missing_ok=True)
 
-    def stop(self) -> None:
-        self._stopping.set()
-        for t in self._threads:
-            t.join(timeout=10)
-
     # --- starting ----------------------------------------------------------------------
     def start(self, kind: str, request_id: int, who: Principal) -> dict:
         row = self.ev.requests.row(request_id)
         if kind == PACKAGE:
             rules.next_state(row.state, "prepare")  # approved (or rebuilding a prepared one)
-            run = self._run_package
         else:
             rules.next_state(row.state, "transfer")
             if not row.package:
                 raise rules.RequestError("build the package first")
             transfer_target(self.ev.settings)  # fail now, not in the background, when none is set
-            run = self._run_transfer
-        with self.engine.connect() as conn:
-            busy = conn.execute(select(evidence_jobs.c.id).where(
-                evidence_jobs.c.request_id == request_id, evidence_jobs.c.status.in_(("queued", "running")))).first()
+        busy = self.runner.busy((PACKAGE, TRANSFER), request_id)
         if busy:
-            raise rules.RequestError(f"job {busy.id} of this request is still running")
-        job_id = secrets.token_hex(8)
-        with self.engine.begin() as conn:
-            conn.execute(insert(evidence_jobs).values(
-                id=job_id, request_id=request_id, kind=kind, status="queued", progress=0.0,
-                params={"by": principal_dict(who)}, error="", node=self.node, created_by=who.login,
-                created_us=now_us()))
-        self._spawn(job_id, kind, run, request_id, who)
+            raise rules.RequestError(f"job {busy} of this request is still running")
+        job_id = self.runner.submit(kind, {"by": principal_dict(who)}, who.login, subject=request_id)
         return self.get(job_id)
 
-    def _spawn(self, job_id: str, kind: str, run, request_id: int, who: Principal) -> None:
-        def body() -> None:
-            self._set(job_id, status="running")
-            try:
-                result = run(job_id, request_id, who)
-            except (PackageError, TransferError, JobError, rules.RequestError, NotFound, RedactionError) as exc:
-                self._set(job_id, status="failed", error=str(exc), finished_us=now_us())
-                self.ev.record_failure(who, job_id, kind, request_id, str(exc))
-                return
-            except Exception as exc:  # a bug must still end the job visibly
-                log.exception("evidence job %s failed", job_id)
-                self._set(job_id, status="failed", error=f"internal error: {exc}", finished_us=now_us())
-                return
-            if result is None:  # stopped for shutdown: stays "running", resumed at the next start
-                return
-            self._set(job_id, status="done", progress=1.0, result=result, finished_us=now_us())
-
-        t = threading.Thread(target=body, name=f"evidence-{job_id}", daemon=True)
-        self._threads.append(t)
-        t.start()
-
-    def _set(self, job_id: str, **values) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(evidence_jobs).where(evidence_jobs.c.id == job_id).values(**values))
-
-    def _progress(self, job_id: str):
-        last = [0.0]
-
-        def report(p: float) -> None:
-            if p - last[0] >= 0.01 or p >= 1.0:
-                last[0] = p
-                self._set(job_id, progress=round(min(p, 1.0), 3))
-        return report
-
     # --- the work ----------------------------------------------------------------------
-    def _run_package(self, job_id: str, request_id: int, who: Principal) -> dict:
+    # --- the work ----------------------------------------------------------------------
+    def _run_package(self, job: JobContext, request_id: int, who: Principal) -> dict:
         ev, settings = self.ev, self.ev.settings
+        job_id = job.id
+        if job.params.get("name"):  # built before, by a node that stopped: its leftovers here, if any
+            self._remove_leftovers(job_id, job.params["name"])
         row = ev.requests.row(request_id)
         tz = settings.tz
         items = []
@@ -197,8 +130,8 @@ class EvidenceJobs:
         out_dir = self.packages_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         name = f"{row.number}-{format_time(now_us(), tz)[:19].replace(':', '').replace('-', '')}"
-        self._set(job_id, params={"by": principal_dict(who), "name": name})  # to clean up after a crash
-        progress = self._progress(job_id)
+        job.save_params({"by": principal_dict(who), "name": name})  # to clean up after a crash
+        progress = job.progress
         key = ev.key
         scratch = settings.evidence_dir / f"redact-{job_id}"
         try:
@@ -208,11 +141,15 @@ class EvidenceJobs:
                 base, span = 0.5, 0.45
             else:
                 base, span = 0.0, 0.95
-            built = build_package(
-                index=ev.index, recordings_dir=settings.recordings_dir, ffmpeg=ev.ffmpeg, out_dir=out_dir, name=name,
-                items=items, request=ev.manifest_request(row), exported_by=principal_dict(who),
-                instance={"name": settings.instance_name, "id": key.fingerprint()[:16], "version": __version__},
-                key=key, tz=tz, progress=lambda p: progress(base + span * p), extra_files=extras)
+            with self._segments(scratch) as reader:
+                built = build_package(
+                    index=ev.index, segments_from=reader, ffmpeg=ev.ffmpeg, out_dir=out_dir, name=name,
+                    items=items, request=ev.manifest_request(row), exported_by=principal_dict(who),
+                    instance={"name": settings.instance_name, "id": key.fingerprint()[:16], "version": __version__},
+                    key=key, tz=tz, progress=lambda p: progress(base + span * p), extra_files=extras)
+        except BaseException:
+            self._remove_leftovers(job_id, name)
+            raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         zipped = zip_package(built.path)
@@ -220,9 +157,18 @@ class EvidenceJobs:
         package = {"name": name, "zip": zipped.name, "bytes": zipped.stat().st_size, "sha256": sha256_file(zipped),
                    "fingerprint": key.fingerprint(), "files": len(built.files),
                    "redacted": bool(row.redaction), "built": format_time(now_us(), tz), "built_by": who.login,
-                   "gaps": sum(len(i.get("gaps", [])) for i in built.manifest.get("items", []))}
-        ev.after_package(who, request_id, package, built.manifest)
+                   "gaps": sum(len(i.get("gaps", [])) for i in built.manifest.get("items", [])),
+                   "node": job.files_node}
+        ev.after_package(who, request_id, package, built.manifest, job.fence)
         return package
+
+    def _segments(self, scratch: Path):
+        """Segments from whichever node holds them (copied into ``scratch`` when remote)."""
+        from contextlib import nullcontext
+
+        if self.files is None:
+            return nullcontext(self.ev.settings.recordings_dir)
+        return self.files.reading(scratch)
 
     def _redacted_copies(self, tmp: Path, items: list[PackageItem], options: dict, progress) -> list:
         """A4.8: a re-encoded, redacted copy of each file, beside the untouched original."""
@@ -232,8 +178,9 @@ class EvidenceJobs:
             rel = video_name(item, self.ev.settings.tz)
             src = tmp / "orig" / rel
             try:
-                export_camera(self.ev.index, self.ev.settings.recordings_dir, self.ev.ffmpeg, item.camera_id,
-                              item.start_us, item.end_us, src, self.ev.settings.tz)
+                with self._segments(tmp / "segments") as reader:
+                    export_camera(self.ev.index, reader, self.ev.ffmpeg, item.camera_id,
+                                  item.start_us, item.end_us, src, self.ev.settings.tz)
             except ExportError as exc:
                 raise PackageError(str(exc)) from None
             dst = tmp / "redacted" / rel
@@ -245,15 +192,13 @@ class EvidenceJobs:
                                                  "method": report.method}))
         return out
 
-    def _run_transfer(self, job_id: str, request_id: int, who: Principal) -> dict | None:
+    def _run_transfer(self, job: JobContext, request_id: int, who: Principal) -> dict:
         ev, settings = self.ev, self.ev.settings
         row = ev.requests.row(request_id)
-        zpath = self.packages_dir / row.package["zip"]
-        if not zpath.is_file():
-            raise JobError(f"the package file {zpath.name} is gone from the server; prepare the package again")
+        zpath = self._package_here(job, row.package)
         target = transfer_target(settings)
         total = zpath.stat().st_size
-        report = self._progress(job_id)
+        report = job.progress
 
         def progress(done: int, _total: int) -> None:
             report(done / total if total else 1.0)
@@ -261,10 +206,10 @@ class EvidenceJobs:
         if isinstance(target, S3Target):
             check_target(target)  # endpoint, keys and bucket (made private if missing), said plainly
             try:
-                res = upload_to_s3(zpath, f"{row.number}/{zpath.name}", target, _RowState(self.engine, job_id),
-                                   progress, should_stop=self._stopping.is_set, sha256=row.package["sha256"])
+                res = upload_to_s3(zpath, f"{row.number}/{zpath.name}", target, _RowState(job),
+                                   progress, should_stop=job.should_stop, sha256=row.package["sha256"])
             except TransferInterrupted:
-                return None  # the server is stopping: resumed from the saved parts at the next start
+                raise JobStopped() from None  # resumed from the saved parts by the next node
         else:
             if not target.folder.is_dir():  # an unmounted drive must not fill the system disk
                 raise JobError(f"the transfer folder {target.folder} does not exist (is the drive mounted?)")
@@ -278,8 +223,24 @@ class EvidenceJobs:
                     "sse": res.sse, "url": res.url,
                     "expires": format_time(res.url_expires_us, settings.tz) if res.url_expires_us else None,
                     "resumed_parts": res.resumed_parts, "at": format_time(now_us(), settings.tz), "by": who.login}
-        ev.after_transfer(who, request_id, transfer)
+        ev.after_transfer(who, request_id, transfer, job.fence)
         return transfer
+
+    def _package_here(self, job: JobContext, package: dict) -> Path:
+        """The package's zip on this node's disk: where it was built, or copied from the
+        node that built it (a transfer taken over by another node)."""
+        local = self.packages_dir / package["zip"]
+        node = package.get("node")
+        if local.is_file() or self.files is None or node in (None, "", job.files_node):
+            if not local.is_file():
+                raise JobError(f"the package file {local.name} is gone from the server; prepare the package again")
+            return local
+        try:
+            return self.files.fetch(node, "packages", package["zip"], self.ev.settings.home / "cache" / "packages"
+                                    / package["zip"])
+        except FileUnavailable as exc:
+            raise JobError(f"the package is on node {node}, which cannot be reached now ({exc}); transfer again "
+                           "once it is back, or prepare the package again") from None
 
     def new_link(self, request_id: int) -> tuple[str, int]:
         """A fresh presigned link for a transferred package (the old one expired or leaked)."""
@@ -293,32 +254,51 @@ class EvidenceJobs:
 
     # --- reading -----------------------------------------------------------------------
     def get(self, job_id: str) -> dict:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(evidence_jobs).where(evidence_jobs.c.id == job_id)).first()
-        if row is None:
+        row = self.runner.get(job_id)
+        if row is None or row.kind not in (PACKAGE, TRANSFER):
             raise NotFound(f"no job {job_id}")
         return self._describe(row)
 
     def for_request(self, request_id: int) -> list[dict]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(evidence_jobs).where(evidence_jobs.c.request_id == request_id)
-                                .order_by(evidence_jobs.c.created_us.desc())).all()
-        return [self._describe(r) for r in rows]
+        return [self._describe(r) for r in self.runner.for_subject(request_id, (PACKAGE, TRANSFER))]
 
     def _describe(self, r) -> dict:
         tz = self.ev.settings.tz
-        return {"id": r.id, "request_id": r.request_id, "kind": r.kind, "status": r.status, "progress": r.progress,
+        return {"id": r.id, "request_id": r.subject, "kind": r.kind, "status": r.status, "progress": r.progress,
                 "result": r.result, "error": r.error, "node": r.node, "by": r.created_by,
-                "created": format_time(r.created_us, tz),
+                "attempts": r.attempts, "created": format_time(r.created_us, tz),
                 "finished": fmt(r.finished_us, tz)}
 
-    def package_path(self, request_id: int) -> Path:
+    def package_location(self, request_id: int) -> tuple[str | None, str]:
+        """(the node whose disk holds the request's package, the zip's name)."""
+        from sqlalchemy import select
+
+        from varta.db.schema import evidence_requests
+
         with self.engine.connect() as conn:
             pkg = conn.execute(select(evidence_requests.c.package).where(evidence_requests.c.id == request_id)).scalar()
         if not pkg:
             raise NotFound("this request has no package yet")
-        path = self.packages_dir / pkg["zip"]
+        return pkg.get("node"), pkg["zip"]
+
+    def package_path(self, request_id: int) -> Path:
+        node, name = self.package_location(request_id)
+        path = self.packages_dir / name
         if not path.is_file():
-            raise NotFound(f"the package file {pkg['zip']} is not on this server")
+            raise NotFound(f"the package file {name} is not on this server")
         return path
 
+
+class _Handler:
+    """Adapts a ``run(job, request_id, who)`` method to the runner's handler protocol."""
+
+    def __init__(self, jobs: EvidenceJobs, run):
+        self.jobs, self._run = jobs, run
+
+    def run(self, job: JobContext) -> dict:
+        return self._run(job, job.subject, principal_from(job.params["by"]))
+
+    def failed(self, job: JobContext, error: str) -> None:
+        if job.kind == PACKAGE:
+            self.jobs._remove_leftovers(job.id, job.params.get("name"))
+        self.jobs.ev.record_failure(principal_from(job.params["by"]), job.id, job.kind, job.subject, error)

@@ -40,6 +40,7 @@ from varta.evidence.layout import CHUNK, FORMAT, MANIFEST, PUBLIC_KEY, README, S
 from varta.evidence.signing import InstanceKey
 from varta.playback.export import ExportError, export_camera, sha256_file
 from varta.recording.probe import ProbeError, probe_stream_header
+from varta.storage.files import FileUnavailable, segment_reader
 
 # Names the package itself writes; extra files may not take them.
 RESERVED = frozenset({MANIFEST, SIGNATURE, PUBLIC_KEY, README, SUMS})
@@ -70,7 +71,7 @@ class BuiltPackage:
 
 
 # --- building ---------------------------------------------------------------------------
-def build_package(*, index, recordings_dir: Path, ffmpeg: str, out_dir: Path, name: str, items: list[PackageItem],
+def build_package(*, index, segments_from, ffmpeg: str, out_dir: Path, name: str, items: list[PackageItem],
                   request: dict, exported_by: dict, instance: dict, key: InstanceKey, tz,
                   progress: Progress | None = None,
                   extra_files: Iterable[tuple[Path, str, dict]] = ()) -> BuiltPackage:
@@ -92,7 +93,7 @@ def build_package(*, index, recordings_dir: Path, ffmpeg: str, out_dir: Path, na
         if part.exists():
             shutil.rmtree(part)  # left by a crash: ours by name, never looks finished
         (part / VIDEO_DIR).mkdir(parents=True)
-        built_items = _export_items(index, Path(recordings_dir), ffmpeg, part, items, tz, progress)
+        built_items = _export_items(index, segment_reader(segments_from), ffmpeg, part, items, tz, progress)
         extras = [_copy_extra(src, rel, fields, part) for src, rel, fields in extra_files]
         _check_originals(extras, built_items)
         manifest = _finish(part, name, built_items, extras, request, exported_by, instance, key, tz)
@@ -135,7 +136,7 @@ def _check_extra_names(extra_files: list[tuple[Path, str, dict]]) -> None:
         seen.add(rel)
 
 
-def _export_items(index, recordings_dir: Path, ffmpeg: str, part: Path, items: list[PackageItem], tz,
+def _export_items(index, reader, ffmpeg: str, part: Path, items: list[PackageItem], tz,
                   progress: Progress | None) -> list[dict]:
     """Cut each item from the archive and describe it, with the segments it came from.
 
@@ -158,7 +159,7 @@ def _export_items(index, recordings_dir: Path, ffmpeg: str, part: Path, items: l
         return step
 
     with ThreadPoolExecutor(max_workers=max(1, min(n, os.cpu_count() or 1)), thread_name_prefix="package") as pool:
-        futures = [pool.submit(_export_item, index, recordings_dir, ffmpeg, part, rels[i], item, tz, step_of(i))
+        futures = [pool.submit(_export_item, index, reader, ffmpeg, part, rels[i], item, tz, step_of(i))
                    for i, item in enumerate(items)]
         return [f.result() for f in futures]  # the first failure, in item order; the pool waits for the rest
 
@@ -186,7 +187,7 @@ def _interval(item: PackageItem, tz) -> str:
     return f"camera {item.camera_id}, {format_time(item.start_us, tz)} – {format_time(item.end_us, tz)}"
 
 
-def _export_item(index, recordings_dir: Path, ffmpeg: str, part: Path, rel: str, item: PackageItem, tz,
+def _export_item(index, reader, ffmpeg: str, part: Path, rel: str, item: PackageItem, tz,
                  step: Callable[[float], None]) -> dict:
     """One camera interval: hash its source segments, stream-copy it, check nothing moved."""
     where = _interval(item, tz)
@@ -195,12 +196,15 @@ def _export_item(index, recordings_dir: Path, ffmpeg: str, part: Path, rel: str,
     segs = index.segments_between(item.camera_id, item.start_us, item.end_us)
     if not segs:
         raise PackageError(f"{where}: there is no recording in this interval")
-    cam_dir = recordings_dir / item.camera_id
     # Hash the source segments while ffmpeg copies them (both read the same, cached, files).
+    try:
+        paths = {s.id: reader.segment(s) for s in segs}  # fetched once from other nodes
+    except FileUnavailable as exc:
+        raise PackageError(f"{where}: {exc}") from None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as hasher:
-        sources_future = hasher.submit(lambda: [_source_segment(cam_dir, s, where, tz) for s in segs])
+        sources_future = hasher.submit(lambda: [_source_segment(paths[s.id], s, where, tz) for s in segs])
         try:
-            exported = export_camera(index, recordings_dir, ffmpeg, item.camera_id, item.start_us, item.end_us,
+            exported = export_camera(index, reader, ffmpeg, item.camera_id, item.start_us, item.end_us,
                                      part / rel, tz, step, faststart=False)
         except ExportError as exc:
             raise PackageError(f"{where}: {exc}") from None
@@ -236,9 +240,8 @@ def _export_item(index, recordings_dir: Path, ffmpeg: str, part: Path, rel: str,
     }
 
 
-def _source_segment(cam_dir: Path, seg, where: str, tz) -> dict:
+def _source_segment(path: Path, seg, where: str, tz) -> dict:
     """The archive file as it is now: its hash lets anyone show later that it is unchanged."""
-    path = cam_dir / seg.path
     try:
         digest, size = _hash_file(path)
     except FileNotFoundError:

@@ -81,14 +81,16 @@ class RequestRegister:
                 self._close(conn, row, who, now, "refused")
         return self.get(request_id)
 
-    def prepared(self, request_id: int, who: Principal, package: dict) -> dict:
+    def prepared(self, request_id: int, who: Principal, package: dict, fence=None) -> dict:
+        """``fence``: the package job's lease, checked in the same transaction (a job that
+        moved to another node cannot mark the request prepared with its stale result)."""
         return self._advance(request_id, who, "prepare", "prepared", dict(package=package),
-                             {k: package.get(k) for k in ("name", "bytes", "sha256", "fingerprint")})
+                             {k: package.get(k) for k in ("name", "bytes", "sha256", "fingerprint")}, fence)
 
-    def transferred(self, request_id: int, who: Principal, transfer: dict) -> dict:
+    def transferred(self, request_id: int, who: Principal, transfer: dict, fence=None) -> dict:
         """Transferred closes the request; its automatic hold is released (other holds stay)."""
         return self._advance(request_id, who, "transfer", "transferred", dict(transfer=transfer),
-                             {k: transfer.get(k) for k in ("target", "location", "expires", "sse", "bytes")})
+                             {k: transfer.get(k) for k in ("target", "location", "expires", "sse", "bytes")}, fence)
 
     def new_link(self, request_id: int, who: Principal, url: str, expires: str) -> dict:
         row = self.row(request_id)
@@ -101,13 +103,17 @@ class RequestRegister:
         return self._advance(request_id, who, "withdraw", "withdrawn", {}, {"reason": reason.strip()})
 
     def _advance(self, request_id: int, who: Principal, step: str | None, action: str, values: dict,
-                 detail: dict) -> dict:
+                 detail: dict, fence=None) -> dict:
         """One step: checked against the state machine (``step`` None: no state change),
         recorded with its history line, and the request closed if the step closes it."""
         row = self.row(request_id)
         target = rules.next_state(row.state, step) if step else row.state
         now = now_us()
         with self.engine.begin() as conn:
+            if fence is not None:
+                from varta.cluster.leases import check_fence
+
+                check_fence(conn, fence)
             self._set(conn, request_id, row.state, dict(values, state=target, updated_us=now))
             add_history(conn, "request", request_id, who, action, detail, now)
             if target in rules.CLOSED and row.state not in rules.CLOSED:

@@ -29,7 +29,10 @@ def calendar_from(settings) -> WorkingCalendar:
 
 
 class Evidence:
-    def __init__(self, engine: Engine, settings, *, registry, index, ffmpeg: str, access, node: str):
+    def __init__(self, engine: Engine, settings, *, registry, index, ffmpeg: str, access, runner, files=None,
+                 identity=None):
+        """``runner``: the node's job runner (varta/jobs); ``files``: segments and packages on
+        any node (varta/storage); ``identity``: this node (for the city's shared signing key)."""
         self.engine = engine
         self.settings = settings
         self.registry = registry
@@ -41,12 +44,18 @@ class Evidence:
         self.holds = HoldRegister(engine, tz)
         self.requests = RequestRegister(engine, self.holds, self.calendar, tz, settings.request_due_soon_days)
         self.incidents = IncidentRegister(engine, tz)
-        self.jobs = EvidenceJobs(self, node)
+        self.identity = identity
+        self.jobs = EvidenceJobs(self, runner, files)
 
     @cached_property
     def key(self) -> InstanceKey:
-        """The instance's signing key, made on first use ($VARTA_HOME/keys, mode 0600)."""
-        return InstanceKey.load_or_create(self.settings.keys_dir)
+        """The city's signing key on this node ($VARTA_HOME/keys, mode 0600): the same on every
+        node of a cluster (varta/evidence/keys.py), made on first use."""
+        if self.identity is None:
+            return InstanceKey.load_or_create(self.settings.keys_dir)
+        from varta.evidence.keys import instance_key
+
+        return instance_key(self.engine, self.identity, self.settings.keys_dir)
 
     def manifest_request(self, row) -> dict:
         """What the package says about the request it answers (embedded in the signed manifest)."""
@@ -62,15 +71,15 @@ class Evidence:
         }
 
     # --- background steps, journaled like any other -------------------------------------
-    def after_package(self, who: Principal, request_id: int, package: dict, manifest: dict) -> None:
-        req = self.requests.prepared(request_id, who, package)
+    def after_package(self, who: Principal, request_id: int, package: dict, manifest: dict, fence=None) -> None:
+        req = self.requests.prepared(request_id, who, package, fence)
         cams = sorted({i["camera_id"] for i in manifest.get("items", [])})
         self.access.record(who, "request.prepare", f"request:{req['number']}",
                            detail=f"package {package['name']}: {package['files']} files, {package['bytes']} bytes, "
                                   f"SHA-256 {package['sha256']}; cameras {', '.join(cams)}")
 
-    def after_transfer(self, who: Principal, request_id: int, transfer: dict) -> None:
-        req = self.requests.transferred(request_id, who, transfer)
+    def after_transfer(self, who: Principal, request_id: int, transfer: dict, fence=None) -> None:
+        req = self.requests.transferred(request_id, who, transfer, fence)
         self.access.record(who, "request.transfer", f"request:{req['number']}",
                            detail=f"{transfer['location']} ({transfer['bytes']} bytes, SSE {transfer['sse']}); "
                                   f"link until {transfer.get('expires') or '—'}")

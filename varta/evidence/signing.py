@@ -70,6 +70,13 @@ class InstanceKey:
         _tighten_mode(path, 0o600)
         return cls(key, path)
 
+    @classmethod
+    def save_pem(cls, keys_dir: Path, pem: bytes) -> None:
+        """Store a key received from another node (its sealed share) as this node's copy."""
+        keys_dir = Path(keys_dir)
+        _ensure_private_dir(keys_dir)
+        _create_key_file(keys_dir / KEY_FILE, pem)
+
     # --- use -----------------------------------------------------------------------
     def sign(self, data: bytes) -> bytes:
         """Raw 64-byte Ed25519 signature of ``data`` (what ``openssl pkeyutl -rawin`` checks)."""
@@ -154,15 +161,16 @@ def _tighten_mode(path: Path, mode: int) -> None:
         pass  # not ours to change (read-only media): reading still works
 
 
-def _create_key_file(path: Path) -> None:
-    """Write a new key next to ``path`` and link it into place only if none appeared meanwhile.
+def _create_key_file(path: Path, pem: bytes | None = None) -> None:
+    """Write a new key (or ``pem``, a key shared by another node) next to ``path`` and link
+    it into place only if none appeared meanwhile.
 
     ``os.link`` fails when the target exists, so two processes starting at once end up
     with the same (first) key; the key is on disk (fsync) before it has its name.
     """
-    pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM,
-                                                     serialization.PrivateFormat.PKCS8,
-                                                     serialization.NoEncryption())
+    pem = pem or Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM,
+                                                            serialization.PrivateFormat.PKCS8,
+                                                            serialization.NoEncryption())
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

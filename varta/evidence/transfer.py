@@ -479,11 +479,15 @@ def _plan(size: int, part_size: int) -> list[tuple[int, int, int]]:
     return [(i // part_size + 1, i, min(part_size, size - i)) for i in range(0, size, part_size)]
 
 
-def _same_upload(saved: dict | None, t: S3Target, full_key: str, size: int, mtime: int) -> bool:
-    """Is *saved* an upload of this very file (size + mtime) to this very object?"""
-    return bool(saved) and saved.get("version") == STATE_VERSION and all((
+def _same_upload(saved: dict | None, t: S3Target, full_key: str, size: int, mtime: int,
+                 sha256: str | None = None) -> bool:
+    """Is *saved* an upload of this very file to this very object? The same file is the
+    same size and mtime, or (a copy of it on another node, which continues an upload the
+    first node began) the same size and SHA-256."""
+    same_file = saved and (saved.get("mtime") == mtime or (sha256 and saved.get("sha256") == sha256))
+    return bool(saved) and bool(same_file) and saved.get("version") == STATE_VERSION and all((
         saved.get("endpoint") == t.endpoint_url, saved.get("bucket") == t.bucket,
-        saved.get("key") == full_key, saved.get("size") == size, saved.get("mtime") == mtime))
+        saved.get("key") == full_key, saved.get("size") == size))
 
 
 def upload_to_s3(path: Path, key: str, target: S3Target, state: TransferState | None = None,
@@ -514,7 +518,7 @@ def upload_to_s3(path: Path, key: str, target: S3Target, state: TransferState | 
     size, mtime = st.st_size, st.st_mtime_ns
     sess = _Session(target)
     saved = state.load() if state else None
-    if not _same_upload(saved, target, full_key, size, mtime):
+    if not _same_upload(saved, target, full_key, size, mtime, sha256):
         if saved and saved.get("upload_id") and not saved.get("completed"):
             _abort_stale(sess, saved)
         saved = None

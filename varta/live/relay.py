@@ -11,12 +11,20 @@ A viewer that joins gets the init segment and the fragments since the last keyfr
 its picture starts at once; a viewer that falls behind (slow network) is skipped to the
 next keyframe instead of growing a queue without bound. With no viewers left the relay
 closes the camera connection after ``linger_s``.
+
+In a cluster each camera stream is read once: a relay sits where the stream is already
+read. The main stream of a camera this node records comes from the recording itself
+(:class:`TeeRelay`, no second camera connection); a sub-stream is read by one relay on the
+node that records the camera (:class:`LiveRelay`); every other node forwards its viewers to
+that relay over one connection per camera (:class:`RemoteRelay`). See varta/live/hub.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import queue
 import struct
 import threading
 import time
@@ -95,21 +103,28 @@ class Viewer:
     joined: float = field(default_factory=time.monotonic)
 
 
-class LiveRelay:
-    def __init__(self, camera_id: str, url: str, timeout_s: float, linger_s: float = 10.0,
-                 reconnect_s: float = 2.0):
-        self.camera_id, self.url, self.timeout_s = camera_id, url, timeout_s
-        self.linger_s, self.reconnect_s = linger_s, reconnect_s
+class Relay:
+    """Viewers and the fragments they share; subclasses bring the fragments in."""
+
+    source = "camera"
+
+    def __init__(self, camera_id: str, linger_s: float = 10.0):
+        self.camera_id = camera_id
+        self.linger_s = linger_s
         self._lock = threading.Lock()
         self._viewers: list[Viewer] = []
         self._init: bytes | None = None
+        self._init_msg: dict | None = None
         self._gop: list[bytes] = []  # fragments since the last keyframe
         self._state = {"type": "state", "state": "connecting", "detail": ""}
         self._stop = threading.Event()
-        self._empty_since: float | None = None
-        self._thread = threading.Thread(target=self._run, name=f"live-{camera_id}", daemon=True)
+        self._empty_since: float | None = time.monotonic()
         self.fragments = 0
+        self._thread = threading.Thread(target=self._run_guarded, name=f"live-{camera_id}", daemon=True)
+
+    def _begin(self) -> "Relay":
         self._thread.start()
+        return self
 
     # --- viewers ------------------------------------------------------------------------
     def subscribe(self, loop: asyncio.AbstractEventLoop) -> Viewer:
@@ -119,7 +134,7 @@ class LiveRelay:
             self._empty_since = None
             v.queue.put_nowait(self._state)
             if self._init is not None:
-                v.queue.put_nowait(self._init_message())
+                v.queue.put_nowait(self._init_msg or self._init_message())
                 v.queue.put_nowait(self._init)
                 for frag in self._gop:
                     v.queue.put_nowait(frag)
@@ -149,7 +164,12 @@ class LiveRelay:
         """Still serving (or able to take viewers): not stopped, thread alive."""
         return self._thread.is_alive() and not self._stop.is_set()
 
-    # --- the camera side ----------------------------------------------------------------
+    def latest_gop(self) -> tuple[bytes | None, list[bytes]]:
+        """The init segment and the fragments since the last keyframe (for a snapshot)."""
+        with self._lock:
+            return self._init, list(self._gop)
+
+    # --- fan-out ------------------------------------------------------------------------
     def _init_message(self) -> dict:
         return {"type": "init", "codec": mime_codec(self._init), "mime": f'video/mp4; codecs="{mime_codec(self._init)}"'}
 
@@ -179,6 +199,107 @@ class LiveRelay:
         self._state = {"type": "state", "state": state, "detail": detail}
         self._broadcast(self._state, keyframe=True)
 
+    def _on_init(self, init: bytes, message: dict | None = None) -> None:
+        self._init = init
+        self._init_msg = message or self._init_message()
+        with self._lock:
+            self._gop = []
+        self._broadcast(self._init_msg, keyframe=True)
+        self._broadcast(init, keyframe=True)
+
+    def _on_fragment(self, frag: bytes, key: bool) -> None:
+        with self._lock:
+            if key:
+                self._gop = [frag]
+            elif len(self._gop) < MAX_BACKLOG:
+                self._gop.append(frag)
+        self.fragments += 1
+        self._broadcast(frag, keyframe=key)
+
+    def _on_clock(self, message: dict) -> None:
+        self._broadcast(message, keyframe=True)
+
+    # --- the source -------------------------------------------------------------------------
+    def _run_guarded(self) -> None:
+        try:
+            self._run()
+        finally:
+            self._stop.set()
+            self._set_state("stopped")
+
+    def _run(self) -> None:  # pragma: no cover - subclasses
+        raise NotImplementedError
+
+    def _linger_over(self) -> bool:
+        return self.idle_for() >= self.linger_s
+
+
+class _Fragmenter:
+    """Remux packets (copied, never decoded) into fMP4 fragments of ~100 ms for a relay."""
+
+    def __init__(self, relay: Relay, template):
+        self.relay = relay
+        self.pending: dict = {"moof": None}
+        self.muxed: deque = deque()  # (keyframe, media time, arrival wall ms) of packets not yet in a fragment
+        self.out = av.open(_BoxSplitter(self._on_box), "w", format="mp4",
+                           options={"movflags": LIVE_MOVFLAGS, "frag_duration": str(FRAGMENT_US)})
+        self.stream = self.out.add_stream_from_template(template)
+        self.time_base = template.time_base
+        self.first = None
+
+    def _on_box(self, kind: str, box: bytes) -> None:
+        relay = self.relay
+        if kind == "ftyp":
+            self._ftyp = box
+        elif kind == "moov":
+            relay._on_init(getattr(self, "_ftyp", b"") + box)
+        elif kind == "moof":
+            self.pending["moof"] = box
+        elif kind == "mdat" and self.pending["moof"] is not None:
+            frag = self.pending["moof"] + box
+            # Which packets this fragment holds: its trun's sample count, in mux order.
+            n = max(1, _sample_count(self.pending["moof"]))
+            self.pending["moof"] = None
+            first_pkt = self.muxed[0] if self.muxed else (False, 0.0, 0.0)
+            for _ in range(min(n, len(self.muxed))):
+                self.muxed.popleft()
+            key, t, wall = first_pkt
+            if key:
+                # Once a GOP: when this frame arrived from the camera, so a viewer can
+                # show (and a benchmark measure) how far behind real time it plays.
+                relay._on_clock({"type": "clock", "media_time": t, "wall_ms": wall})
+            relay._on_fragment(frag, key)
+
+    def mux(self, packet, wall_ms: float) -> None:
+        if packet.dts is None or packet.pts is None:
+            return
+        if self.first is None:
+            if not packet.is_keyframe:
+                return
+            self.first = packet.dts
+        packet.pts -= self.first
+        packet.dts -= self.first
+        self.muxed.append((bool(packet.is_keyframe), float(packet.pts * self.time_base), wall_ms))
+        packet.stream = self.stream
+        self.out.mux(packet)
+
+    def close(self) -> None:
+        try:
+            self.out.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class LiveRelay(Relay):
+    """A relay that opens its own connection to the camera (a sub-stream, or a camera this
+    node does not record)."""
+
+    def __init__(self, camera_id: str, url: str, timeout_s: float, linger_s: float = 10.0,
+                 reconnect_s: float = 2.0):
+        super().__init__(camera_id, linger_s)
+        self.url, self.timeout_s, self.reconnect_s = url, timeout_s, reconnect_s
+        self._begin()
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -190,105 +311,153 @@ class LiveRelay:
             if self._linger_over():  # nobody is watching any more: give the camera back
                 break
             self._stop.wait(self.reconnect_s)
-        self._stop.set()
-        self._set_state("stopped")
 
     def _stream_once(self) -> None:
         source, options = libav_input(self.url, self.timeout_s)
-        pending: dict = {"moof": None}
-        muxed: deque = deque()  # (keyframe, media time, arrival wall ms) of packets not yet in a fragment
-
-        def on_box(kind: str, box: bytes) -> None:
-            if kind in ("ftyp", "moov"):
-                self._init = (self._init or b"") + box if kind == "moov" else box
-                if kind == "moov":
-                    with self._lock:
-                        self._gop = []
-                    self._broadcast(self._init_message(), keyframe=True)
-                    self._broadcast(self._init, keyframe=True)
-            elif kind == "moof":
-                pending["moof"] = box
-            elif kind == "mdat" and pending["moof"] is not None:
-                frag = pending["moof"] + box
-                # Which packets this fragment holds: its trun's sample count, in mux order.
-                n = max(1, _sample_count(pending["moof"]))
-                pending["moof"] = None
-                first_pkt = muxed[0] if muxed else (False, 0.0, 0.0)
-                for _ in range(min(n, len(muxed))):
-                    muxed.popleft()
-                key, t, wall = first_pkt
-                with self._lock:
-                    if key:
-                        self._gop = [frag]
-                    elif len(self._gop) < MAX_BACKLOG:
-                        self._gop.append(frag)
-                self.fragments += 1
-                if key:
-                    # Once a GOP: when this frame arrived from the camera, so a viewer can
-                    # show (and a benchmark measure) how far behind real time it plays.
-                    self._broadcast({"type": "clock", "media_time": t, "wall_ms": wall}, keyframe=True)
-                self._broadcast(frag, keyframe=key)
-
         with av.open(source, "r", options=options) as inp:
             video = inp.streams.video[0]
             self._init = None
-            out = av.open(_BoxSplitter(on_box), "w", format="mp4",
-                          options={"movflags": LIVE_MOVFLAGS, "frag_duration": str(FRAGMENT_US)})
+            muxer = _Fragmenter(self, video)
             try:
-                stream = out.add_stream_from_template(video)
-                first = None
                 self._set_state("live")
                 for packet in inp.demux(video):
                     if self._stop.is_set() or self._linger_over():
                         break
-                    if packet.dts is None or packet.pts is None:
-                        continue
-                    if first is None:
-                        if not packet.is_keyframe:
-                            continue
-                        first = packet.dts
-                    wall = time.time() * 1000
-                    packet.pts -= first
-                    packet.dts -= first
-                    muxed.append((bool(packet.is_keyframe), float(packet.pts * video.time_base), wall))
-                    packet.stream = stream
-                    out.mux(packet)
+                    muxer.mux(packet, time.time() * 1000)
                 else:
                     raise RuntimeError("the camera ended the stream")
             finally:
-                try:
-                    out.close()
-                except Exception:  # noqa: BLE001
-                    pass
+                muxer.close()
         if self._linger_over():
             self._stop.set()
 
-    def _linger_over(self) -> bool:
-        return self.idle_for() >= self.linger_s
+
+class TeeRelay(Relay):
+    """The main stream of a camera this node records, taken from the recording itself: no
+    second connection to the camera. The recorder's ingest hands each packet (a copy) to
+    :meth:`feed` while the relay runs; a thread remuxes them for the viewers."""
+
+    source = "recording"
+
+    def __init__(self, camera_id: str, linger_s: float = 10.0):
+        super().__init__(camera_id, linger_s)
+        self._queue: queue.Queue = queue.Queue(maxsize=500)
+        self._begin()
+
+    def feed(self, packet, stream) -> None:
+        """Called by the recorder's ingest thread for every packet, before it is written."""
+        if self._stop.is_set():
+            return
+        copy = av.Packet(bytes(packet))
+        copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
+        copy.duration = packet.duration
+        copy.is_keyframe = packet.is_keyframe
+        try:
+            self._queue.put_nowait((copy, stream, time.time() * 1000))
+        except queue.Full:  # the relay is behind: drop, the viewers skip to a keyframe
+            pass
+
+    def _run(self) -> None:
+        muxer = None
+        template = None
+        self._set_state("connecting", "waiting for the recording's next keyframe")
+        try:
+            while not self._stop.is_set() and not self._linger_over():
+                try:
+                    packet, stream, wall = self._queue.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if stream is not template:  # a new run of the recording: new stream parameters
+                    if muxer is not None:
+                        muxer.close()
+                    template = stream
+                    self._init = None
+                    muxer = _Fragmenter(self, stream)
+                    self._set_state("live")
+                muxer.mux(packet, wall)
+        finally:
+            if muxer is not None:
+                muxer.close()
 
 
-class LiveHub:
-    """The relays of one web process, started on the first viewer and ended after the last."""
+class RemoteRelay(Relay):
+    """A camera recorded by another node: one connection to that node's relay, shared by
+    every viewer on this node (varta/node/internal.py serves the other end)."""
 
-    def __init__(self, timeout_s: float, linger_s: float = 10.0):
-        self.timeout_s, self.linger_s = timeout_s, linger_s
-        self._relays: dict[tuple[str, str], LiveRelay] = {}
-        self._lock = threading.Lock()
+    source = "node"
 
-    def relay(self, camera_id: str, stream: str, url: str) -> LiveRelay:
-        key = (camera_id, stream)
-        with self._lock:
-            r = self._relays.get(key)
-            if r is None or not r.running:
-                r = LiveRelay(camera_id, url, self.timeout_s, self.linger_s)
-                self._relays[key] = r
-            return r
+    def __init__(self, camera_id: str, stream: str, locate, open_stream, linger_s: float = 10.0,
+                 reconnect_s: float = 1.0):
+        """``locate()`` → the node recording the camera now (None: nobody); ``open_stream(node)``
+        → a context manager giving an HTTP response whose body is the framed relay stream."""
+        super().__init__(camera_id, linger_s)
+        self.stream_name, self.locate, self.open_stream = stream, locate, open_stream
+        self.reconnect_s = reconnect_s
+        self.node: str | None = None
+        self._begin()
 
-    def viewers(self, camera_id: str) -> int:
-        with self._lock:
-            return sum(r.viewer_count for (cid, _), r in self._relays.items() if cid == camera_id and r.running)
+    def _run(self) -> None:
+        while not self._stop.is_set() and not self._linger_over():
+            try:
+                self.node = self.locate()
+                if self.node is None:
+                    raise RuntimeError("no node records this camera now")
+                with self.open_stream(self.node) as resp:
+                    if resp.status_code != 200:
+                        resp.read()
+                        raise RuntimeError(f"the recording node answered {resp.status_code}")
+                    for kind, payload in read_frames(resp.iter_bytes()):
+                        if self._stop.is_set() or self._linger_over():
+                            return
+                        self._relay_frame(kind, payload)
+                raise RuntimeError("the recording node ended the stream")
+            except Exception as exc:  # noqa: BLE001 - a node problem is a state, not a crash
+                self._set_state("reconnecting", str(exc)[:200])
+            self._stop.wait(self.reconnect_s)
 
-    def stop_all(self) -> None:
-        with self._lock:
-            for r in self._relays.values():
-                r.stop()
+    def _relay_frame(self, kind: bytes, payload: bytes) -> None:
+        if kind == b"B":
+            if self._init is None or getattr(self, "_await_init", False):
+                self._await_init = False
+                self._on_init(payload, self._pending_init_msg)
+                self._next_is_key = True  # a stream always restarts on a keyframe
+                return
+            key = self._next_is_key
+            self._next_is_key = False
+            self._on_fragment(payload, key)
+            return
+        msg = json.loads(payload)
+        t = msg.get("type")
+        if t == "init":
+            self._pending_init_msg = {k: v for k, v in msg.items() if k != "viewers"}
+            self._await_init = True
+        elif t == "clock":
+            self._next_is_key = True
+            self._on_clock(msg)
+        elif t == "state":
+            self._set_state(msg.get("state", ""), msg.get("detail", ""))
+
+    _pending_init_msg = None
+    _next_is_key = False
+
+
+# --- the framed stream between nodes ----------------------------------------------------------
+def frame(item) -> bytes:
+    """One relay message as ``kind (1 byte) + length (4) + payload``: B for media, J for JSON."""
+    if isinstance(item, bytes):
+        return b"B" + struct.pack(">I", len(item)) + item
+    data = json.dumps(item, separators=(",", ":")).encode()
+    return b"J" + struct.pack(">I", len(data)) + data
+
+
+def read_frames(chunks):
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+        while len(buf) >= 5:
+            n = struct.unpack(">I", buf[1:5])[0]
+            if len(buf) < 5 + n:
+                break
+            kind, payload = bytes(buf[:1]), bytes(buf[5:5 + n])
+            del buf[:5 + n]
+            yield kind, payload

@@ -20,6 +20,7 @@ from varta.clock import US, format_time, now_us
 from varta.playback.ranges import find_gaps, merge_ranges
 from varta.recording.index import ArchiveIndex
 from varta.recording.probe import ProbeError, keyframe_at_or_before, probe_segment
+from varta.storage.files import FileUnavailable, segment_reader
 
 Progress = Callable[[float], None]
 
@@ -52,18 +53,27 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def export_camera(index: ArchiveIndex, recordings_dir: Path, ffmpeg: str, camera_id: str, t1: int, t2: int,
+def export_camera(index: ArchiveIndex, segments_from, ffmpeg: str, camera_id: str, t1: int, t2: int,
                   out_path: Path, tz, progress: Progress | None = None, faststart: bool = True) -> ExportedFile:
-    """``faststart`` puts the index first (a download can start playing before it ends) at the
-    price of rewriting the whole file once; evidence packages, which are zipped and read
-    whole, skip it (bench/RESULTS.md §9: writing is what bounds a package build)."""
+    """``segments_from``: the recordings folder, or a reader that finds each segment on
+    whichever node holds it (varta.storage.files). ``faststart`` puts the index first (a
+    download can start playing before it ends) at the price of rewriting the whole file
+    once; evidence packages, which are zipped and read whole, skip it (bench/RESULTS.md §9:
+    writing is what bounds a package build)."""
+    reader = segment_reader(segments_from)
     if t2 <= t1:
         raise ExportError("the end of the interval must be after its start")
     segs = index.segments_between(camera_id, t1, t2)
     if not segs:
         raise ExportError(f"camera {camera_id} has no recording between {format_time(t1, tz)} and {format_time(t2, tz)}")
-    cam_dir = recordings_dir / camera_id
-    missing = [s.path for s in segs if not (cam_dir / s.path).is_file()]
+    paths, missing = {}, []
+    for s in segs:
+        try:
+            paths[s.id] = reader.segment(s)
+        except FileUnavailable as exc:
+            raise ExportError(f"camera {camera_id}: recorded file {s.path} cannot be read now: {exc}") from None
+        if not paths[s.id].is_file():
+            missing.append(s.path)
     if missing:
         raise ExportError(f"camera {camera_id}: {len(missing)} recorded file(s) are missing on disk "
                           f"(first: {missing[0]}); run the recorder to reconcile, then export again")
@@ -72,7 +82,7 @@ def export_camera(index: ArchiveIndex, recordings_dir: Path, ffmpeg: str, camera
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, dir=out_path.parent) as lst:
         lst.write("ffconcat version 1.0\n")
         for i, s in enumerate(segs):
-            lst.write(f"file '{(cam_dir / s.path).resolve()}'\n")
+            lst.write(f"file '{paths[s.id].resolve()}'\n")
             if i == 0 and t1 > s.start_us:
                 lst.write(f"inpoint {(t1 - s.start_us) / US:.6f}\n")
             if i == len(segs) - 1 and t2 < s.end_us:
@@ -113,7 +123,7 @@ def export_camera(index: ArchiveIndex, recordings_dir: Path, ffmpeg: str, camera
     actual_start = first.start_us
     if t1 > first.start_us:
         try:
-            actual_start += int(keyframe_at_or_before(cam_dir / first.path, (t1 - first.start_us) / US) * US)
+            actual_start += int(keyframe_at_or_before(paths[first.id], (t1 - first.start_us) / US) * US)
         except ProbeError:
             pass
     actual_end = min(actual_start + int(info.duration_s * US) + _gap_total(segs), t2)
@@ -144,7 +154,7 @@ def _gap_total(segs) -> int:
     return total
 
 
-def export_cameras(index: ArchiveIndex, recordings_dir: Path, ffmpeg: str, camera_ids: list[str], t1: int, t2: int,
+def export_cameras(index: ArchiveIndex, segments_from, ffmpeg: str, camera_ids: list[str], t1: int, t2: int,
                    out: Path, tz, progress: Progress | None = None) -> list[ExportedFile]:
     """One camera → ``out`` is the file; several → ``out`` is a folder of ``<camera>.mp4``."""
     if not camera_ids:
@@ -158,5 +168,5 @@ def export_cameras(index: ArchiveIndex, recordings_dir: Path, ffmpeg: str, camer
             if progress:
                 progress((i + p) / n)
 
-        results.append(export_camera(index, recordings_dir, ffmpeg, cam, t1, t2, target, tz, part))
+        results.append(export_camera(index, segments_from, ffmpeg, cam, t1, t2, target, tz, part))
     return results

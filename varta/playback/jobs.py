@@ -1,105 +1,90 @@
-"""Export jobs for the HTTP API: queued in the database, run in the background.
+"""Export jobs for the HTTP API, run by the one job runner (varta/jobs/runner.py).
 
-The job row (status, progress, files) is the only shared state, so any web node can report
-on a job that another node runs, and a restarted node marks its interrupted jobs failed
-instead of leaving them "running" for ever.
+The job row (status, progress, files) is the shared state, so any web node reports on a
+job another node runs; the files are on the disk of the node that ran it (``jobs.node``)
+and any web node serves them through that node. An export whose node dies is run again by
+another node: an export is a pure function of the archive, so starting over is safe.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-import threading
+import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
-
-from varta.clock import format_time, now_us
-from varta.db.schema import exports
+from varta.clock import format_time
+from varta.jobs.runner import JobContext, JobRunner, expected_errors
 from varta.playback.export import ExportError, export_cameras
 from varta.recording.index import ArchiveIndex
+from varta.storage.files import FileUnavailable
 
 log = logging.getLogger("varta.export")
 
+EXPORT = "export"
+
 
 class ExportJobs:
-    def __init__(self, engine, settings, ffmpeg: str, node: str):
+    def __init__(self, engine, settings, ffmpeg: str, runner: JobRunner, files=None):
         self.engine = engine
         self.settings = settings
         self.ffmpeg = ffmpeg
-        self.node = node
+        self.runner = runner
+        self.files = files  # varta.storage.files.NodeFiles (None: everything is on this disk)
         self.index = ArchiveIndex(engine)
-        with engine.begin() as conn:
-            conn.execute(
-                update(exports)
-                .where(exports.c.node == node, exports.c.status.in_(("queued", "running")))
-                .values(status="failed", error="interrupted: the server restarted during the export",
-                        finished_us=now_us())
-            )
+        runner.register(EXPORT, self)
+        expected_errors(ExportError, FileUnavailable)
 
-    def create(self, camera_ids: list[str], t1: int, t2: int) -> str:
-        job_id = secrets.token_hex(8)
-        out = self.settings.exports_dir / job_id
-        with self.engine.begin() as conn:
-            conn.execute(insert(exports).values(
-                id=job_id, cameras=camera_ids, start_us=t1, end_us=t2, status="queued", progress=0.0,
-                out_path=str(out), files=[], error="", node=self.node, created_us=now_us(),
-            ))
-        threading.Thread(target=self._run, args=(job_id, camera_ids, t1, t2, out), name=f"export-{job_id}",
-                         daemon=True).start()
-        return job_id
+    def create(self, camera_ids: list[str], t1: int, t2: int, created_by: str = "") -> str:
+        return self.runner.submit(EXPORT, {"cameras": camera_ids, "start_us": t1, "end_us": t2}, created_by)
 
-    def _set(self, job_id: str, **values) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(exports).where(exports.c.id == job_id).values(**values))
+    # --- the runner's handler ---------------------------------------------------------------
+    def run(self, job: JobContext) -> dict:
+        out = self.settings.exports_dir / job.id
+        shutil.rmtree(out, ignore_errors=True)  # a run interrupted here before: start clean
+        p = job.params
+        source = self.files.reading(self.settings.home / "cache") if self.files else \
+            nullcontext(self.settings.recordings_dir)
+        with source as reader:
+            files = export_cameras(self.index, reader, self.ffmpeg, p["cameras"], p["start_us"], p["end_us"], out,
+                                   self.settings.tz, job.progress)
+        return {"files": [f.to_dict() | {"path": str(Path(f.path).relative_to(self.settings.exports_dir))}
+                          for f in files]}
 
-    def _run(self, job_id: str, camera_ids: list[str], t1: int, t2: int, out: Path) -> None:
-        self._set(job_id, status="running")
-        last = [0.0]
+    def failed(self, job: JobContext, error: str) -> None:
+        shutil.rmtree(self.settings.exports_dir / job.id, ignore_errors=True)
 
-        def progress(p: float) -> None:
-            if p - last[0] >= 0.01 or p >= 1.0:  # at most ~100 writes per job
-                last[0] = p
-                self._set(job_id, progress=round(p, 3))
-
-        try:
-            files = export_cameras(self.index, self.settings.recordings_dir, self.ffmpeg, camera_ids, t1, t2, out,
-                                   self.settings.tz, progress)
-        except ExportError as exc:
-            self._set(job_id, status="failed", error=str(exc), finished_us=now_us())
-            return
-        except Exception as exc:  # a bug must still end the job visibly
-            log.exception("export %s failed", job_id)
-            self._set(job_id, status="failed", error=f"internal error: {exc}", finished_us=now_us())
-            return
-        self._set(job_id, status="done", progress=1.0, files=[f.to_dict() for f in files], finished_us=now_us())
-
+    # --- reading ------------------------------------------------------------------------------
     def get(self, job_id: str) -> dict | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(exports).where(exports.c.id == job_id)).first()
-        if row is None:
+        row = self.runner.get(job_id)
+        if row is None or row.kind != EXPORT:
             return None
         tz = self.settings.tz
+        files = (row.result or {}).get("files", [])
         return {
             "id": row.id,
-            "cameras": row.cameras,
-            "from": format_time(row.start_us, tz),
-            "to": format_time(row.end_us, tz),
+            "cameras": row.params["cameras"],
+            "from": format_time(row.params["start_us"], tz),
+            "to": format_time(row.params["end_us"], tz),
             "status": row.status,
             "progress": row.progress,
-            "files": [{k: v for k, v in f.items() if k != "path"} | {"name": Path(f["path"]).name}
-                      for f in row.files],
+            "files": [{k: v for k, v in f.items() if k != "path"} | {"name": Path(f["path"]).name} for f in files],
             "error": row.error,
+            "node": row.node,
+            "attempts": row.attempts,
             "created": format_time(row.created_us, tz),
             "finished": format_time(row.finished_us, tz) if row.finished_us else None,
         }
 
-    def file_path(self, job_id: str, name: str) -> Path | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(exports).where(exports.c.id == job_id)).first()
-        if row is None or row.status != "done":
+    def file_location(self, job_id: str, name: str) -> tuple[str, str] | None:
+        """(node, path in its exports area) of a finished export's file."""
+        row = self.runner.get(job_id)
+        if row is None or row.kind != EXPORT or row.status != "done":
             return None
-        for f in row.files:
+        for f in (row.result or {}).get("files", []):
             if Path(f["path"]).name == name:
-                return Path(f["path"])
+                rel = f["path"]
+                if Path(rel).is_absolute():  # a job from before the cluster: an absolute path here
+                    rel = str(Path(rel).relative_to(self.settings.exports_dir))
+                return row.node, rel
         return None

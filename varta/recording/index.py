@@ -3,6 +3,10 @@
 Queries are shaped for the two questions asked most: "which segment holds camera X at T"
 and "what is recorded for X between T1 and T2". Both use the (camera_id, start_us) index
 and a bound on segment length, so they touch only the rows they return.
+
+Writes made while recording carry the camera's lease ``fence``: the transaction checks that
+this node still holds the camera at that epoch before it writes (varta/cluster/leases.py),
+so a node that lost the camera while frozen or cut off writes nothing more about it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
+from varta.cluster.leases import Fence, check_fence
 from varta.clock import US, now_us
 from varta.db.schema import camera_status, outages, segments, spans
 
@@ -69,9 +74,11 @@ class ArchiveIndex:
         self.engine = engine
 
     # --- segments -------------------------------------------------------------------
-    def add_segment(self, **values) -> int:
+    def add_segment(self, fence: Fence | None = None, **values) -> int:
         values.setdefault("status", "ok")
         with self.engine.begin() as conn:
+            if fence is not None:
+                check_fence(conn, fence)
             res = conn.execute(insert(segments).values(**values))
             self._extend_spans(conn, values["camera_id"], values["start_us"], values["end_us"], values["bytes"])
             return int(res.inserted_primary_key[0])
@@ -122,7 +129,7 @@ class ArchiveIndex:
             conn.execute(insert(spans), [{"camera_id": camera_id, "start_us": a, "end_us": b, "bytes": n}
                                          for a, b, n in merged])
 
-    def delete_segments(self, rows) -> None:
+    def delete_segments(self, rows, fence: Fence | None = None) -> None:
         """Remove index rows (their files are already gone) and mend the spans around them."""
         by_camera: dict[str, list] = {}
         for r in rows:
@@ -130,10 +137,25 @@ class ArchiveIndex:
         for camera_id, cam_rows in by_camera.items():
             ids = [r.id for r in cam_rows]
             with self.engine.begin() as conn:
+                if fence is not None:
+                    check_fence(conn, fence)
                 for i in range(0, len(ids), 500):
                     conn.execute(delete(segments).where(segments.c.id.in_(ids[i:i + 500])))
                 self._rebuild_spans(conn, camera_id, min(r.start_us for r in cam_rows),
                                     max(r.end_us for r in cam_rows))
+
+    def shorten_segment(self, seg: "Segment", end_us: int, nbytes: int, fence: Fence) -> None:
+        """A segment cut short at ``end_us`` (its file already trimmed): a planned move ended
+        this node's footage there, where the next node's begins."""
+        with self.engine.begin() as conn:
+            check_fence(conn, fence)
+            conn.execute(update(segments).where(segments.c.id == seg.id).values(end_us=end_us, bytes=nbytes))
+            self._rebuild_spans(conn, seg.camera_id, seg.start_us, seg.end_us)
+
+    def overlaps(self, camera_id: str, t1: int, t2: int, tolerance_us: int = 0) -> list["Segment"]:
+        """Indexed segments (any node's) overlapping [t1, t2] by more than ``tolerance_us``."""
+        return [s for s in self.segments_between(camera_id, t1, t2)
+                if min(s.end_us, t2) - max(s.start_us, t1) > tolerance_us]
 
     def segments_between(self, camera_id: str, t1: int, t2: int, include_missing: bool = False) -> list[Segment]:
         q = (
@@ -197,8 +219,11 @@ class ArchiveIndex:
             row = conn.execute(q).first()
         return _seg(row) if row else None
 
-    def paths_since(self, camera_id: str, t: int) -> dict[str, Segment]:
+    def paths_since(self, camera_id: str, t: int, recorder: str | None = None) -> dict[str, Segment]:
+        """Indexed files of a camera from ``t`` on (only those on node ``recorder``'s disk)."""
         q = select(segments).where(segments.c.camera_id == camera_id, segments.c.start_us >= t)
+        if recorder is not None:
+            q = q.where(segments.c.recorder == recorder)
         with self.engine.connect() as conn:
             return {r.path: _seg(r) for r in conn.execute(q)}
 
@@ -223,6 +248,17 @@ class ArchiveIndex:
         with self.engine.connect() as conn:
             return {r[0]: (int(r[1] or 0), int((r[2] or 0) // US), int(r[3] or 0)) for r in conn.execute(q)}
 
+    def node_totals(self, node: str) -> dict[str, tuple[int, int, int]]:
+        """camera → (bytes, seconds, oldest start) of the footage on node ``node``'s disk."""
+        q = (
+            select(segments.c.camera_id, func.sum(segments.c.bytes),
+                   func.sum(segments.c.end_us - segments.c.start_us), func.min(segments.c.start_us))
+            .where(segments.c.recorder == node, segments.c.status != "missing")
+            .group_by(segments.c.camera_id)
+        )
+        with self.engine.connect() as conn:
+            return {r[0]: (int(r[1] or 0), int((r[2] or 0) // US), int(r[3] or 0)) for r in conn.execute(q)}
+
     def recent_bitrate_bps(self, camera_id: str, window_us: int = 3600 * US) -> float | None:
         t = now_us()
         q = select(func.sum(segments.c.bytes), func.sum(segments.c.end_us - segments.c.start_us)).where(
@@ -232,16 +268,19 @@ class ArchiveIndex:
             total, dur = conn.execute(q).one()
         if not total or not dur:
             return None
-        return total * 8 / (dur / US)
+        return float(total) * 8 / (float(dur) / US)  # PostgreSQL sums bigints as numeric (Decimal)
 
     # --- outages --------------------------------------------------------------------
-    def open_outage(self, camera_id: str, start_us: int, reason: str, detail: str, recorder: str) -> None:
+    def open_outage(self, camera_id: str, start_us: int, reason: str, detail: str, recorder: str,
+                    fence: Fence | None = None) -> None:
         """Start an outage; an open one with another reason is closed at ``start_us``.
 
         One open outage per camera at a time: a gap whose cause changes (recorder down,
         then camera refusing) is stored as consecutive outages, each with its own reason.
         """
         with self.engine.begin() as conn:
+            if fence is not None:
+                check_fence(conn, fence)
             current = conn.execute(
                 select(outages).where(outages.c.camera_id == camera_id, outages.c.end_us.is_(None))
             ).first()
@@ -266,8 +305,10 @@ class ArchiveIndex:
             conn.execute(insert(outages).values(camera_id=camera_id, start_us=start_us, end_us=end_us,
                                                 reason=reason, detail=detail, recorder=recorder))
 
-    def close_outage(self, camera_id: str, end_us: int) -> None:
+    def close_outage(self, camera_id: str, end_us: int, fence: Fence | None = None) -> None:
         with self.engine.begin() as conn:
+            if fence is not None:
+                check_fence(conn, fence)
             conn.execute(
                 update(outages)
                 .where(outages.c.camera_id == camera_id, outages.c.end_us.is_(None))
@@ -296,9 +337,12 @@ class ArchiveIndex:
             return [_out(r) for r in conn.execute(q)]
 
     # --- live state -----------------------------------------------------------------
-    def set_status(self, camera_id: str, recorder: str, state: str, reason: str = "", detail: str = "", **metrics) -> None:
+    def set_status(self, camera_id: str, recorder: str, state: str, reason: str = "", detail: str = "",
+                   fence: Fence | None = None, **metrics) -> None:
         t = now_us()
         with self.engine.begin() as conn:
+            if fence is not None:
+                check_fence(conn, fence)
             row = conn.execute(select(camera_status).where(camera_status.c.camera_id == camera_id)).first()
             values = dict(recorder=recorder, state=state, reason=reason, detail=detail, updated_us=t, **metrics)
             if row is None:

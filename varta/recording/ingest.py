@@ -21,8 +21,9 @@ import queue
 import signal
 import subprocess
 import threading
+import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import av
@@ -58,10 +59,12 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 class IngestRun:
     """One connection to a camera, from connect to end. ``lines`` receives segment lines
-    and finally ``EOF_MARK``; ``errors`` keeps the last error lines."""
+    and finally ``EOF_MARK``; ``errors`` keeps the last error lines. ``first_key_us`` is
+    the wall-clock arrival of the run's first keyframe, where a backend can tell (PyAV)."""
 
     lines: queue.Queue
     errors: deque
+    first_key_us: int | None = None
 
     def poll(self) -> int | None: ...
     def stop(self) -> None: ...
@@ -112,7 +115,11 @@ class FfmpegRun(IngestRun):
 
 
 class PyAVRun(IngestRun):
-    def __init__(self, url: str, cam_dir: Path, run_id: str, segment_seconds: int, timeout_s: float):
+    def __init__(self, url: str, cam_dir: Path, run_id: str, segment_seconds: int, timeout_s: float,
+                 tap_source=None):
+        """``tap_source()`` → a function to hand each packet to (the camera's live relay on
+        this node, while someone watches), or None: live view without a second connection."""
+        self.tap_source = tap_source or (lambda: None)
         self.url = url
         self.cam_dir = cam_dir
         self.run_id = run_id
@@ -140,8 +147,13 @@ class PyAVRun(IngestRun):
         return av.open(source, "r", options=options)
 
     def _new_segment(self, template):
-        name = datetime.now(timezone.utc).strftime(SEGMENT_NAME_PATTERN.format(run=self.run_id))
+        when = datetime.now(timezone.utc)
+        name = when.strftime(SEGMENT_NAME_PATTERN.format(run=self.run_id))
         path = self.cam_dir / name
+        while path.exists():  # several segments in one second (a burst after a stall): never overwrite
+            when += timedelta(seconds=1)
+            name = when.strftime(SEGMENT_NAME_PATTERN.format(run=self.run_id))
+            path = self.cam_dir / name
         out = av.open(str(path), "w", format="mp4", options={"movflags": FMP4_FLAGS})
         return out, out.add_stream_from_template(template), Path(name).name
 
@@ -160,10 +172,14 @@ class PyAVRun(IngestRun):
                         break
                     if packet.pts is None or packet.dts is None:
                         continue
+                    tap = self.tap_source()
+                    if tap is not None:
+                        tap(packet, video)  # copies it: the muxer below consumes the packet
                     if run_first is None:
                         if not packet.is_keyframe:
                             continue  # a segment must start with a keyframe
                         run_first = packet.dts
+                        self.first_key_us = time.time_ns() // 1000
                     cut = out is None or (packet.is_keyframe and
                                           (packet.pts - seg_first) * tb >= self.segment_seconds)
                     if cut:

@@ -52,12 +52,19 @@ class StorageState:
     forecast: retention.StorageForecast
 
 
-def measure_storage(index: ArchiveIndex, registry: CameraRegistry, settings) -> StorageState:
-    """Disk use, archive totals, measured bitrates and the forecast (janitor and API alike)."""
+def measure_storage(index: ArchiveIndex, registry: CameraRegistry, settings, node: str,
+                    cameras: list[str] | None = None) -> StorageState:
+    """This node's disk against the cameras it records (janitor and API alike).
+
+    In a cluster each recorder has its own disk: the footage on it (``segments.recorder``)
+    and the cameras it records now (its leases) are what its forecast compares, never the
+    whole city's cameras with one node's disk."""
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     usage = shutil.disk_usage(settings.recordings_dir)
-    cams = registry.list()
-    totals = index.camera_totals()
+    all_cams = {c.id: c for c in registry.list(include_removed=True)}
+    mine = cameras if cameras is not None else [c.id for c in all_cams.values() if c.enabled]
+    cams = [all_cams[c] for c in mine if c in all_cams]
+    totals = index.node_totals(node)
     bitrates = {c.id: b for c in cams if c.enabled and (b := index.recent_bitrate_bps(c.id))}
     reserve = retention.free_target_bytes(usage.total, settings.min_free_percent, settings.min_free_mb)
     fc = retention.forecast(usage.free, sum(t[0] for t in totals.values()), reserve, bitrates,
@@ -65,15 +72,27 @@ def measure_storage(index: ArchiveIndex, registry: CameraRegistry, settings) -> 
     return StorageState(usage, reserve, totals, bitrates, fc)
 
 
+def storage_summary(st: StorageState) -> dict:
+    """What a node publishes about its disk in its heartbeat (the Nodes page, the API)."""
+    fc = st.forecast
+    return {"disk_total_bytes": st.usage.total, "disk_free_bytes": st.usage.free, "reserve_bytes": st.reserve_bytes,
+            "archive_bytes": fc.used_bytes, "daily_bytes": round(fc.daily_bytes),
+            "days_capacity": round(fc.days_capacity, 2) if fc.days_capacity is not None else None,
+            "required_days": fc.required_days, "short": fc.short}
+
+
 class Janitor:
-    def __init__(self, engine, settings, node: str):
+    def __init__(self, engine, settings, node: str, held_cameras=None):
         self.engine = engine
         self.settings = settings
         self.index = ArchiveIndex(engine)
         self.registry = CameraRegistry(engine)
         self.alarms = SystemAlarms(engine, node)
-        # Each recorder looks after its own disk: only segments it wrote are its to delete.
+        # Each recorder looks after its own disk: only segments it wrote are its to delete
+        # (``node`` is the node's stable id, so a renamed host still expires its footage).
         self.node = node
+        self.held_cameras = held_cameras  # the cameras this node records now (its leases)
+        self.last_storage: StorageState | None = None
         self.root: Path = settings.recordings_dir
         self._wake = threading.Event()
         self._urgent = False
@@ -302,7 +321,9 @@ class Janitor:
             report.messages.append(msg)
 
     def _update_forecast(self, report: JanitorReport) -> None:
-        fc = measure_storage(self.index, self.registry, self.settings).forecast
+        held = self.held_cameras() if self.held_cameras is not None else None
+        self.last_storage = measure_storage(self.index, self.registry, self.settings, self.node, held)
+        fc = self.last_storage.forecast
         report.forecast = fc
         if fc.short:
             self.alarms.raise_once(

@@ -22,6 +22,7 @@ REASONS = {
     "write_error": "the recording could not be written to disk",
     "schedule_off": "not recorded by schedule",
     "recorder_down": "the recorder was not running",
+    "node_failover": "the node recording the camera stopped; another node took the camera over",
     "file_missing": "the recorded file has vanished from disk",
     "no_recording": "nothing was recorded (camera not yet registered or not assigned to a recorder)",
     "in_progress": "being recorded now: the current segment is not finished yet",

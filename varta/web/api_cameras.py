@@ -170,18 +170,22 @@ async def import_cameras(request: Request, caller: Caller = guard("camera.manage
 
 @router.get("/{camera_id}/snapshot.jpg", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
-def snapshot(camera_id: str, width: int | None = Query(None, ge=64, le=3840),
-             caller: Caller = guard("live.view", "camera_id"), svc: AppServices = Depends(services)) -> Response:
-    """What the camera sees now, as one JPEG (from the sub-stream when there is one)."""
-    from varta.live.snapshot import SnapshotError, take_snapshot
+async def snapshot(camera_id: str, width: int | None = Query(None, ge=64, le=3840),
+                   stream: str = Query("sub", pattern="^(sub|main)$"),
+                   caller: Caller = guard("live.view", "camera_id"), svc: AppServices = Depends(services)) -> Response:
+    """What the camera sees now, as one JPEG (from the sub-stream when there is one), taken
+    from the camera's live relay: no new camera connection per request."""
+    from starlette.concurrency import run_in_threadpool
 
-    cam = _get(svc, camera_id)
+    from varta.live.hub import SnapshotError
+
+    cam = await run_in_threadpool(_get, svc, camera_id)
     try:
-        jpeg = take_snapshot(svc.ffmpeg, cam.sub_url or cam.main_url, svc.settings.rtsp_timeout_s, width)
+        jpeg = await svc.live.snapshot(cam, stream, width)
     except SnapshotError as exc:
-        caller.record("live.view", f"camera:{camera_id}", "failed", f"snapshot: {exc}")
+        await run_in_threadpool(caller.record, "live.view", f"camera:{camera_id}", "failed", f"snapshot: {exc}")
         raise HTTPException(502, str(exc)) from None
-    caller.record("live.view", f"camera:{camera_id}", detail="snapshot")
+    await run_in_threadpool(caller.record, "live.view", f"camera:{camera_id}", detail="snapshot")
     return Response(jpeg, media_type="image/jpeg")
 
 

@@ -130,15 +130,19 @@ def get_event(event_id: int, caller: Caller = guard("event.view"), svc: AppServi
 
 @router.get("/api/events/{event_id}/snapshot.jpg", response_class=FileResponse,
             responses={200: {"content": {"image/jpeg": {}}}})
-def event_snapshot(event_id: int, caller: Caller = guard("event.view"), svc: AppServices = Depends(services)):
+def event_snapshot(event_id: int, request: Request, caller: Caller = guard("event.view"),
+                   svc: AppServices = Depends(services)):
+    """The alarm picture, from the node whose analytics worker took it."""
+    from varta.web.files_http import node_file_response
+
     ea = api(svc)
     ev = _event(ea, caller, event_id, "event.view")
-    path = ea.store.snapshot_path(ev)
-    if path is None:
+    if not ev.get("snapshot"):
         raise HTTPException(404, f"event {event_id} has no snapshot")
     if _snapshots_seen.first((caller.principal.login, caller.principal.source, event_id)):
         caller.record("event.view", f"camera:{ev['camera_id']}", detail=f"alarm picture of event {event_id}")
-    return FileResponse(path, media_type="image/jpeg")
+    return node_file_response(svc, request, ev.get("worker"), "events", ev["snapshot"], "image/jpeg",
+                              what=f"picture of event {event_id}")
 
 
 @router.post("/api/events/{event_id}/{action}")

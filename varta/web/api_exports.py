@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from varta.clock import format_time
 from varta.web.auth import Caller, guard
 from varta.web.deps import AppServices, services, time_param
+from varta.web.files_http import node_file_response
 
 router = APIRouter(prefix="/api/exports", tags=["exports"])
 
@@ -27,7 +28,7 @@ def create_export(body: ExportIn, caller: Caller = guard("archive.export"),
         raise HTTPException(422, "'to' must be after 'from'")
     for cam in body.cameras:
         caller.require("archive.export", cam)  # 404 for an unknown camera, 403 outside one's groups
-    job_id = svc.exports.create(body.cameras, t1, t2)
+    job_id = svc.exports.create(body.cameras, t1, t2, caller.principal.login)
     tz = svc.settings.tz
     for cam in body.cameras:
         caller.record("archive.export", f"camera:{cam}",
@@ -43,14 +44,17 @@ def get_export(job_id: str, caller: Caller = guard("archive.export"), svc: AppSe
     return job
 
 
-@router.get("/{job_id}/files/{name}")
-def export_file(job_id: str, name: str, caller: Caller = guard("archive.export"),
-                svc: AppServices = Depends(services)) -> FileResponse:
-    path = svc.exports.file_path(job_id, name)
-    if path is None or not path.is_file():
+@router.get("/{job_id}/files/{name}", response_class=Response, responses={200: {"content": {"video/mp4": {}}}})
+def export_file(job_id: str, name: str, request: Request, caller: Caller = guard("archive.export"),
+                svc: AppServices = Depends(services)):
+    """A finished export's file, from the node that made it."""
+    where = svc.exports.file_location(job_id, name)
+    if where is None:
         raise HTTPException(404, f"export {job_id} has no finished file {name}")
     job = svc.exports.get(job_id)
     for cam in job["cameras"]:
         caller.require("archive.export", cam)
     caller.record("archive.export", f"export:{job_id}", detail=f"downloaded {name}")
-    return FileResponse(path, media_type="video/mp4", filename=name)
+    node, rel = where
+    return node_file_response(svc, request, node, "exports", rel, "video/mp4", filename=name,
+                              what=f"export file {name}")

@@ -5,7 +5,8 @@ reconnecting|stopped", "detail"}``, ``{"type": "init", "codec", "mime"}`` and, o
 ``{"type": "clock", "media_time", "wall_ms"}`` (when that frame arrived from the camera:
 the console shows the delay from it); binary frames: the init segment, then one fragment
 per frame. A new ``init`` (after a camera
-reconnect) means: start a new SourceBuffer. Start and stop are journaled (live.view).
+reconnect, or when the camera moved to another recording node) means: start a new
+SourceBuffer. Start and stop are journaled (live.view).
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ async def live(websocket: WebSocket, camera_id: str,
         await websocket.close(1008, f"no camera {camera_id}")
         return
     use_sub = stream == "sub" and bool(cam.sub_url)
-    url = cam.sub_url if use_sub else cam.main_url
     await websocket.accept()
-    relay = svc.live.relay(camera_id, "sub" if use_sub else "main", url)
+    # The relay sits where the stream is already read (the recording node); this node only
+    # forwards to it (varta/live/hub.py): one camera session however many viewers and nodes.
+    relay = await run_in_threadpool(svc.live.relay, cam, "sub" if use_sub else "main")
     viewer = relay.subscribe(asyncio.get_running_loop())
     started = time.monotonic()
     obj = f"camera:{camera_id}"

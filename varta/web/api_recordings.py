@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import FileResponse, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
 
 from varta.clock import US, format_time
 from varta.playback.hls import vod_playlist
 from varta.playback.query import recordings_report
 from varta.web.auth import Caller, SeenOnce, guard
 from varta.web.deps import AppServices, services, time_param
+from varta.web.files_http import node_file_response
 
 router = APIRouter(tags=["recordings"])
 
@@ -86,10 +87,12 @@ def playback(camera_id: str, from_: str | None = FROM, to: str | None = TO,
     return Response(body, media_type="application/vnd.apple.mpegurl")
 
 
-@router.get("/api/segments/{segment_id}/file")
-def segment_file(segment_id: int, caller: Caller = guard("archive.play"),
-                 svc: AppServices = Depends(services)) -> FileResponse:
-    """The segment's fMP4 bytes (HTTP Range supported, for HLS byte ranges and seeking)."""
+@router.get("/api/segments/{segment_id}/file", response_class=Response,
+            responses={200: {"content": {"video/mp4": {}}}})
+def segment_file(segment_id: int, request: Request, caller: Caller = guard("archive.play"),
+                 svc: AppServices = Depends(services)):
+    """The segment's fMP4 bytes (HTTP Range supported, for HLS byte ranges and seeking),
+    from whichever node's disk holds it."""
     seg = svc.index.get_segment(segment_id)
     if seg is None or seg.status == "missing":
         raise HTTPException(404, f"no segment {segment_id}")
@@ -99,8 +102,6 @@ def segment_file(segment_id: int, caller: Caller = guard("archive.play"),
         tz = svc.settings.tz
         caller.record("archive.play", f"camera:{seg.camera_id}",
                       detail=f"segment {segment_id}: {format_time(seg.start_us, tz)} – {format_time(seg.end_us, tz)}")
-    path = svc.settings.recordings_dir / seg.camera_id / seg.path
-    if not path.is_file():
-        raise HTTPException(404, f"segment {segment_id} is indexed but its file is missing")
-    return FileResponse(path, media_type="video/mp4", filename=f"{seg.camera_id}-{path.name}",
-                        content_disposition_type="inline")
+    return node_file_response(svc, request, seg.recorder, "recordings", f"{seg.camera_id}/{seg.path}", "video/mp4",
+                              filename=f"{seg.camera_id}-{seg.path.rsplit('/', 1)[-1]}", inline=True,
+                              what=f"segment {segment_id}")

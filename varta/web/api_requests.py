@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import FileResponse
+from fastapi import Request, APIRouter, Depends, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from varta.clock import format_time, now_us
@@ -159,16 +159,20 @@ def withdraw(request_id: str, body: WithdrawIn, caller: Caller = guard("request.
     return req
 
 
-@router.get("/{request_id}/package")
-def download_package(request_id: str, caller: Caller = guard("request.prepare"),
-                     svc: AppServices = Depends(services)) -> FileResponse:
-    """The package's ZIP, for a hand-over on a disk (restricted zone, like any export)."""
+@router.get("/{request_id}/package", response_class=Response, responses={200: {"content": {"application/zip": {}}}})
+def download_package(request_id: str, request: Request, caller: Caller = guard("request.prepare"),
+                     svc: AppServices = Depends(services)):
+    """The package's ZIP, for a hand-over on a disk (restricted zone, like any export),
+    from the node that built it."""
+    from varta.web.files_http import node_file_response
+
     ev = svc.evidence
     with domain_errors():
         row = ev.requests.find(request_id)
-        path = ev.jobs.package_path(row.id)
-    caller.record("request.prepare", f"request:{row.number}", detail=f"downloaded {path.name}")
-    return FileResponse(path, media_type="application/zip", filename=path.name)
+        node, name = ev.jobs.package_location(row.id)
+    caller.record("request.prepare", f"request:{row.number}", detail=f"downloaded {name}")
+    return node_file_response(svc, request, node, "packages", name, "application/zip", filename=name,
+                              what=f"package {name}")
 
 
 @router.get("/jobs/{job_id}")

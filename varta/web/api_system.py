@@ -21,8 +21,36 @@ def health(svc: AppServices = Depends(services)) -> dict:
 
 @router.get("/storage")
 def storage(caller: Caller = guard("system.view"), svc: AppServices = Depends(services)) -> dict:
-    """Disk use and how many days of footage the disk holds at the measured bitrates."""
-    st = measure_storage(svc.index, svc.registry, svc.settings)
+    """Disk use and how many days of footage the disk holds at the measured bitrates.
+
+    Each recording node has its own disk: ``nodes`` gives each one's forecast (its disk
+    against the cameras it records). The top level is this node's when it records, else
+    the cluster's in sum (the shortest forecast decides ``days_capacity``)."""
+    node = svc.node
+    recorder = getattr(node, "recorder", None)
+    registry = getattr(node, "registry", None)
+    nodes = {}
+    if registry is not None:
+        nodes = {n.name: {**n.load["storage"], "state": n.status} for n in registry.list()
+                 if "recorder" in n.roles and (n.load or {}).get("storage")}
+    if recorder is None and nodes:
+        live = [v for v in nodes.values() if v["state"] != "stopped"] or list(nodes.values())
+        days = [v["days_capacity"] for v in live if v["days_capacity"] is not None]
+        return {
+            "disk": {"total_bytes": sum(v["disk_total_bytes"] for v in live),
+                     "used_bytes": sum(v["disk_total_bytes"] - v["disk_free_bytes"] for v in live),
+                     "free_bytes": sum(v["disk_free_bytes"] for v in live),
+                     "reserve_bytes": sum(v["reserve_bytes"] for v in live)},
+            "archive_bytes": sum(v["archive_bytes"] for v in live),
+            "daily_bytes": sum(v["daily_bytes"] for v in live),
+            "days_capacity": min(days) if days else None,
+            "required_days": max((v["required_days"] for v in live), default=0),
+            "short": any(v["short"] for v in live),
+            "cameras": {},
+            "nodes": nodes,
+        }
+    held = recorder.held_cameras() if recorder is not None else None
+    st = measure_storage(svc.index, svc.registry, svc.settings, node.identity.id, held)
     usage, fc, totals, bitrates, reserve = st.usage, st.forecast, st.totals, st.bitrates_bps, st.reserve_bytes
     tz = svc.settings.tz
     return {
@@ -38,6 +66,7 @@ def storage(caller: Caller = guard("system.view"), svc: AppServices = Depends(se
                   "bitrate_kbps": round(bitrates[cid] / 1000, 1) if cid in bitrates else None}
             for cid, t in totals.items()
         },
+        "nodes": nodes,
     }
 
 

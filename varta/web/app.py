@@ -18,9 +18,9 @@ from varta.playback.jobs import ExportJobs
 from varta.recording.ffmpeg import find_ffmpeg
 from varta.recording.index import ArchiveIndex
 from varta.access.service import AccessControl
-from varta.live.relay import LiveHub
+from varta.live.hub import LiveHub
 from varta.web import (api_admin, api_auth, api_cameras, api_events, api_exports, api_holds, api_incidents,
-                       api_journal, api_live, api_recordings, api_requests, api_system)
+                       api_journal, api_live, api_nodes, api_recordings, api_requests, api_system)
 from varta.web.auth import public
 from varta.web.deps import AppServices
 
@@ -43,20 +43,35 @@ def console_csp(tile_url: str) -> str:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
-    """Background work of a web node: transfers interrupted by a restart go on; the daily
-    deadline report is written."""
+    """Background work of a web node: the daily deadline report is written. (Jobs are the
+    node's job runner's: varta/jobs/runner.py.)"""
     svc = app.state.services
-    svc.evidence.jobs.recover()
     daily = DailyReporter(svc.evidence, svc.alarms, svc.settings.home / "reports", svc.settings.daily_report_hour)
     daily.start()
     try:
         yield
     finally:
         daily.halt()
-        svc.evidence.jobs.stop()
 
 
-def create_app(settings, engine) -> FastAPI:
+def _standalone(settings, engine):
+    """The pieces a node runtime gives, for an app made without one (tests, tools): this
+    data folder's node identity, its own job runner, files on this disk only."""
+    from types import SimpleNamespace
+
+    from varta.cluster.identity import load_identity
+    from varta.jobs.runner import JobRunner
+    from varta.storage.files import NodeFiles
+
+    identity = load_identity(settings.home)
+    return SimpleNamespace(identity=identity, runner=JobRunner(engine, identity.id),
+                           files=NodeFiles(settings, identity.id, None), live=LiveHub(settings.rtsp_timeout_s),
+                           registry=None, peers=None, coordinator=None, roles={"web"}, name_of=lambda n: n or "?")
+
+
+def create_app(settings, engine, node=None) -> FastAPI:
+    """``node``: the running node (varta/node/runtime.py) whose identity, job runner, live
+    relays and peers the API uses."""
     app = FastAPI(
         lifespan=_lifespan,
         title="Varta",
@@ -68,24 +83,32 @@ def create_app(settings, engine) -> FastAPI:
     )
     ffmpeg = find_ffmpeg(settings.ffmpeg)
     csp = console_csp(settings.map_tile_url)
+    node = node or _standalone(settings, engine)
     app.state.services = AppServices(
         settings=settings,
         engine=engine,
         registry=CameraRegistry(engine),
         index=ArchiveIndex(engine),
-        exports=ExportJobs(engine, settings, ffmpeg, settings.recorder_name),
-        alarms=SystemAlarms(engine, settings.recorder_name),
+        exports=ExportJobs(engine, settings, ffmpeg, node.runner, node.files),
+        alarms=SystemAlarms(engine, node.identity.id),
         ffmpeg=ffmpeg,
         access=AccessControl.from_settings(engine, settings),
-        live=LiveHub(settings.rtsp_timeout_s),
+        live=node.live,
+        node=node,
+        files=node.files,
     )
     svc = app.state.services
     svc.evidence = Evidence(engine, settings, registry=svc.registry, index=svc.index, ffmpeg=ffmpeg,
-                            access=svc.access, node=settings.recorder_name)
+                            access=svc.access, runner=node.runner, files=node.files, identity=node.identity)
     for module in (api_auth, api_cameras, api_live, api_recordings, api_exports, api_system, api_journal, api_admin,
-                   api_events, api_requests, api_holds, api_incidents):
+                   api_events, api_requests, api_holds, api_incidents, api_nodes):
         app.include_router(module.router)
     app.include_router(api_requests.key_router)
+    if node.peers is not None:  # the node-to-node API, beside the public one on the same port
+        from varta.node.internal import internal_routes
+
+        for route in internal_routes(node):
+            app.router.routes.append(route)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

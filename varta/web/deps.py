@@ -12,7 +12,7 @@ from fastapi import HTTPException, Request
 from sqlalchemy import Engine
 
 from varta.access.service import AccessControl
-from varta.live.relay import LiveHub
+from varta.live.hub import LiveHub
 from varta.cameras.registry import CameraRegistry
 from varta.clock import parse_time
 from varta.config import Settings
@@ -32,6 +32,8 @@ class AppServices:
     ffmpeg: str
     access: AccessControl
     live: LiveHub
+    node: object = None  # the running node (varta/node/runtime.py): identity, peers, runner
+    files: object = None  # varta.storage.files.NodeFiles: files on any node
     events: object = None  # api_events.EventsApi, made on first use
     evidence: object = None  # varta.evidence.service.Evidence
 

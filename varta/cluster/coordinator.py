@@ -1,0 +1,337 @@
+"""Each node's coordinator: heartbeat, leases, placement, failover and planned moves.
+
+One thread per node process. Every ``tick`` (1 s) it renews the node's session, compares
+the leases the node holds with the work it does, claims free work that placement gives it
+(or that nobody has taken for a while), and drives planned moves. Work itself (recording a
+camera, analysing one) is done by *roles* that it starts and stops; a role knows nothing
+of leases beyond the fence it is handed.
+
+Failover: when a node's session lapses (no heartbeat for ``ttl``, by the database's
+clock), its leases are orphans; the node each camera now hashes to claims it on its next
+tick and starts recording it. Planned moves (a node drained, returning or joining) are
+*make before break*: the taker opens its own stream first, publishes the instant of its
+first keyframe, the holder ends its footage exactly there and passes the lease on
+(docs/design/cluster.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from varta.cluster.leases import Fence, Lease, LeaseStore, lease_key, lease_name
+from varta.cluster.nodes import ACTIVE, STOPPING, NodeRegistry, NodeRow
+from varta.cluster.placement import CameraInfo, NodeInfo, Placer
+
+log = logging.getLogger("varta.cluster")
+
+
+class WorkRole(Protocol):
+    """Work given out by lease, one lease per camera."""
+
+    kind: str  # the lease kind: "record" | "analyse"
+    node_role: str  # which nodes may hold it: "recorder" | "analytics"
+    handoff: bool  # planned moves are make-before-break (else: stop, then start)
+
+    def cameras(self) -> list[CameraInfo]: ...  # everything that needs this work now
+    def running(self) -> dict[str, int]: ...  # key → epoch of the work this node does now
+    def begin(self, key: str, fence: Fence, taken_from: Lease | None, start_at_us: int | None) -> None: ...
+    def end(self, key: str, why: str) -> None: ...
+    # planned moves, for roles with handoff = True:
+    def prepare(self, key: str) -> None: ...
+    def standby_point(self, key: str) -> int | None: ...  # the taker's first keyframe, once known
+    def standby_failed(self, key: str) -> str | None: ...
+    def cancel_prepare(self, key: str) -> None: ...
+    def hand_over(self, key: str, fence: Fence, to: str, at_us: int) -> None: ...
+    def handing_over(self, key: str) -> bool: ...
+
+
+@dataclass
+class Duty:
+    """A cluster-wide singleton (node-down alarms, the daily report): held by one node."""
+
+    name: str
+    on_tick: Callable[[], None]
+    fence: Fence | None = None
+
+
+@dataclass
+class _RoleState:
+    placement: dict[str, str | None] = field(default_factory=dict)
+    placer: Placer = field(default_factory=Placer)
+    cameras: list[CameraInfo] = field(default_factory=list)
+    nodes_key: tuple = ()
+    last_full: float = 0.0
+    orphan_seen: dict[str, float] = field(default_factory=dict)
+    moves: dict[str, float] = field(default_factory=dict)  # key → when this node asked for it
+    backoff: dict[str, tuple[float, float]] = field(default_factory=dict)  # key → (not before, delay)
+
+
+class Coordinator:
+    def __init__(self, engine, node_id: str, *, roles: list[WorkRole] = (), duties: list[Duty] = (),
+                 tick_s: float = 1.0, ttl_s: float = 5.0, full_pass_s: float = 5.0, orphan_grace_s: float = 3.0,
+                 max_moves: int = 8, move_timeout_s: float = 30.0, load: Callable[[], dict] | None = None,
+                 registry: NodeRegistry | None = None, every_full_pass: list[Callable[[], None]] = ()):
+        self.engine = engine
+        self.id = node_id
+        self.roles = list(roles)
+        self.duties = list(duties)
+        self.tick_s, self.ttl_s = tick_s, ttl_s
+        self.full_pass_s, self.orphan_grace_s = full_pass_s, orphan_grace_s
+        self.max_moves, self.move_timeout_s = max_moves, move_timeout_s
+        self.nodes = registry or NodeRegistry(engine, int(ttl_s * 1e6))
+        self.leases = LeaseStore(engine)
+        self.load = load or (lambda: {})
+        self.me: NodeRow | None = None
+        self.node_list: list[NodeRow] = []
+        self._ok_since: float | None = None
+        self._state = {r.kind: _RoleState() for r in self.roles}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stopping = False  # a clean shutdown: hand everything over, take nothing
+        self.ticks = 0
+        self.last_tick_s = 0.0
+        self.every_full_pass = list(every_full_pass)
+        self._last_periodic = 0.0
+
+    # --- life ---------------------------------------------------------------------------
+    def start(self) -> "Coordinator":
+        self._thread = threading.Thread(target=self._loop, name="coordinator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                self.tick()
+            except Exception:
+                log.exception("cluster tick failed; retrying")
+            self.last_tick_s = time.monotonic() - t0
+            self._stop.wait(max(0.05, self.tick_s - self.last_tick_s))
+
+    # --- one tick -----------------------------------------------------------------------------
+    def tick(self) -> None:
+        try:
+            self.me, lapsed = self.nodes.heartbeat(self.id, self.load())
+            self.node_list = self.nodes.list()
+        except Exception as exc:  # the database is unreachable: keep working, take nothing
+            if self._ok_since is not None:
+                log.error("cluster: cannot reach the database (%s); recording goes on locally", exc)
+            self._ok_since = None
+            return
+        now = time.monotonic()
+        if self._ok_since is None:
+            self._ok_since = now
+        if lapsed:
+            log.warning("cluster: this node's session had lapsed (frozen or cut off for longer than %.0f s); "
+                        "work that moved away stops now", self.ttl_s)
+        # A node that has just (re)connected waits one lease time before taking over others'
+        # work: after a database restart every session looks lapsed at once, and their
+        # holders renew within a tick.
+        settled = now - self._ok_since >= self.ttl_s
+        self.ticks += 1
+        for role in self.roles:
+            self._tick_role(role, settled, now)
+        self._tick_duties(settled)
+        if now - self._last_periodic >= self.full_pass_s:
+            self._last_periodic = now
+            for fn in self.every_full_pass:
+                try:
+                    fn()
+                except Exception:
+                    log.exception("cluster: periodic task failed")
+
+    def _eligible(self, role: WorkRole) -> list[NodeInfo]:
+        return [NodeInfo(n.id, n.name, n.capacity, n.groups, n.takes_unpinned) for n in self.node_list
+                if n.alive and n.state == ACTIVE and role.node_role in n.roles
+                and not (n.id == self.id and self.stopping)]
+
+    def _tick_role(self, role: WorkRole, settled: bool, now: float) -> None:
+        st = self._state[role.kind]
+        held = self.leases.held_by(self.id, role.kind)
+        running = role.running()
+        held_keys = {lease.key: lease for lease in held.values()}
+
+        # 1. Work whose lease moved on (or was never ours) stops; held work runs.
+        for key, epoch in running.items():
+            lease = held_keys.get(key)
+            if lease is None or lease.epoch != epoch:
+                if not role.handing_over(key):
+                    role.end(key, "lost" if lease is None else "epoch")
+        running = role.running()
+        for key, lease in held_keys.items():
+            if key not in running and not role.handing_over(key):
+                role.begin(key, lease.fence(), None, lease.start_at_us)
+
+        # 2. Placement: recomputed when the live nodes change, and every full pass.
+        nodes = self._eligible(role)
+        nodes_key = tuple(sorted(n.id for n in nodes))
+        full = now - st.last_full >= self.full_pass_s
+        if full:
+            st.cameras = role.cameras()
+            self.leases.ensure(role.kind, [c.id for c in st.cameras])
+            st.last_full = now
+        if full or nodes_key != st.nodes_key:
+            st.placement = st.placer.place(st.cameras, nodes)
+            st.nodes_key = nodes_key
+        wanted = {c.id for c in st.cameras}
+
+        # 3. Work that no longer exists (camera removed or disabled) is given up.
+        for key, lease in held_keys.items():
+            if key not in wanted and st.cameras:
+                role.end(key, "removed")
+                self.leases.release(lease.fence())
+
+        # 4. Orphans: free leases, or a dead node's. Ours by placement at once; anybody's after
+        #    a grace (the node placement chose may be slow or unable).
+        if not self.stopping and self.me and self.me.state == ACTIVE and role.node_role in self.me.roles:
+            orphans = {lease.key: lease for lease in self.leases.orphans(role.kind)}
+            for key in list(st.orphan_seen):
+                if key not in orphans:
+                    del st.orphan_seen[key]
+            take = []
+            for key, lease in orphans.items():
+                if key not in wanted:
+                    continue
+                first = st.orphan_seen.setdefault(key, now)
+                mine = st.placement.get(key) == self.id
+                if lease.holder is not None and not settled:
+                    continue  # a lapsed holder: only once this node's own link is settled
+                if mine or now - first >= self.orphan_grace_s:
+                    take.append(lease.name)
+            if take:
+                for name, (before, fence) in self.leases.claim(take, self.id).items():
+                    key = lease_key(name)
+                    st.orphan_seen.pop(key, None)
+                    if role.handoff and key in st.moves:
+                        role.cancel_prepare(key)  # a dead holder: start afresh, not from a standby
+                        st.moves.pop(key, None)
+                    log.info("cluster: %s %s taken %s", role.kind, key,
+                             f"from {self._name(before.holder)} (down)" if before.holder else "(free)")
+                    role.begin(key, fence, before, None)
+
+        # 5. Planned moves.
+        if role.handoff:
+            self._handoffs(role, st, held, now, full)
+
+    def _handoffs(self, role: WorkRole, st: _RoleState, held: dict[str, Lease], now: float, full: bool) -> None:
+        # As holder: stop where the taker's stream begins, and pass the lease on.
+        for lease in held.values():
+            if lease.handoff_to and lease.handoff_at_us and not role.handing_over(lease.key):
+                role.hand_over(lease.key, lease.fence(), lease.handoff_to, lease.handoff_at_us)
+        # As taker: report the first keyframe, give up on moves that failed or took too long.
+        mine = self.leases.handoffs_to(self.id)
+        for name, lease in mine.items():
+            key = lease.key
+            if key not in st.moves:  # asked before a restart: nothing prepared here any more
+                self.leases.cancel_handoff(name, self.id)
+                continue
+            failed = role.standby_failed(key)
+            if failed or now - st.moves[key] > self.move_timeout_s:
+                log.warning("cluster: planned move of %s %s to this node abandoned: %s", role.kind, key,
+                            failed or "no answer in time")
+                self._give_up_move(role, st, key, name, now)
+                continue
+            point = role.standby_point(key)
+            if point and not lease.handoff_at_us:
+                self.leases.publish_handoff_point(name, self.id, point)
+        for key in list(st.moves):
+            if lease_name(role.kind, key) not in mine:
+                if key in role.running():  # the move completed: the lease is ours
+                    st.moves.pop(key, None)
+                elif now - st.moves[key] > 2 * self.tick_s + 1:
+                    # Cancelled by the holder, or the holder died (then the lease is an orphan).
+                    role.cancel_prepare(key)
+                    st.moves.pop(key, None)
+        # Start new moves where placement says this node and a live node holds the work.
+        if not full or self.stopping or not self.me or self.me.state != ACTIVE:
+            return
+        alive = {n.id for n in self.node_list if n.alive}
+        budget = self.max_moves - len(st.moves)
+        if budget <= 0:
+            return
+        all_leases = self.leases.of_kind(role.kind)
+        for name, lease in sorted(all_leases.items()):
+            if budget <= 0:
+                break
+            key = lease.key
+            if st.placement.get(key) != self.id or lease.holder in (None, self.id) or lease.holder not in alive:
+                continue
+            if lease.handoff_to is not None or key in st.moves:
+                continue
+            not_before, _ = st.backoff.get(key, (0.0, 0.0))
+            if now < not_before:
+                continue
+            if self.leases.request_handoff(lease, self.id):
+                st.moves[key] = now
+                role.prepare(key)
+                budget -= 1
+                log.info("cluster: moving %s %s here from %s", role.kind, key, self._name(lease.holder))
+
+    def _give_up_move(self, role: WorkRole, st: _RoleState, key: str, name: str, now: float) -> None:
+        role.cancel_prepare(key)
+        self.leases.cancel_handoff(name, self.id)
+        st.moves.pop(key, None)
+        _, delay = st.backoff.get(key, (0.0, 30.0))
+        st.backoff[key] = (now + delay, min(delay * 2, 600.0))
+
+    # --- duties -------------------------------------------------------------------------------
+    def _tick_duties(self, settled: bool) -> None:
+        if not self.duties:
+            return
+        if self.stopping:
+            return
+        held = self.leases.held_by(self.id, "duty")
+        for duty in self.duties:
+            name = lease_name("duty", duty.name)
+            self.leases.ensure("duty", [duty.name])
+            lease = held.get(name)
+            if lease is None and duty.fence is not None:
+                duty.fence = None
+            if lease is None and settled:
+                got = self.leases.claim([name], self.id)
+                if name in got:
+                    duty.fence = got[name][1]
+                    log.info("cluster: this node now does %s", duty.name)
+            elif lease is not None:
+                duty.fence = lease.fence()
+            if duty.fence is not None:
+                try:
+                    duty.on_tick()
+                except Exception:
+                    log.exception("cluster duty %s failed", duty.name)
+
+    # --- shutdown -----------------------------------------------------------------------------
+    def hand_over_all(self, timeout_s: float) -> None:
+        """A clean stop: let other nodes take this node's work make-before-break, up to
+        ``timeout_s``; whatever is left is released (free at once) when the session ends."""
+        self.stopping = True
+        try:
+            self.nodes.set_state(self.id, STOPPING)  # other nodes' placement leaves this one out
+        except Exception as exc:
+            log.warning("cluster: cannot announce the shutdown (%s); work is released instead", exc)
+            return
+        others = [n for n in self.node_list if n.alive and n.id != self.id and n.state == ACTIVE]
+        if not others:
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            left = self.leases.held_by(self.id)
+            if not any(lease.kind in {r.kind for r in self.roles} for lease in left.values()):
+                return
+            time.sleep(0.5)
+
+    def _name(self, node_id: str | None) -> str:
+        for n in self.node_list:
+            if n.id == node_id:
+                return n.name
+        return node_id or "nobody"

@@ -1,0 +1,1 @@
+"""Background jobs (exports, evidence packages, transfers) run by lease on web nodes."""

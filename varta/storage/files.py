@@ -1,0 +1,134 @@
+"""Files by (node, area, relative path), readable from any node (adapter).
+
+Every file Varta serves was written by one node into one of its areas: ``recordings``
+(segments), ``events`` (alarm pictures), ``exports`` and ``packages``. Rows in the database
+name the node (``segments.recorder``, ``events.worker``, ``jobs.node``); this module turns
+that into a local path on that node, or a signed request to it from any other
+(``/internal/files/<area>/<path>`` on the node's internal API, varta/node/internal.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
+
+AREAS = ("recordings", "events", "exports", "packages")
+
+
+class FileUnavailable(RuntimeError):
+    """The file exists in the index but cannot be read now (its node is down, or it vanished)."""
+
+
+def area_root(settings, area: str) -> Path:
+    roots = {"recordings": settings.recordings_dir, "events": settings.events_dir,
+             "exports": settings.exports_dir, "packages": settings.evidence_dir / "packages"}
+    if area not in roots:
+        raise ValueError(f"no file area {area!r}")
+    return roots[area]
+
+
+def safe_join(root: Path, rel: str) -> Path:
+    """``root/rel``, refusing anything that would leave ``root``."""
+    p = PurePosixPath(rel)
+    if p.is_absolute() or any(part in ("..", "") for part in p.parts):
+        raise ValueError(f"bad file path {rel!r}")
+    return Path(root) / p
+
+
+class NodeFiles:
+    def __init__(self, settings, node_id: str | None = None, peers=None):
+        self.settings = settings
+        self.node_id = node_id
+        self.peers = peers
+
+    def local(self, area: str, rel: str) -> Path:
+        return safe_join(area_root(self.settings, area), rel)
+
+    def here(self, node_id: str | None, area: str, rel: str) -> Path | None:
+        """The local path when the file is on this node's disk."""
+        path = self.local(area, rel)
+        if node_id in (None, "", self.node_id) or self.peers is None or path.is_file():
+            return path
+        return None
+
+    @staticmethod
+    def internal_path(area: str, rel: str) -> str:
+        return f"/internal/files/{area}/{quote(rel)}"
+
+    def fetch(self, node_id: str, area: str, rel: str, dest: Path) -> Path:
+        from varta.cluster.peer import PeerError
+
+        if self.peers is None:
+            raise FileUnavailable(f"{area}/{rel} is on node {node_id}, and this command cannot reach other nodes")
+        try:
+            return self.peers.fetch_to(node_id, self.internal_path(area, rel), dest)
+        except PeerError as exc:
+            raise FileUnavailable(str(exc)) from None
+
+    # --- segments ---------------------------------------------------------------------------
+    def segment_rel(self, seg) -> str:
+        return f"{seg.camera_id}/{seg.path}"
+
+    @contextmanager
+    def reading(self, scratch_parent: Path | None = None):
+        """A context in which :meth:`segment` may copy other nodes' segments to a scratch
+        folder, removed at the end (an export reads each segment once)."""
+        reader = SegmentReader(self, scratch_parent)
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+
+class LocalSegments:
+    """Segments read straight from one recordings folder (a single machine, or a test)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def segment(self, seg) -> Path:
+        return self.root / seg.camera_id / seg.path
+
+
+def segment_reader(source) -> "SegmentReader | LocalSegments":
+    """A recordings folder or a reader: what exporters accept as their source of segments."""
+    return LocalSegments(Path(source)) if isinstance(source, (str, Path)) else source
+
+
+class SegmentReader:
+    def __init__(self, files: NodeFiles, scratch_parent: Path | None):
+        import threading
+
+        self.files = files
+        self._scratch_parent = scratch_parent
+        self._scratch: Path | None = None
+        self._lock = threading.Lock()
+
+    def segment(self, seg) -> Path:
+        """A readable local path of the segment's file (copied here if another node has it)."""
+        with self._lock:
+            return self._segment(seg)
+
+    def _segment(self, seg) -> Path:
+        rel = self.files.segment_rel(seg)
+        local = self.files.here(seg.recorder, "recordings", rel)
+        if local is not None:
+            if not local.is_file():
+                raise FileUnavailable(f"{rel} is indexed but missing on disk")
+            return local
+        if self._scratch is None:
+            parent = self._scratch_parent or self.files.settings.home / "cache"
+            parent.mkdir(parents=True, exist_ok=True)
+            self._scratch = Path(tempfile.mkdtemp(prefix="segments-", dir=parent))
+        dest = self._scratch / rel
+        if not dest.is_file():
+            self.files.fetch(seg.recorder, "recordings", rel, dest)
+        return dest
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
