@@ -242,19 +242,46 @@ class VartaHome:
         return login_client(self.base_url, login, self._passwords[login], **kw)
 
     def wait_for(self, predicate, timeout: float = 60, what: str = "condition", interval: float = 0.5):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            last = predicate()
-            if last:
-                return last
-            time.sleep(interval)
-        log = self.log_path.read_text() if self.log_path.exists() else ""
-        raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n--- serve log ---\n{log[-4000:]}")
+        log = self.log_path
+        return wait_until(predicate, timeout, what, interval,
+                          lambda: "--- serve log ---\n" + (log.read_text()[-4000:] if log.exists() else ""))
 
     def status(self, camera_id: str) -> dict:
         with self.api() as c:
             return c.get(f"/api/cameras/{camera_id}/status").json()
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.5, context=lambda: ""):
+    """Poll ``predicate`` until it returns something true (returned), or fail saying what."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{context()}")
+
+
+async def watch_live(url: str, cookie: str, seconds: float, origin: str | None = None) -> list:
+    """What a browser receives on a live-view WebSocket in ``seconds`` (text and binary messages)."""
+    import asyncio
+
+    import websockets
+
+    headers = {"Cookie": cookie}
+    if origin:
+        headers["Origin"] = origin
+    msgs = []
+    async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while loop.time() < end:
+            try:
+                msgs.append(await asyncio.wait_for(ws.recv(), timeout=max(0.1, end - loop.time())))
+            except asyncio.TimeoutError:
+                break
+    return msgs
 
 
 def login_client(base_url: str, login: str, password: str, otp: str | None = None,

@@ -245,11 +245,17 @@ def test_the_instance_key_reaches_every_node_sealed_to_it(pg_engine, tmp_path):
     reg = NodeRegistry(engine)
     a = load_identity(tmp_path / "a")
     b = load_identity(tmp_path / "b")
-    for ident, name in ((a, "a"), (b, "b")):
-        reg.register(node_id=ident.id, name=name, roles=["web"] if name == "b" else ["cli"], address="",
-                     version="t", capacity=0, groups=[], takes_unpinned=True, public_key=ident.public_key_pem,
-                     wrap_key=ident.wrap_key_pem, pid=1)
-    key_a = instance_key(engine, a, tmp_path / "a" / "keys")
+    d = load_identity(tmp_path / "d")
+
+    def register(ident, name):
+        reg.register(node_id=ident.id, name=name, roles=["web"], address="", version="t", capacity=0, groups=[],
+                     takes_unpinned=True, public_key=ident.public_key_pem, wrap_key=ident.wrap_key_pem, pid=1)
+
+    register(a, "a")
+    register(d, "d")
+    key_a = instance_key(engine, a, tmp_path / "a" / "keys")  # the first: made, and sealed for d at once
+    assert instance_key(engine, d, tmp_path / "d" / "keys").fingerprint() == key_a.fingerprint()
+    register(b, "b")  # a node that joins later waits for a holder to seal a copy for it
     with pytest.raises(KeyFileError, match="has not reached this node yet"):
         instance_key(engine, b, tmp_path / "b" / "keys")
     assert share_instance_key(engine, a.id, tmp_path / "a" / "keys") == 1

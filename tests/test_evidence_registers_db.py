@@ -213,8 +213,10 @@ def test_daily_report_and_overdue_alarm(regs, tmp_path):
     from varta.evidence.service import Evidence
 
     engine, hold_reg, reqs, _ = regs
+    from varta.jobs.runner import JobRunner
+
     ev = Evidence(engine, Settings(home=tmp_path), registry=CameraRegistry(engine), index=None, ffmpeg="ffmpeg",
-                  access=None, node="test")
+                  access=None, runner=JobRunner(engine, "test"))
     alarms = SystemAlarms(engine, "test")
     req, _ = _register(reqs)
     reqs.resolve(req["id"], MAYOR, approve=True, text="Погоджую")

@@ -9,25 +9,12 @@ import subprocess
 import pytest
 import websockets
 
-from conftest import VartaHome, have_ffmpeg
+from conftest import VartaHome, have_ffmpeg, watch_live
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not have_ffmpeg(), reason="ffmpeg not installed")]
 
 
-async def _watch(url: str, cookie: str, seconds: float, origin: str | None = None) -> list:
-    headers = {"Cookie": cookie}
-    if origin:
-        headers["Origin"] = origin
-    msgs = []
-    async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while loop.time() < end:
-            try:
-                msgs.append(await asyncio.wait_for(ws.recv(), timeout=max(0.1, end - loop.time())))
-            except asyncio.TimeoutError:
-                break
-    return msgs
+_watch = watch_live
 
 
 def test_live_fragments_play_and_are_shared_by_viewers(camsim, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 from pathlib import Path
 from typing import Optional
 
@@ -21,7 +20,6 @@ from varta.cameras.model import KINDS, Camera, CameraError
 from varta.cameras.registry import CameraRegistry
 from varta.cameras.schedule import Schedule, ScheduleError
 from varta.cli_support import STATE, authorize, fail as _fail, load_settings as _settings, open_engine as _engine
-from varta.cli_support import wait_for_stop_signal
 from varta.cli_support import parse_cli_time as _time
 from varta.clock import format_time
 from varta.config import Settings

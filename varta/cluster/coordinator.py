@@ -56,6 +56,7 @@ class Duty:
     name: str
     on_tick: Callable[[], None]
     fence: Fence | None = None
+    ensured: bool = False
 
 
 @dataclass
@@ -134,9 +135,8 @@ class Coordinator:
         if lapsed:
             log.warning("cluster: this node's session had lapsed (frozen or cut off for longer than %.0f s); "
                         "work that moved away stops now", self.ttl_s)
-        # A node that has just (re)connected waits one lease time before taking over others'
-        # work: after a database restart every session looks lapsed at once, and their
-        # holders renew within a tick.
+        # A node that has just (re)connected waits one lease time before taking work (see
+        # _tick_role, orphans); work it already holds goes on at once.
         settled = now - self._ok_since >= self.ttl_s
         self.ticks += 1
         for role in self.roles:
@@ -176,9 +176,13 @@ class Coordinator:
         nodes = self._eligible(role)
         nodes_key = tuple(sorted(n.id for n in nodes))
         full = now - st.last_full >= self.full_pass_s
+        all_leases: dict[str, Lease] = {}
         if full:
             st.cameras = role.cameras()
-            self.leases.ensure(role.kind, [c.id for c in st.cameras])
+            all_leases = self.leases.of_kind(role.kind)
+            missing = [c.id for c in st.cameras if lease_name(role.kind, c.id) not in all_leases]
+            if missing:
+                self.leases.ensure(role.kind, missing)
             st.last_full = now
         if full or nodes_key != st.nodes_key:
             st.placement = st.placer.place(st.cameras, nodes)
@@ -204,8 +208,12 @@ class Coordinator:
                     continue
                 first = st.orphan_seen.setdefault(key, now)
                 mine = st.placement.get(key) == self.id
-                if lease.holder is not None and not settled:
-                    continue  # a lapsed holder: only once this node's own link is settled
+                if not settled:
+                    # Only once this node's own link has been up for a lease time: after a
+                    # database restart every holder renews within a tick, and nodes started
+                    # together have all registered, so placement spreads a cold start at once
+                    # instead of the first node taking every camera.
+                    continue
                 if mine or now - first >= self.orphan_grace_s:
                     take.append(lease.name)
             if take:
@@ -221,9 +229,11 @@ class Coordinator:
 
         # 5. Planned moves.
         if role.handoff:
-            self._handoffs(role, st, held, now, full)
+            self._handoffs(role, st, held, now, all_leases if full and settled else None)
 
-    def _handoffs(self, role: WorkRole, st: _RoleState, held: dict[str, Lease], now: float, full: bool) -> None:
+    def _handoffs(self, role: WorkRole, st: _RoleState, held: dict[str, Lease], now: float,
+                  all_leases: dict[str, Lease] | None) -> None:
+        """``all_leases``: every lease of the role, read on a full pass (None: no new moves now)."""
         # As holder: stop where the taker's stream begins, and pass the lease on.
         for lease in held.values():
             if lease.handoff_to and lease.handoff_at_us and not role.handing_over(lease.key):
@@ -253,13 +263,12 @@ class Coordinator:
                     role.cancel_prepare(key)
                     st.moves.pop(key, None)
         # Start new moves where placement says this node and a live node holds the work.
-        if not full or self.stopping or not self.me or self.me.state != ACTIVE:
+        if all_leases is None or self.stopping or not self.me or self.me.state != ACTIVE:
             return
         alive = {n.id for n in self.node_list if n.alive}
         budget = self.max_moves - len(st.moves)
         if budget <= 0:
             return
-        all_leases = self.leases.of_kind(role.kind)
         for name, lease in sorted(all_leases.items()):
             if budget <= 0:
                 break
@@ -293,7 +302,9 @@ class Coordinator:
         held = self.leases.held_by(self.id, "duty")
         for duty in self.duties:
             name = lease_name("duty", duty.name)
-            self.leases.ensure("duty", [duty.name])
+            if not duty.ensured:
+                self.leases.ensure("duty", [duty.name])
+                duty.ensured = True
             lease = held.get(name)
             if lease is None and duty.fence is not None:
                 duty.fence = None

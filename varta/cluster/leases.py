@@ -145,15 +145,13 @@ class LeaseStore:
 
     # --- making and taking ---------------------------------------------------------------
     def ensure(self, kind: str, keys: list[str]) -> None:
-        """Free lease rows for these keys where none exists yet."""
+        """Free lease rows for these keys where none exists yet (existing rows untouched)."""
         if not keys:
             return
+        rows = [{"name": lease_name(kind, k), "kind": kind, "holder": None, "epoch": 0} for k in keys]
         with self.engine.begin() as conn:
-            have = {r[0] for r in conn.execute(select(leases.c.name).where(leases.c.kind == kind))}
-            rows = [{"name": lease_name(kind, k), "kind": kind, "holder": None, "epoch": 0}
-                    for k in keys if lease_name(kind, k) not in have]
-            if rows:
-                conn.execute(_insert_ignore(self.dialect).values(rows).on_conflict_do_nothing())
+            for i in range(0, len(rows), 1000):
+                conn.execute(_insert_ignore(self.dialect).values(rows[i:i + 1000]).on_conflict_do_nothing())
 
     def create_held(self, kind: str, key: str, node_id: str) -> Fence:
         """A new lease, held at once by ``node_id`` (a job its node starts itself)."""

@@ -42,11 +42,12 @@ class SnapshotError(RuntimeError):
 
 class LiveHub:
     def __init__(self, timeout_s: float, linger_s: float = 10.0, *, node_id: str | None = None, leases=None,
-                 registry=None, peers=None, tee: bool = False):
-        """``tee``: this node's recordings can feed relays (the PyAV recorder backend)."""
+                 registry=None, peers=None, recording_now=None):
+        """``recording_now(camera_id)``: this node's recording of the camera is running and can
+        feed a relay (the PyAV backend); None: it never can."""
         self.timeout_s, self.linger_s = timeout_s, linger_s
         self.node_id, self.leases, self.registry, self.peers = node_id, leases, registry, peers
-        self.tee = tee
+        self.recording_now = recording_now or (lambda camera_id: False)
         self._relays: dict[tuple[str, str], Relay] = {}
         self._lock = threading.Lock()
         self._alive: tuple[float, set[str]] = (0.0, set())
@@ -89,7 +90,7 @@ class LiveHub:
                                 open_stream=lambda node: self.peers.stream(
                                     node, f"/internal/live/{cam_id}?stream={stream}", timeout=self.timeout_s),
                                 linger_s=self.linger_s)
-            elif stream == "main" and self.tee and holder == self.node_id:
+            elif stream == "main" and holder == self.node_id and self.recording_now(camera.id):
                 r = TeeRelay(camera.id, self.linger_s)
             else:
                 r = LiveRelay(camera.id, camera.sub_url if stream == "sub" else camera.main_url, self.timeout_s,
@@ -129,6 +130,14 @@ class LiveHub:
         """A camera that moved to another node takes its relays along: the ones here stop
         (their remote viewers reconnect to the new node), so the camera keeps one session."""
         while not self._stop.wait(2.0):
+            with self._lock:
+                tees = [r for r in self._relays.values() if isinstance(r, TeeRelay) and r.running]
+            for r in tees:
+                if r.silent_for() > max(5.0, self.timeout_s):
+                    # The recording stopped feeding it (a schedule, a camera fault): its viewers
+                    # reconnect and get a relay of their own connection.
+                    log.info("live %s: the recording is not running; its relay stops", r.camera_id)
+                    r.stop()
             if self.leases is None or self.peers is None:
                 continue
             with self._lock:

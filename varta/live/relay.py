@@ -342,12 +342,18 @@ class TeeRelay(Relay):
     def __init__(self, camera_id: str, linger_s: float = 10.0):
         super().__init__(camera_id, linger_s)
         self._queue: queue.Queue = queue.Queue(maxsize=500)
+        self._fed = time.monotonic()
         self._begin()
+
+    def silent_for(self) -> float:
+        """Seconds since the recording last handed a packet over."""
+        return time.monotonic() - self._fed
 
     def feed(self, packet, stream) -> None:
         """Called by the recorder's ingest thread for every packet, before it is written."""
         if self._stop.is_set():
             return
+        self._fed = time.monotonic()
         copy = av.Packet(bytes(packet))
         copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
         copy.duration = packet.duration

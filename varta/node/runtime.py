@@ -176,8 +176,7 @@ def start_node(settings, roles: set[str], sock: socket.socket | None, *, child_a
     from varta.cluster.leases import LeaseStore
 
     rt.live = LiveHub(settings.rtsp_timeout_s, node_id=rt.identity.id, leases=LeaseStore(rt.engine),
-                      registry=rt.registry, peers=rt.peers,
-                      tee=RECORDER in roles and settings.recorder_backend == "pyav")
+                      registry=rt.registry, peers=rt.peers, recording_now=lambda cam: recording_now(rt, cam))
     work = []
     if RECORDER in roles:
         from varta.recording.service import RecorderService
@@ -223,6 +222,14 @@ def _city_key(rt: NodeRuntime) -> None:
         log.info("instance key: %s", exc)
     except Exception:  # noqa: BLE001 - it is tried again when a package needs it
         log.exception("instance key: not ready")
+
+
+def recording_now(rt: NodeRuntime, camera_id: str) -> bool:
+    """This node's recording of the camera runs and can feed its live relay (PyAV backend)."""
+    if rt.recorder is None or rt.settings.recorder_backend != "pyav":
+        return False
+    sup = rt.recorder.supervisors.get(camera_id)
+    return sup is not None and sup.is_alive() and not sup.fenced and sup.state == "recording"
 
 
 def share_key(rt: NodeRuntime) -> None:

@@ -182,15 +182,17 @@ class Janitor:
 
     def _apply_activity_modes(self, now: int, holds, report: JanitorReport, window_us: int = 2 * 3600 * US) -> None:
         """Motion/events recording modes: drop settled footage with no activity near it."""
-        from varta.analytics.config import AnalyticsError, parse_config
-        from varta.analytics.store import AnalyticsSettings
-        from varta.events.store import EventStore
         from varta.recording import activity
 
         cams = [c for c in self.registry.list() if c.enabled and
                 c.schedule.modes() & activity.ACTIVITY_MODES]
         if not cams:
             return
+        # Only now: the analytics settings' parser brings NumPy, which a recorder without
+        # motion/events cameras never needs (a recording node stays lean).
+        from varta.analytics.config import AnalyticsError, parse_config
+        from varta.analytics.store import AnalyticsSettings
+        from varta.events.store import EventStore
         store = AnalyticsSettings(self.engine)
         statuses = store.statuses()
         configs = store.all_raw()

@@ -48,6 +48,24 @@ class CameraPatch(BaseModel):
     enabled: bool | None = None
 
 
+_names_cache: dict = {"at": 0.0, "names": {}}
+
+
+def _node_names(svc: AppServices) -> dict[str, str]:
+    """node id → name, read at most every 2 s (a camera list asks once per camera)."""
+    import time
+
+    registry = getattr(svc.node, "registry", None)
+    if registry is None:
+        return {}
+    if time.monotonic() - _names_cache["at"] > 2.0:
+        try:
+            _names_cache.update(at=time.monotonic(), names=registry.names())
+        except Exception:  # noqa: BLE001 - a label only
+            pass
+    return _names_cache["names"]
+
+
 def status_dict(svc: AppServices, camera_id: str, row: dict | None) -> dict:
     tz = svc.settings.tz
     if row is None:
@@ -57,7 +75,8 @@ def status_dict(svc: AppServices, camera_id: str, row: dict | None) -> dict:
         "reason": row["reason"],
         "detail": row["detail"],
         "since": format_time(row["since_us"], tz),
-        "recorder": row["recorder"],
+        "recorder": row["recorder"],  # the id of the node recording it
+        "node": _node_names(svc).get(row["recorder"], row["recorder"]),
         "last_segment_end": format_time(row["last_segment_end_us"], tz) if row["last_segment_end_us"] else None,
         "bitrate_kbps": round(row["bitrate_bps"] / 1000, 1) if row["bitrate_bps"] else None,
         "fps": row["fps"],

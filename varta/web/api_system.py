@@ -74,8 +74,10 @@ def storage(caller: Caller = guard("system.view"), svc: AppServices = Depends(se
 def alarms(active: bool = False, caller: Caller = guard("system.view"),
            svc: AppServices = Depends(services)) -> list[dict]:
     tz = svc.settings.tz
+    registry = getattr(svc.node, "registry", None)
+    names = registry.names() if registry is not None else {}
     return [
-        {**a, "created": format_time(a["created_us"], tz),
+        {**a, "node_name": names.get(a["node"], a["node"]), "created": format_time(a["created_us"], tz),
          "cleared": format_time(a["cleared_us"], tz) if a["cleared_us"] else None}
         for a in svc.alarms.list(active_only=active)
     ]

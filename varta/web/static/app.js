@@ -8,6 +8,7 @@ import { $, api, h } from "./ui.js";
 import { adminView } from "./admin.js";
 import { AlarmCenter, can, cityText, eventView, eventsView, labelText } from "./alarms.js";
 import { evidenceNav, evidenceView } from "./evidence.js";
+import { nodesView } from "./nodes.js";
 
 let me = null;
 const alarms = new AlarmCenter($("#alarms"));
@@ -427,6 +428,7 @@ async function route() {
     if (path === "/health") await healthView(nav);
     else if (path === "/playback") await playbackView(nav, params);
     else if (path === "/map") await mapView(nav, params);
+    else if (path === "/nodes") await nodesView(me, nav);
     else if (path === "/events") await eventsView(me, nav.main, params);
     else if (path.startsWith("/events/")) await eventView(me, nav.main, path.slice(8), (ev) => alarms.handled(ev));
     else if (path.startsWith("/admin/")) await adminView(path.slice(7), me, nav.main);
@@ -448,6 +450,7 @@ function chrome() {
     evidenceNav(me),  // with the red count of requests overdue or due soon
     h("a", { href: "#/map", "data-page": "map" }, t("map")),
     h("a", { href: "#/health", "data-page": "health" }, t("health")),
+    can(me, "system.view") ? h("a", { href: "#/nodes", "data-page": "nodes" }, t("nodes")) : "",  // nodes.js
     me && ["camera.manage", "user.manage", "journal.read"].some((a) => me.allowed_actions.includes(a))
       ? h("a", { href: `#/admin/${me.allowed_actions.includes("camera.manage") ? "cameras" : me.allowed_actions.includes("user.manage") ? "users" : "journal"}`, "data-page": "admin" }, t("admin")) : "",
     h("span", { id: "who" }),
