@@ -65,9 +65,13 @@ class Cluster:
         return next(n for n in self.nodes.values() if n.proc is not None)
 
     def nodes_json(self) -> list[dict]:
+        """What `varta nodes --json` and /api/nodes say (the same function, read directly)."""
         if self.client is not None:
             return self.client.get("/api/nodes").json()
-        return self.any.json("nodes", "--json")
+        from varta.cluster.nodes import NodeRegistry, overview
+
+        engine = self.any.engine()
+        return overview(engine, NodeRegistry(engine), TZ)
 
     def overview(self) -> dict[str, dict]:
         return {n["name"]: n for n in self.nodes_json()}
@@ -163,6 +167,21 @@ def test_three_recorders_and_a_web_node_fail_over_move_and_fence(cluster, camera
           not any(n["moving_in"] for n in cluster.nodes_json()), 30, "one session per main stream, moves done")
     holders = cluster.holders()
     before = sim.sessions()
+    # The node API answers signed requests of registered nodes only.
+    import httpx
+
+    from varta.cluster.identity import load_identity
+    from varta.cluster.nodes import NodeRegistry
+    from varta.cluster.peer import PeerClient
+
+    assert httpx.get(f"{web.base_url}/internal/node", timeout=10).status_code == 403
+    rec = load_identity(cluster.nodes["rec-a"].home)
+    peer = PeerClient(rec, NodeRegistry(cluster.any.engine()))
+    assert peer.get(web.node_id(), "/internal/node").json()["id"] == web.node_id()
+    stranger = load_identity(cluster.tmp / "stranger")  # keys nobody registered, claiming to be rec-a
+    forged = PeerClient(stranger, NodeRegistry(cluster.any.engine())).headers("GET", f"{web.base_url}/internal/node")
+    forged["X-Varta-Node"] = rec.id + forged["X-Varta-Node"][len(stranger.id):]
+    assert httpx.get(f"{web.base_url}/internal/node", headers=forged, timeout=10).status_code == 403
 
     # --- live view through the web node of a camera another node records -------------------
     cam = sorted(cams)[0]
@@ -274,6 +293,14 @@ def test_two_recorders_on_default_settings_never_record_the_same_camera(tmp_path
               "one session per camera")
         held = [cam for n in c.nodes_json() for cam in n["cameras"]]
         assert sorted(held) == ["d0", "d1", "d2", "d3"]
+        # A camera removed from the registry stops being recorded, says so, and leaves its node.
+        c.any.run("camera", "remove", "d3")
+        _wait(lambda: "d3" not in [cam for n in c.nodes_json() for cam in n["cameras"]], 30, "d3 given up")
+        state = c.db("select state, reason from camera_status where camera_id = 'd3'")[0]
+        assert tuple(state) == ("stopped", "recorder_down"), state
+        last = c.db("select max(end_us) from segments where camera_id = 'd3'")[0][0]
+        time.sleep(5)
+        assert c.db("select max(end_us) from segments where camera_id = 'd3'")[0][0] == last
         names = {n["id"]: n["name"] for n in c.any.json("nodes", "--json")}
         assert len(names) == 2 and len(set(names.values())) == 1  # both named after the host: a label only
     finally:

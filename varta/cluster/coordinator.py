@@ -68,6 +68,7 @@ class _RoleState:
     last_full: float = 0.0
     orphan_seen: dict[str, float] = field(default_factory=dict)
     moves: dict[str, float] = field(default_factory=dict)  # key → when this node asked for it
+    known: bool = False  # the camera list has been read once
     backoff: dict[str, tuple[float, float]] = field(default_factory=dict)  # key → (not before, delay)
 
 
@@ -157,22 +158,8 @@ class Coordinator:
 
     def _tick_role(self, role: WorkRole, settled: bool, now: float) -> None:
         st = self._state[role.kind]
-        held = self.leases.held_by(self.id, role.kind)
-        running = role.running()
-        held_keys = {lease.key: lease for lease in held.values()}
-
-        # 1. Work whose lease moved on (or was never ours) stops; held work runs.
-        for key, epoch in running.items():
-            lease = held_keys.get(key)
-            if lease is None or lease.epoch != epoch:
-                if not role.handing_over(key):
-                    role.end(key, "lost" if lease is None else "epoch")
-        running = role.running()
-        for key, lease in held_keys.items():
-            if key not in running and not role.handing_over(key):
-                role.begin(key, lease.fence(), None, lease.start_at_us)
-
-        # 2. Placement: recomputed when the live nodes change, and every full pass.
+        # Placement: the camera list is re-read every full pass; placement is recomputed then
+        # and whenever the live nodes change.
         nodes = self._eligible(role)
         nodes_key = tuple(sorted(n.id for n in nodes))
         full = now - st.last_full >= self.full_pass_s
@@ -184,16 +171,33 @@ class Coordinator:
             if missing:
                 self.leases.ensure(role.kind, missing)
             st.last_full = now
+            st.known = True
         if full or nodes_key != st.nodes_key:
             st.placement = st.placer.place(st.cameras, nodes)
             st.nodes_key = nodes_key
         wanted = {c.id for c in st.cameras}
 
-        # 3. Work that no longer exists (camera removed or disabled) is given up.
-        for key, lease in held_keys.items():
-            if key not in wanted and st.cameras:
+        held = self.leases.held_by(self.id, role.kind)
+        held_keys = {lease.key: lease for lease in held.values()}
+        running = role.running()
+        # 1. Work whose lease moved on (or was never ours) stops; work that no longer exists
+        #    (a camera removed or disabled) is ended, and its lease given up once the work has
+        #    finished (its last writes, "recording stopped", are still made under the lease).
+        for key, epoch in running.items():
+            lease = held_keys.get(key)
+            if lease is None or lease.epoch != epoch:
+                if not role.handing_over(key):
+                    role.end(key, "lost" if lease is None else "epoch")
+            elif st.known and key not in wanted:
                 role.end(key, "removed")
+        running = role.running()
+        for key, lease in held_keys.items():
+            if key in running or role.handing_over(key):
+                continue
+            if st.known and key not in wanted:
                 self.leases.release(lease.fence())
+                continue
+            role.begin(key, lease.fence(), None, lease.start_at_us)
 
         # 4. Orphans: free leases, or a dead node's. Ours by placement at once; anybody's after
         #    a grace (the node placement chose may be slow or unable).

@@ -153,12 +153,18 @@ class RecorderService:
             sup.start()
 
     def end(self, key: str, why: str) -> None:
+        if why == "removed":
+            # Stopped in order: it says "recording stopped" under its lease, and leaves
+            # running() when its thread ends; only then is the lease given up.
+            sup = self.supervisors.get(key)
+            if sup is not None:
+                sup.stop()
+            return
         with self._lock:
             sup = self.supervisors.pop(key, None)
         if sup is not None:
             sup.stop()
-            if why in ("lost", "epoch"):
-                log.warning("camera %s: lease lost (%s); recording stopped here", key, why)
+            log.warning("camera %s: lease lost (%s); recording stopped here", key, why)
 
     def prepare(self, key: str) -> None:
         cam = self.registry.get(key)
