@@ -63,6 +63,16 @@ class CameraRegistry:
             cams = [c for c in cams if c.recorder == recorder or (c.recorder is None and include_unassigned)]
         return cams
 
+    def version(self) -> tuple[int, int]:
+        """Changes whenever a camera is added, changed or removed (rows, and a checksum of
+        every row's change time, not just the latest: nodes' clocks may disagree). Lets a
+        node re-read the registry only when it changed: one aggregate per poll."""
+        from sqlalchemy import func
+
+        with self.engine.connect() as conn:
+            n, check = conn.execute(select(func.count(), func.sum(cameras.c.updated_us % 1_000_000_007))).one()
+        return int(n), int(check or 0)
+
     def get(self, camera_id: str, include_removed: bool = False) -> Camera | None:
         q = select(cameras).where(cameras.c.id == camera_id)
         if not include_removed:

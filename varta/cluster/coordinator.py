@@ -74,7 +74,8 @@ class _RoleState:
 
 class Coordinator:
     def __init__(self, engine, node_id: str, *, roles: list[WorkRole] = (), duties: list[Duty] = (),
-                 tick_s: float = 1.0, ttl_s: float = 5.0, full_pass_s: float = 5.0, orphan_grace_s: float = 3.0,
+                 tick_s: float = 1.0, ttl_s: float = 5.0, full_pass_s: float = 5.0,
+                 orphan_grace_s: float | None = None,
                  max_moves: int = 8, move_timeout_s: float = 30.0, load: Callable[[], dict] | None = None,
                  registry: NodeRegistry | None = None, every_full_pass: list[Callable[[], None]] = ()):
         self.engine = engine
@@ -82,7 +83,10 @@ class Coordinator:
         self.roles = list(roles)
         self.duties = list(duties)
         self.tick_s, self.ttl_s = tick_s, ttl_s
-        self.full_pass_s, self.orphan_grace_s = full_pass_s, orphan_grace_s
+        # An orphan placed on another node is left to it for two lease times (enough for a node
+        # that has just started to settle and claim it), then anybody takes it.
+        self.full_pass_s = full_pass_s
+        self.orphan_grace_s = orphan_grace_s if orphan_grace_s is not None else 2 * ttl_s
         self.max_moves, self.move_timeout_s = max_moves, move_timeout_s
         self.nodes = registry or NodeRegistry(engine, int(ttl_s * 1e6))
         self.leases = LeaseStore(engine)
@@ -210,14 +214,14 @@ class Coordinator:
             for key, lease in orphans.items():
                 if key not in wanted:
                     continue
-                first = st.orphan_seen.setdefault(key, now)
-                mine = st.placement.get(key) == self.id
                 if not settled:
                     # Only once this node's own link has been up for a lease time: after a
                     # database restart every holder renews within a tick, and nodes started
                     # together have all registered, so placement spreads a cold start at once
                     # instead of the first node taking every camera.
                     continue
+                first = st.orphan_seen.setdefault(key, now)  # the grace counts from here
+                mine = st.placement.get(key) == self.id
                 if mine or now - first >= self.orphan_grace_s:
                     take.append(lease.name)
             if take:

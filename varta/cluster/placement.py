@@ -75,32 +75,42 @@ def candidates(cam: CameraInfo, nodes: list[NodeInfo]) -> list[NodeInfo]:
 
 @dataclass
 class Placer:
-    """``place`` with the rankings cached: a camera's ranking over a set of nodes never
-    changes, so a pass over 6,000 cameras hashes only when the node set does."""
+    """``place`` with each (camera, node) score kept: scores never change, so when a node
+    dies only the sorting is redone (6,000 cameras × 30 nodes hash once, not at every change
+    of the live node set)."""
 
-    _cache: dict = field(default_factory=dict)
-    _nodes_key: tuple = ()
+    _scores: dict = field(default_factory=dict)
+
+    def _score(self, cam_id: str, node: NodeInfo) -> float:
+        key = (cam_id, node.id, node.weight)
+        sc = self._scores.get(key)
+        if sc is None:
+            sc = self._scores[key] = score(cam_id, node)
+        return sc
 
     def place(self, cameras: list[CameraInfo], nodes: list[NodeInfo]) -> dict[str, str | None]:
-        key = tuple(sorted((n.id, n.weight, n.groups, n.takes_unpinned, n.name) for n in nodes))
-        if key != self._nodes_key:
-            self._cache.clear()
-            self._nodes_key = key
         load: Counter = Counter()
         out: dict[str, str | None] = {}
         order = sorted(cameras, key=lambda c: (c.pin is None, c.id))
+        cands: dict[tuple, list[NodeInfo]] = {}  # most cameras share their candidates
         for cam in order:
-            ck = (cam.id, cam.pin, cam.group)
-            ranked = self._cache.get(ck)
-            if ranked is None:
-                ranked = [n for n in sorted(candidates(cam, nodes), key=lambda n: score(cam.id, n), reverse=True)]
-                self._cache[ck] = ranked
+            ck = (cam.pin, cam.group)
+            if ck not in cands:
+                cands[ck] = candidates(cam, nodes)
+            pool = cands[ck]
+            if not any(n.capacity for n in pool):  # no limits: the highest score wins
+                chosen = max(pool, key=lambda n: self._score(cam.id, n)) if pool else None
+                out[cam.id] = chosen.id if chosen else None
+                if chosen:
+                    load[chosen.id] += 1
+                continue
+            ranked = sorted(pool, key=lambda n: self._score(cam.id, n), reverse=True)
             chosen = next((n for n in ranked if not n.capacity or load[n.id] < n.capacity), None)
             if chosen is None and ranked:
                 # Every candidate is full: any node with room, else the first choice anyway
                 # (over capacity is better than not recorded; the Nodes page shows it).
                 spare = [n for n in nodes if n.capacity and load[n.id] < n.capacity]
-                chosen = max(spare, key=lambda n: score(cam.id, n)) if spare else ranked[0]
+                chosen = max(spare, key=lambda n: self._score(cam.id, n)) if spare else ranked[0]
             out[cam.id] = chosen.id if chosen else None
             if chosen:
                 load[chosen.id] += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, case, delete, func, insert, select, update
 
 from varta.cluster.leases import Fence, check_fence
 from varta.clock import US, now_us
@@ -74,13 +74,17 @@ class ArchiveIndex:
         self.engine = engine
 
     # --- segments -------------------------------------------------------------------
-    def add_segment(self, fence: Fence | None = None, **values) -> int:
+    def add_segment(self, fence: Fence | None = None, camera_state: dict | None = None, **values) -> int:
+        """Index a segment; ``camera_state`` (set_status's arguments) updates the camera's
+        live state in the same transaction: one lease check and one commit per segment."""
         values.setdefault("status", "ok")
         with self.engine.begin() as conn:
             if fence is not None:
                 check_fence(conn, fence)
             res = conn.execute(insert(segments).values(**values))
             self._extend_spans(conn, values["camera_id"], values["start_us"], values["end_us"], values["bytes"])
+            if camera_state is not None:
+                self._write_status(conn, values["camera_id"], values["recorder"], **camera_state)
             return int(res.inserted_primary_key[0])
 
     # --- spans: continuous stretches, kept in step with the segments -----------------
@@ -339,18 +343,22 @@ class ArchiveIndex:
     # --- live state -----------------------------------------------------------------
     def set_status(self, camera_id: str, recorder: str, state: str, reason: str = "", detail: str = "",
                    fence: Fence | None = None, **metrics) -> None:
-        t = now_us()
         with self.engine.begin() as conn:
             if fence is not None:
                 check_fence(conn, fence)
-            row = conn.execute(select(camera_status).where(camera_status.c.camera_id == camera_id)).first()
-            values = dict(recorder=recorder, state=state, reason=reason, detail=detail, updated_us=t, **metrics)
-            if row is None:
-                conn.execute(insert(camera_status).values(camera_id=camera_id, since_us=t, **values))
-            else:
-                if row.state != state or row.reason != reason:
-                    values["since_us"] = t
-                conn.execute(update(camera_status).where(camera_status.c.camera_id == camera_id).values(**values))
+            self._write_status(conn, camera_id, recorder, state, reason, detail, **metrics)
+
+    @staticmethod
+    def _write_status(conn, camera_id: str, recorder: str, state: str, reason: str, detail: str, **metrics) -> None:
+        """One UPDATE (``since`` moves only when the state or reason changes), an INSERT the
+        first time."""
+        t = now_us()
+        values = dict(recorder=recorder, state=state, reason=reason, detail=detail, updated_us=t, **metrics)
+        changed = (camera_status.c.state != state) | (camera_status.c.reason != reason)
+        res = conn.execute(update(camera_status).where(camera_status.c.camera_id == camera_id)
+                           .values(since_us=case((changed, t), else_=camera_status.c.since_us), **values))
+        if res.rowcount == 0:
+            conn.execute(insert(camera_status).values(camera_id=camera_id, since_us=t, **values))
 
     def statuses(self) -> dict[str, dict]:
         with self.engine.connect() as conn:

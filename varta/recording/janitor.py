@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from varta.cameras.registry import CameraRegistry
 from varta.clock import US, format_time, now_us, to_datetime
@@ -148,31 +148,39 @@ class Janitor:
                 out.setdefault(h.camera_id, []).append(retention.Hold(h.start_us, h.end_us))
         return out
 
-    def _apply_retention(self, now: int, holds, report: JanitorReport) -> None:
-        # Removed cameras keep their retention too: their footage expires like any other.
+    def _retention_classes(self) -> dict[int, list[str]]:
+        """retention days → the cameras kept that long (removed cameras included: their
+        footage expires like any other). A city has a handful of classes, not one per camera."""
         with self.engine.connect() as conn:
-            cams = conn.execute(select(cameras_table.c.id, cameras_table.c.retention_days)).all()
-        for cam in cams:
-            cutoff = retention.cutoff_us(now, cam.retention_days)
-            cam_holds = holds.get(cam.id, [])
-            after = -1
+            rows = conn.execute(select(cameras_table.c.id, cameras_table.c.retention_days)).all()
+        classes: dict[int, list[str]] = {}
+        for r in rows:
+            classes.setdefault(r.retention_days, []).append(r.id)
+        return classes
+
+    def _apply_retention(self, now: int, holds, report: JanitorReport) -> None:
+        """One paged scan of this node's own expired footage per retention class, on the
+        (recorder, start_us) index: the cost follows what expires, not the city's camera count."""
+        for days, cams in self._retention_classes().items():
+            cutoff = retention.cutoff_us(now, days)
+            after = (-1, -1)
             while True:
                 q = (
                     select(segments.c.id, segments.c.camera_id, segments.c.start_us, segments.c.end_us,
                            segments.c.path, segments.c.bytes)
                     # start_us < cutoff bounds the index scan to the expired part only.
-                    .where(segments.c.camera_id == cam.id, segments.c.start_us < cutoff,
-                           segments.c.end_us <= cutoff, segments.c.start_us > after,
-                           segments.c.recorder == self.node)
-                    .order_by(segments.c.start_us)
+                    .where(segments.c.recorder == self.node, segments.c.start_us < cutoff,
+                           segments.c.end_us <= cutoff, segments.c.camera_id.in_(cams),
+                           tuple_(segments.c.start_us, segments.c.id) > tuple_(*after))
+                    .order_by(segments.c.start_us, segments.c.id)
                     .limit(BATCH)
                 )
                 with self.engine.connect() as conn:
                     rows = conn.execute(q).all()
                 if not rows:
                     break
-                after = rows[-1].start_us
-                doomed = retention.expired(rows, now, cam.retention_days, cam_holds)
+                after = (rows[-1].start_us, rows[-1].id)
+                doomed = [r for r in rows if not retention.is_held(r, holds.get(r.camera_id, ()))]
                 report.held_kept += len(rows) - len(doomed)
                 report.expired_bytes += self._delete(doomed)
                 report.expired_deleted += len(doomed)
@@ -227,28 +235,29 @@ class Janitor:
 
     def _expire_events(self, now: int, holds, report: JanitorReport) -> None:
         """Events and their pictures are personal data like the footage: they go with the
-        camera's retention, and stay while a hold covers them."""
+        camera's retention, and stay while a hold covers them. Each node expires the events
+        its own worker wrote (their pictures are on its disk)."""
         from sqlalchemy import delete
 
         from varta.db.schema import events, motion_spans
 
-        with self.engine.connect() as conn:
-            cams = conn.execute(select(cameras_table.c.id, cameras_table.c.retention_days)).all()
-        for cam in cams:
-            cutoff = retention.cutoff_us(now, cam.retention_days)
+        for days, cams in self._retention_classes().items():
+            cutoff = retention.cutoff_us(now, days)
             with self.engine.connect() as conn:
-                rows = conn.execute(select(events.c.id, events.c.start_us, events.c.end_us, events.c.snapshot)
-                                    .where(events.c.camera_id == cam.id, events.c.end_us.is_not(None),
-                                           events.c.end_us <= cutoff, events.c.worker == self.node)
+                rows = conn.execute(select(events.c.id, events.c.camera_id, events.c.start_us, events.c.end_us,
+                                           events.c.snapshot)
+                                    .where(events.c.start_us < cutoff, events.c.end_us.is_not(None),
+                                           events.c.end_us <= cutoff, events.c.worker == self.node,
+                                           events.c.camera_id.in_(cams))
                                     .limit(5000)).all()
-            doomed = [r for r in rows if not retention.is_held(r, holds.get(cam.id, []))]
+            doomed = [r for r in rows if not retention.is_held(r, holds.get(r.camera_id, []))]
             for r in doomed:
                 if r.snapshot:
                     (self.settings.events_dir / r.snapshot).unlink(missing_ok=True)
             with self.engine.begin() as conn:
                 if doomed:
                     conn.execute(delete(events).where(events.c.id.in_([r.id for r in doomed])))
-                conn.execute(delete(motion_spans).where(motion_spans.c.camera_id == cam.id,
+                conn.execute(delete(motion_spans).where(motion_spans.c.camera_id.in_(cams),
                                                         motion_spans.c.end_us.is_not(None),
                                                         motion_spans.c.end_us <= cutoff))
             report.events_deleted += len(doomed)

@@ -76,6 +76,8 @@ class RecorderService:
             live_tap=(live.tap if live is not None else (lambda camera_id: None)),
         )
         self.sync_interval_s = sync_interval_s
+        self._seen_version: tuple[int, int] | None = None
+        self._infos: tuple[tuple[int, int], list[CameraInfo]] | None = None
         self.supervisors: dict[str, CameraSupervisor] = {}
         self.standbys: dict[str, CameraSupervisor] = {}
         self._lock = threading.RLock()
@@ -117,7 +119,11 @@ class RecorderService:
 
     # --- the record role ---------------------------------------------------------------------
     def cameras(self) -> list[CameraInfo]:
-        return [CameraInfo(c.id, c.recorder, c.group_name) for c in self.registry.list() if c.enabled]
+        version = self.registry.version()
+        if self._infos is None or self._infos[0] != version:  # read (and parse) only when changed
+            self._infos = (version, [CameraInfo(c.id, c.recorder, c.group_name) for c in self.registry.list()
+                                     if c.enabled])
+        return self._infos[1]
 
     def running(self) -> dict[str, int]:
         with self._lock:
@@ -225,6 +231,10 @@ class RecorderService:
 
     def sync(self) -> None:
         """Apply camera changes (a new URL restarts the run) to the cameras recorded here."""
+        version = self.registry.version()
+        if version == self._seen_version:
+            return
+        self._seen_version = version
         cams = {c.id: c for c in self.registry.list()}
         with self._lock:
             sups = list(self.supervisors.items())

@@ -463,17 +463,18 @@ class CameraSupervisor(threading.Thread):
             final.parent.mkdir(parents=True, exist_ok=True)
             path.replace(final)
         codec, width, height, fps = self._media
+        if self.segments_written == 0 or self.state != "recording":
+            self._write(self.ctx.index.close_outage, self.camera.id, start_us)
+        state = dict(state="recording", reason="", detail="", last_segment_end_us=end_us,
+                     bitrate_bps=check.file_bytes * 8 / max(duration, 1e-3), fps=fps, lag_s=round(lag_s, 3))
         seg_id = self._write(
             self.ctx.index.add_segment, camera_id=self.camera.id, start_us=start_us, end_us=end_us, path=rel,
             bytes=check.file_bytes, init_bytes=check.init_bytes, codec=codec, width=width, height=height, fps=fps,
-            run_id=run_id, recorder=self.ctx.recorder_name,
+            run_id=run_id, recorder=self.ctx.recorder_name, camera_state=state,
         )
         if seg_id is None:
             return 0
-        if self.segments_written == 0 or self.state != "recording":
-            self._write(self.ctx.index.close_outage, self.camera.id, start_us)
-        self._set_state("recording", "", "", last_segment_end_us=end_us,
-                        bitrate_bps=check.file_bytes * 8 / max(duration, 1e-3), fps=fps, lag_s=round(lag_s, 3))
+        self.state = "recording"
         self.segments_written += 1
         return 1
 
