@@ -271,3 +271,31 @@ def test_the_instance_key_reaches_every_node_sealed_to_it(pg_engine, tmp_path):
     InstanceKey.load_or_create(tmp_path / "c" / "keys")
     with pytest.raises(KeyFileError, match="not the city's"):
         instance_key(engine, c, tmp_path / "c" / "keys")
+
+
+def test_analysis_goes_where_the_camera_is_recorded(pg_engine):
+    """A camera's analysis is placed on the node that records it (its stream is read there),
+    when that node analyses too; cameras without analytics settings take no analysis lease."""
+    from varta.analytics.role import AnalyseRole
+    from varta.analytics.store import AnalyticsSettings
+    from varta.cameras.model import Camera
+    from varta.cameras.registry import CameraRegistry
+    from varta.cluster.placement import Placer
+
+    reg = NodeRegistry(pg_engine)
+    for n in "ab":
+        _register(reg, f"node-{n}", n, roles=("recorder", "analytics"))
+    cams = CameraRegistry(pg_engine)
+    for i in range(8):
+        cams.add(Camera(id=f"cam{i}", main_url=f"rtsp://10.0.0.{i}/s"))
+    for i in range(6):
+        AnalyticsSettings(pg_engine).set(f"cam{i}", {"enabled": True, "fps": 5})
+    leases = LeaseStore(pg_engine)
+    leases.ensure("record", [f"cam{i}" for i in range(8)])
+    for i in range(8):  # cameras 0, 2, 4, 6 recorded by a; 1, 3, 5, 7 by b
+        leases.claim([f"record:cam{i}"], "node-a" if i % 2 == 0 else "node-b")
+    infos = AnalyseRole(pg_engine).cameras()
+    assert sorted(c.id for c in infos) == [f"cam{i}" for i in range(6)]
+    nodes = [NodeInfo("node-a", "a"), NodeInfo("node-b", "b")]
+    out = Placer().place(infos, nodes)
+    assert out == {f"cam{i}": "node-a" if i % 2 == 0 else "node-b" for i in range(6)}

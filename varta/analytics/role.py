@@ -40,14 +40,18 @@ class AnalyseRole:
         self.registry = CameraRegistry(engine)
         self._held: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._last: list[CameraInfo] = []
 
     def cameras(self) -> list[CameraInfo]:
         with self.engine.connect() as conn:
             raw = {r.camera_id: r.config for r in conn.execute(select(analytics_config))}
             recorded_by = {r.name.split(":", 1)[1]: r.holder for r in conn.execute(
                 select(leases.c.name, leases.c.holder).where(leases.c.kind == RECORD))}
-        return [CameraInfo(c.id, recorded_by.get(c.id), c.group_name) for c in self.registry.list()
-                if c.enabled and needs_analysis(c, raw.get(c.id))]
+        infos = [CameraInfo(c.id, recorded_by.get(c.id), c.group_name) for c in self.registry.list()
+                 if c.enabled and needs_analysis(c, raw.get(c.id))]
+        if infos != self._last:  # the same object while nothing changed: no re-placement
+            self._last = infos
+        return self._last
 
     def running(self) -> dict[str, int]:
         with self._lock:

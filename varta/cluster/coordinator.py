@@ -97,6 +97,7 @@ class Coordinator:
         self._state = {r.kind: _RoleState() for r in self.roles}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._beat_thread: threading.Thread | None = None
         self.stopping = False  # a clean shutdown: hand everything over, take nothing
         self.ticks = 0
         self.last_tick_s = 0.0
@@ -105,14 +106,25 @@ class Coordinator:
 
     # --- life ---------------------------------------------------------------------------
     def start(self) -> "Coordinator":
+        """Two threads: the heartbeat alone on one (a pass of placement or a slow query can
+        never delay the session renewal that keeps this node's leases), the work on the other."""
+        self._beat_thread = threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True)
+        self._beat_thread.start()
         self._thread = threading.Thread(target=self._loop, name="coordinator", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=10)
+        for t in (self._thread, self._beat_thread):
+            if t:
+                t.join(timeout=10)
+
+    def _beat_loop(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            self.beat()
+            self._stop.wait(max(0.05, self.tick_s - (time.monotonic() - t0)))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -124,22 +136,33 @@ class Coordinator:
             self.last_tick_s = time.monotonic() - t0
             self._stop.wait(max(0.05, self.tick_s - self.last_tick_s))
 
-    # --- one tick -----------------------------------------------------------------------------
-    def tick(self) -> None:
+    # --- the session ---------------------------------------------------------------------------
+    def beat(self) -> bool:
+        """Renew this node's session and read the node list; False when the database is away."""
         try:
-            self.me, lapsed = self.nodes.heartbeat(self.id, self.load())
+            me, lapsed = self.nodes.heartbeat(self.id, self.load())
             self.node_list = self.nodes.list()
+            self.me = me
         except Exception as exc:  # the database is unreachable: keep working, take nothing
             if self._ok_since is not None:
                 log.error("cluster: cannot reach the database (%s); recording goes on locally", exc)
             self._ok_since = None
-            return
-        now = time.monotonic()
+            return False
         if self._ok_since is None:
-            self._ok_since = now
+            self._ok_since = time.monotonic()
         if lapsed:
             log.warning("cluster: this node's session had lapsed (frozen or cut off for longer than %.0f s); "
                         "work that moved away stops now", self.ttl_s)
+        return True
+
+    # --- one tick -----------------------------------------------------------------------------
+    def tick(self) -> None:
+        """One pass of the work; renews the session first when no heartbeat thread runs."""
+        if self._beat_thread is None and not self.beat():
+            return
+        if self._ok_since is None or self.me is None:
+            return  # the database is away: keep working, take nothing
+        now = time.monotonic()
         # A node that has just (re)connected waits one lease time before taking work (see
         # _tick_role, orphans); work it already holds goes on at once.
         settled = now - self._ok_since >= self.ttl_s
@@ -162,21 +185,25 @@ class Coordinator:
 
     def _tick_role(self, role: WorkRole, settled: bool, now: float) -> None:
         st = self._state[role.kind]
-        # Placement: the camera list is re-read every full pass; placement is recomputed then
-        # and whenever the live nodes change.
+        # Placement: every full pass asks the role for its cameras (it re-reads the registry
+        # only when that changed); placement is recomputed when the cameras or the live nodes
+        # change. A steady pass costs a change check and one small query.
         nodes = self._eligible(role)
         nodes_key = tuple(sorted(n.id for n in nodes))
         full = now - st.last_full >= self.full_pass_s
-        all_leases: dict[str, Lease] = {}
+        cameras_changed = False
         if full:
-            st.cameras = role.cameras()
-            all_leases = self.leases.of_kind(role.kind)
-            missing = [c.id for c in st.cameras if lease_name(role.kind, c.id) not in all_leases]
-            if missing:
-                self.leases.ensure(role.kind, missing)
+            cams = role.cameras()
+            if cams is not st.cameras or not st.known:
+                st.cameras = cams
+                cameras_changed = True
+                present = {name for name in self.leases.names(role.kind)}
+                missing = [c.id for c in cams if lease_name(role.kind, c.id) not in present]
+                if missing:
+                    self.leases.ensure(role.kind, missing)
             st.last_full = now
             st.known = True
-        if full or nodes_key != st.nodes_key:
+        if cameras_changed or nodes_key != st.nodes_key:
             st.placement = st.placer.place(st.cameras, nodes)
             st.nodes_key = nodes_key
         wanted = {c.id for c in st.cameras}
@@ -237,11 +264,11 @@ class Coordinator:
 
         # 5. Planned moves.
         if role.handoff:
-            self._handoffs(role, st, held, now, all_leases if full and settled else None)
+            self._handoffs(role, st, held, now, full and settled)
 
     def _handoffs(self, role: WorkRole, st: _RoleState, held: dict[str, Lease], now: float,
-                  all_leases: dict[str, Lease] | None) -> None:
-        """``all_leases``: every lease of the role, read on a full pass (None: no new moves now)."""
+                  look_for_moves: bool) -> None:
+        """``look_for_moves``: a full pass, this node settled: start moves where placement says so."""
         # As holder: stop where the taker's stream begins, and pass the lease on.
         for lease in held.values():
             if lease.handoff_to and lease.handoff_at_us and not role.handing_over(lease.key):
@@ -271,13 +298,15 @@ class Coordinator:
                     role.cancel_prepare(key)
                     st.moves.pop(key, None)
         # Start new moves where placement says this node and a live node holds the work.
-        if all_leases is None or self.stopping or not self.me or self.me.state != ACTIVE:
+        if not look_for_moves or self.stopping or not self.me or self.me.state != ACTIVE:
             return
         alive = {n.id for n in self.node_list if n.alive}
         budget = self.max_moves - len(st.moves)
         if budget <= 0:
             return
-        for name, lease in sorted(all_leases.items()):
+        placed_here = [lease_name(role.kind, key) for key, node in st.placement.items()
+                       if node == self.id and lease_name(role.kind, key) not in held]
+        for name, lease in sorted(self.leases.get_many(placed_here).items()):
             if budget <= 0:
                 break
             key = lease.key

@@ -122,6 +122,18 @@ class LeaseStore:
         with self.engine.connect() as conn:
             return {r.name: _lease(r) for r in conn.execute(q)}
 
+    def get_many(self, names: list[str]) -> dict[str, Lease]:
+        out: dict[str, Lease] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(names), 1000):
+                out.update({r.name: _lease(r) for r in conn.execute(
+                    select(leases).where(leases.c.name.in_(names[i:i + 1000])))})
+        return out
+
+    def names(self, kind: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(select(leases.c.name).where(leases.c.kind == kind))]
+
     def of_kind(self, kind: str) -> dict[str, Lease]:
         with self.engine.connect() as conn:
             return {r.name: _lease(r) for r in conn.execute(select(leases).where(leases.c.kind == kind))}
