@@ -83,10 +83,11 @@ class Coordinator:
         self.roles = list(roles)
         self.duties = list(duties)
         self.tick_s, self.ttl_s = tick_s, ttl_s
-        # An orphan placed on another node is left to it for two lease times (enough for a node
-        # that has just started to settle and claim it), then anybody takes it.
+        # An orphan placed on another live node is left to it for three lease times (enough
+        # for a node that has just started, on a loaded machine, to settle and claim it), then
+        # anybody takes it: a node that cannot claim must not leave a camera dark.
         self.full_pass_s = full_pass_s
-        self.orphan_grace_s = orphan_grace_s if orphan_grace_s is not None else 2 * ttl_s
+        self.orphan_grace_s = orphan_grace_s if orphan_grace_s is not None else 3 * ttl_s
         self.max_moves, self.move_timeout_s = max_moves, move_timeout_s
         self.nodes = registry or NodeRegistry(engine, int(ttl_s * 1e6))
         self.leases = LeaseStore(engine)
@@ -262,9 +263,26 @@ class Coordinator:
                              f"from {self._name(before.holder)} (down)" if before.holder else "(free)")
                     role.begin(key, fence, before, None)
 
-        # 5. Planned moves.
+        # 5. Planned moves: make-before-break for roles that can (recording); the others
+        #    (analysis) give misplaced work back, and the node placement prefers takes it.
         if role.handoff:
             self._handoffs(role, st, held, now, full and settled)
+        elif full and settled and not self.stopping:
+            self._give_back(role, st, held)
+
+    def _give_back(self, role: WorkRole, st: _RoleState, held: dict[str, Lease]) -> None:
+        alive = {n.id for n in self.node_list if n.alive and n.state == ACTIVE}
+        budget = max(self.max_moves, len(held) // 4)  # cheap to move: a quarter of it per pass at most
+        for lease in held.values():
+            if budget <= 0:
+                break
+            want = st.placement.get(lease.key)
+            if want is None or want == self.id or want not in alive:
+                continue
+            role.end(lease.key, "moved")
+            self.leases.release(lease.fence())
+            budget -= 1
+            log.info("cluster: %s %s given back for %s (placement)", role.kind, lease.key, self._name(want))
 
     def _handoffs(self, role: WorkRole, st: _RoleState, held: dict[str, Lease], now: float,
                   look_for_moves: bool) -> None:
