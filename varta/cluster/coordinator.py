@@ -239,6 +239,11 @@ class Coordinator:
                 if key not in orphans:
                     del st.orphan_seen[key]
             take = []
+            # How long each live node has been up, on the database's clock: a node placement
+            # prefers is given the grace once it has had time to settle and claim, however
+            # slowly it started.
+            up_us = {n.id: n.heartbeat_us - n.started_us for n in self.node_list if n.alive}
+            settle_us = int((self.ttl_s + self.full_pass_s) * 1e6)
             for key, lease in orphans.items():
                 if key not in wanted:
                     continue
@@ -248,9 +253,15 @@ class Coordinator:
                     # together have all registered, so placement spreads a cold start at once
                     # instead of the first node taking every camera.
                     continue
+                want = st.placement.get(key)
+                if want == self.id:
+                    take.append(lease.name)
+                    continue
+                if want in up_us and up_us[want] < settle_us:
+                    st.orphan_seen.pop(key, None)  # it is still starting: its grace has not begun
+                    continue
                 first = st.orphan_seen.setdefault(key, now)  # the grace counts from here
-                mine = st.placement.get(key) == self.id
-                if mine or now - first >= self.orphan_grace_s:
+                if now - first >= self.orphan_grace_s:
                     take.append(lease.name)
             if take:
                 for name, (before, fence) in self.leases.claim(take, self.id).items():
@@ -292,6 +303,9 @@ class Coordinator:
             if lease.handoff_to and lease.handoff_at_us and not role.handing_over(lease.key):
                 role.hand_over(lease.key, lease.fence(), lease.handoff_to, lease.handoff_at_us)
         # As taker: report the first keyframe, give up on moves that failed or took too long.
+        # Once the cut is published the holder may be finishing the hand-over: a move is then
+        # given up only if the standby itself failed or the holder is far past its time, and
+        # only when withdrawing it wins against the holder passing the lease (never both).
         mine = self.leases.handoffs_to(self.id)
         for name, lease in mine.items():
             key = lease.key
@@ -299,7 +313,8 @@ class Coordinator:
                 self.leases.cancel_handoff(name, self.id)
                 continue
             failed = role.standby_failed(key)
-            if failed or now - st.moves[key] > self.move_timeout_s:
+            limit = self.move_timeout_s * (3 if lease.handoff_at_us else 1)
+            if failed or now - st.moves[key] > limit:
                 log.warning("cluster: planned move of %s %s to this node abandoned: %s", role.kind, key,
                             failed or "no answer in time")
                 self._give_up_move(role, st, key, name, now)
@@ -307,14 +322,21 @@ class Coordinator:
             point = role.standby_point(key)
             if point and not lease.handoff_at_us:
                 self.leases.publish_handoff_point(name, self.id, point)
-        for key in list(st.moves):
-            if lease_name(role.kind, key) not in mine:
-                if key in role.running():  # the move completed: the lease is ours
-                    st.moves.pop(key, None)
-                elif now - st.moves[key] > 2 * self.tick_s + 1:
-                    # Cancelled by the holder, or the holder died (then the lease is an orphan).
-                    role.cancel_prepare(key)
-                    st.moves.pop(key, None)
+        gone = [key for key in st.moves if lease_name(role.kind, key) not in mine and key not in role.running()]
+        current = self.leases.get_many([lease_name(role.kind, key) for key in gone]) if gone else {}
+        for key in gone:
+            lease = current.get(lease_name(role.kind, key))
+            if lease is not None and lease.holder == self.id and not lease.handoff_to:
+                # The hand-over completed since this pass read its leases: the standby
+                # becomes the recording now, from the cut.
+                role.begin(key, lease.fence(), None, lease.start_at_us)
+                st.moves.pop(key, None)
+            elif now - st.moves[key] > 2 * self.tick_s + 1:
+                # Cancelled by the holder, or the holder died (then the lease is an orphan).
+                role.cancel_prepare(key)
+                st.moves.pop(key, None)
+        for key in [k for k in st.moves if k in role.running() and lease_name(role.kind, k) not in mine]:
+            st.moves.pop(key, None)  # the move completed: the lease is ours
         # Start new moves where placement says this node and a live node holds the work.
         if not look_for_moves or self.stopping or not self.me or self.me.state != ACTIVE:
             return
@@ -342,8 +364,9 @@ class Coordinator:
                 log.info("cluster: moving %s %s here from %s", role.kind, key, self._name(lease.holder))
 
     def _give_up_move(self, role: WorkRole, st: _RoleState, key: str, name: str, now: float) -> None:
+        if not self.leases.cancel_handoff(name, self.id):
+            return  # the holder passed the lease first: the move completed, the next pass begins it
         role.cancel_prepare(key)
-        self.leases.cancel_handoff(name, self.id)
         st.moves.pop(key, None)
         _, delay = st.backoff.get(key, (0.0, 30.0))
         st.backoff[key] = (now + delay, min(delay * 2, 600.0))

@@ -187,12 +187,13 @@ class LeaseStore:
             if self.dialect == "postgresql":
                 q = q.with_for_update(skip_locked=True)
             rows = conn.execute(q).all()
-            for row in rows:
-                before = _lease(row)
-                conn.execute(update(leases).where(leases.c.name == row.name).values(
-                    holder=node_id, epoch=row.epoch + 1, acquired_us=now, start_at_us=None,
+            for i in range(0, len(rows), 1000):  # the rows are locked: one UPDATE takes them all
+                part = [r.name for r in rows[i:i + 1000]]
+                conn.execute(update(leases).where(leases.c.name.in_(part)).values(
+                    holder=node_id, epoch=leases.c.epoch + 1, acquired_us=now, start_at_us=None,
                     handoff_to=None, handoff_at_us=None, handoff_since_us=None))
-                out[row.name] = (before, Fence(row.name, node_id, row.epoch + 1))
+            for row in rows:
+                out[row.name] = (_lease(row), Fence(row.name, node_id, row.epoch + 1))
         return out
 
     def release(self, fence: Fence) -> bool:
@@ -238,10 +239,13 @@ class LeaseStore:
                 handoff_to=None, handoff_at_us=None, handoff_since_us=None))
             return Fence(fence.name, to, fence.epoch + 1) if res.rowcount == 1 else None
 
-    def cancel_handoff(self, name: str, to: str) -> None:
+    def cancel_handoff(self, name: str, to: str) -> bool:
+        """Withdraw a planned move to ``to``; False when there was none (it may have completed:
+        then the lease is ``to``'s)."""
         with self.engine.begin() as conn:
-            conn.execute(update(leases).where(leases.c.name == name, leases.c.handoff_to == to)
-                         .values(handoff_to=None, handoff_at_us=None, handoff_since_us=None))
+            res = conn.execute(update(leases).where(leases.c.name == name, leases.c.handoff_to == to)
+                               .values(handoff_to=None, handoff_at_us=None, handoff_since_us=None))
+            return res.rowcount == 1
 
     def stale_handoffs(self, older_than_us: int) -> list[Lease]:
         """Planned moves asked for more than ``older_than_us`` ago (DB clock) and not done."""
