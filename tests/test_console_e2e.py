@@ -262,6 +262,8 @@ def test_map_shows_cameras_by_state_without_tiles(browser, tmp_path):
         with v.api() as c:
             v.wait_for(lambda: c.get("/api/cameras/mel-m1/status").json()["state"] in ("reconnecting", "failed"),
                        60, "camera down")
+            # The recorder reports a camera it was given with its schedule off as "off".
+            v.wait_for(lambda: c.get("/api/cameras/mel-m2/status").json()["state"] == "off", 60, "camera off")
         password, _ = v.account("olena", "department")
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         errors = []

@@ -95,6 +95,7 @@ class Coordinator:
         self.me: NodeRow | None = None
         self.node_list: list[NodeRow] = []
         self._ok_since: float | None = None
+        self._beat_ok_at = 0.0  # monotonic time of the last heartbeat that reached the database
         self._state = {r.kind: _RoleState() for r in self.roles}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -149,9 +150,13 @@ class Coordinator:
                 log.error("cluster: cannot reach the database (%s); recording goes on locally", exc)
             self._ok_since = None
             return False
+        self._beat_ok_at = time.monotonic()
         if self._ok_since is None:
             self._ok_since = time.monotonic()
         if lapsed:
+            # Its work may have moved while it was away: like a node that has just started, it
+            # takes nothing new for a lease time (what it still holds goes on).
+            self._ok_since = time.monotonic()
             log.warning("cluster: this node's session had lapsed (frozen or cut off for longer than %.0f s); "
                         "work that moved away stops now", self.ttl_s)
         return True
@@ -164,6 +169,11 @@ class Coordinator:
         if self._ok_since is None or self.me is None:
             return  # the database is away: keep working, take nothing
         now = time.monotonic()
+        if now - self._beat_ok_at > 2 * self.tick_s + 1:
+            # The node list is old: this process was frozen (SIGSTOP, a paused VM) or its
+            # heartbeat is stuck. Placement on an old view would move cameras that moved on
+            # meanwhile; wait for a fresh heartbeat (fenced writes stop lost work meanwhile).
+            return
         # A node that has just (re)connected waits one lease time before taking work (see
         # _tick_role, orphans); work it already holds goes on at once.
         settled = now - self._ok_since >= self.ttl_s
