@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import secrets
 import signal
 import subprocess
@@ -167,7 +168,10 @@ def run(cameras: int, rounds: int, seg_s: int, admin_url: str, results: str | No
         every = {f"cam{i:03d}" for i in range(cameras)}
         _wait(lambda: _recording(engine) >= every and len(_holders(first)) == cameras, 180, "all cameras recording")
         for r in range(rounds):
-            time.sleep(3 * seg_s)  # let planned moves settle and segments roll
+            # Let planned moves settle and segments roll; the kill lands at a random point of
+            # the segments being written (the cameras' segments roll in step, so a fixed sleep
+            # would kill at the same phase every round).
+            time.sleep(3 * seg_s + random.uniform(0, seg_s))
             holders = _holders(first)
             victim = sorted(nodes)[r % 3]
             lost = {c for c, h in holders.items() if h == victim}
