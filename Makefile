@@ -44,7 +44,7 @@ demo: venv
 	$(VENV)/bin/varta demo
 
 test: test-deps venv
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n 2 --dist loadfile
 
 bench: venv
 	bash bench/run_all.sh

@@ -5,6 +5,8 @@ Settings that tests read:
   need footage skip with a clear message where the folder is absent.
 * ``VARTA_TEST_POSTGRES_URL`` — an admin URL of a PostgreSQL server; each test gets a fresh
   database on it. Absent: PostgreSQL tests skip, except in CI (``CI=true``) where they fail.
+
+In CI (``CI=true``) every skip is a failure (``pytest_runtest_makereport`` below).
 """
 
 from __future__ import annotations
@@ -30,6 +32,19 @@ MEDIA_CACHE = Path(os.environ.get("VARTA_TEST_MEDIA_CACHE", ROOT / ".cache" / "t
 FPS = 25
 GOP = 25  # one keyframe a second: 2-second segments in tests
 SEGMENT_SECONDS = 2
+
+
+# --- under CI nothing may be skipped ----------------------------------------------------
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI (``CI=true``) a test that would skip for want of a tool, a server or data fails
+    instead: a green run must mean everything ran."""
+    outcome = yield
+    rep = outcome.get_result()
+    if os.environ.get("CI") == "true" and rep.skipped and not hasattr(rep, "wasxfail"):
+        rep.outcome = "failed"
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.longrepr = f"skipped under CI, which must run everything: {reason}"
 
 
 # --- test assets -----------------------------------------------------------------------
