@@ -173,7 +173,7 @@ def test_migrations_run_once_when_nodes_start_together(postgres_url):
 
     eng = make_engine(postgres_url)
     with eng.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0005"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0006"
     eng.dispose()
 
 

@@ -12,6 +12,7 @@ import typer
 
 from varta.access.commands import journal_app, policy_app, token_app, user_app
 from varta.cluster.commands import nodes_app
+from varta.storage.commands import storage_app
 from varta.analytics.commands import analytics_app, analyze, events_app, model_app
 from varta.evidence.commands import evidence_app, hold_app, incident_app, request_app
 from varta.evidence.verify import verify_command
@@ -41,6 +42,7 @@ app.add_typer(incident_app, name="incident")
 app.add_typer(evidence_app, name="evidence")
 app.command("verify")(verify_command)
 app.add_typer(nodes_app, name="nodes")
+app.add_typer(storage_app, name="storage")
 
 
 def _logging(verbose: bool = False) -> None:
@@ -275,7 +277,13 @@ def retention_run() -> None:
     node = read_node_id(settings.home)
     if node is None:
         _fail(f"no node has run in {settings.home} yet: it has no footage of its own")
-    rep = Janitor(engine, settings, node).run_once()
+    from varta.storage.objects import StoreError, open_store
+
+    try:
+        store = open_store(settings)
+    except StoreError as exc:
+        _fail(str(exc))
+    rep = Janitor(engine, settings, node, store=store).run_once()
     access.record(who, "system.maintain", "archive", detail=f"retention: {rep.expired_deleted} expired segments "
                                                             f"deleted, {rep.held_kept} held kept")
     typer.echo(f"deleted {rep.expired_deleted} expired segments ({rep.expired_bytes / 1e6:.1f} MB); "

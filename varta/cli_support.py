@@ -105,11 +105,16 @@ def command_node(settings: Settings, engine):
     where no node ever ran here) and its view of files on any node of the cluster."""
     from varta.cluster.identity import load_identity, read_node_id
     from varta.storage.files import NodeFiles
+    from varta.storage.objects import StoreError, open_store
 
+    try:
+        store = open_store(settings)
+    except StoreError as exc:
+        fail(str(exc))
     if read_node_id(settings.home) is None:
-        return None, NodeFiles(settings)
+        return None, NodeFiles(settings, store=store)
     from varta.cluster.nodes import NodeRegistry
     from varta.cluster.peer import PeerClient
 
     identity = load_identity(settings.home)
-    return identity, NodeFiles(settings, identity.id, PeerClient(identity, NodeRegistry(engine)))
+    return identity, NodeFiles(settings, identity.id, PeerClient(identity, NodeRegistry(engine)), store)

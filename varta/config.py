@@ -133,6 +133,22 @@ class Settings(BaseSettings):
     s3_secret_key: str = Field(default="", repr=False)
     s3_sse: Literal["auto", "AES256", "aws:kms", "none"] = Field(default="auto")
     s3_part_size_mb: int = Field(default=16, ge=5, le=5120)
+    # The archive (docs/design/storage.md): "local" keeps each segment on the disk of the
+    # node that recorded it; "s3" ships every finished segment to one S3-compatible bucket
+    # (AWS S3, Ceph RGW, MinIO…), which any node reads, keeping local copies as a cache.
+    archive_storage: Literal["local", "s3"] = Field(default="local")
+    archive_s3_endpoint_url: str = Field(default="", description="empty = AWS S3")
+    archive_s3_bucket: str = Field(default="")
+    archive_s3_prefix: str = Field(default="varta/")
+    archive_s3_region: str = Field(default="us-east-1")
+    archive_s3_access_key: str = Field(default="", repr=False)
+    archive_s3_secret_key: str = Field(default="", repr=False)
+    archive_s3_sse: Literal["auto", "AES256", "aws:kms", "none"] = Field(default="auto")
+    archive_s3_path_style: bool = Field(default=False, description="path-style addressing (MinIO, Ceph RGW)")
+    archive_local_cache_hours: float = Field(default=24.0, ge=0.0, le=24 * 365,
+                                             description="shipped segments stay on the recorder's disk this long")
+    archive_backlog_alarm_s: float = Field(default=300.0, gt=0,
+                                           description="alarm when shipping is this far behind")
     transfer_link_days: float = Field(default=7.0, gt=0, le=7.0, description="presigned link lifetime (≤ 7 days)")
     transfer_folder: str = Field(default="", description="a local/share folder target for offline sites")
 
@@ -154,6 +170,12 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             return [x.strip() for x in v.split(",") if x.strip()]
         return v
+
+    @field_validator("archive_s3_prefix")
+    @classmethod
+    def _prefix_folder(cls, v: str) -> str:
+        v = v.strip().lstrip("/")
+        return v if not v or v.endswith("/") else v + "/"
 
     @field_validator("timezone")
     @classmethod

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -68,11 +69,22 @@ segments = Table(
     Column("recorder", String(100), nullable=False),  # the id of the node whose disk holds the file
     # ok | repaired (truncated tail cut off after a crash) | missing (file vanished)
     Column("status", String(16), nullable=False, default="ok"),
+    # Where the bytes are (storage/layout.py): local (the recorder's disk only) | both
+    # (shipped to the bucket, a cache copy kept) | s3 (the bucket only).
+    Column("stored", String(8), nullable=False, default="local", server_default="local"),
+    Column("sha256", String(64)),  # of the file, computed once while shipping it
+    # Its object carries an S3 Object Lock legal hold (a Varta hold covers it: storage/holds.py).
+    Column("locked", Boolean, nullable=False, default=False, server_default=false()),
 )
 Index("ix_segments_camera_start", segments.c.camera_id, segments.c.start_us)
 Index("ix_segments_start", segments.c.start_us)
 # A node's own footage, oldest first: retention, free space and the per-node forecast read it.
 Index("ix_segments_recorder_start", segments.c.recorder, segments.c.start_us)
+# What a node has still to ship (a handful of rows), and its cache copies to release.
+Index("ix_segments_locked", segments.c.id,
+      postgresql_where=segments.c.locked.is_(True), sqlite_where=segments.c.locked.is_(True))
+Index("ix_segments_unshipped", segments.c.recorder, segments.c.id,
+      postgresql_where=segments.c.stored != "s3", sqlite_where=segments.c.stored != "s3")
 
 # Continuous recorded stretches per camera, kept in step with `segments` by ArchiveIndex.
 # Derived data, stored because "what is recorded over this day/month" must not read every

@@ -32,15 +32,15 @@ class SystemAlarms:
 
     def raise_once(self, kind: str, severity: str, message: str, camera_id: str | None = None) -> None:
         """Raise unless an alarm of this kind is already active (not cleared) on this node."""
-        with self.engine.connect() as conn:
-            active = conn.execute(
-                select(system_alarms.c.id).where(
-                    system_alarms.c.kind == kind, system_alarms.c.node == self.node,
-                    system_alarms.c.cleared_us.is_(None),
-                )
-            ).first()
-        if active is None:
+        if not self.active(kind):
             self.raise_alarm(kind, severity, message, camera_id)
+
+    def active(self, kind: str) -> bool:
+        """An alarm of this kind is raised on this node and not cleared."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(system_alarms.c.id).where(
+                system_alarms.c.kind == kind, system_alarms.c.node == self.node,
+                system_alarms.c.cleared_us.is_(None)).limit(1)).first() is not None
 
     def clear(self, kind: str) -> None:
         with self.engine.begin() as conn:

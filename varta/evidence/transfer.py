@@ -39,6 +39,7 @@ from typing import Any, Callable, Protocol
 
 from varta.clock import US, now_us
 from varta.evidence.layout import fsync_dir
+from varta.storage import s3
 
 log = logging.getLogger(__name__)
 
@@ -219,61 +220,17 @@ def _resolve(t: S3Target, key: str) -> str:
 
 
 def _client(t: S3Target):
-    """A boto3 S3 client for *t*.
-
-    Checksums only where required: boto3 ≥ 1.36 otherwise adds CRC trailers that several
-    S3-compatible servers reject; we send Content-MD5 ourselves, which every server checks.
-    """
-    import boto3
-    import botocore.config
-
-    style = t.addressing if t.addressing != "auto" else ("path" if t.endpoint_url else "auto")
-    cfg = botocore.config.Config(
-        signature_version="s3v4",
-        s3={"addressing_style": style},
-        retries={"mode": "standard", "max_attempts": 2},  # ours wrap these, see _Session.call
-        connect_timeout=t.connect_timeout_s,
-        read_timeout=t.read_timeout_s,
-        max_pool_connections=max(10, t.workers + 2),
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    session = boto3.session.Session()  # own session: the default one is not thread-safe
-    return session.client(
-        "s3", endpoint_url=t.endpoint_url or None, region_name=t.region,
-        aws_access_key_id=t.access_key or None, aws_secret_access_key=t.secret_key or None,
-        config=cfg)
+    """A boto3 S3 client for *t* (storage/s3.py: the one way Varta builds one)."""
+    return s3.client(t, pool=t.workers + 2)
 
 
-def _transient(e: BaseException) -> bool:
-    """Worth another try: connection trouble, timeouts, throttling and 5xx (not 501)."""
-    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, SSLError
-
-    if isinstance(e, SSLError):
-        return False
-    if isinstance(e, (ConnectionError, HTTPClientError)):
-        return True
-    if isinstance(e, ClientError):
-        code, status = _code_status(e)
-        if code in ("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable",
-                    "Throttling", "ThrottlingException", "RequestTimeoutException"):
-            return True
-        return status is not None and (status in (408, 429) or (status >= 500 and status != 501))
-    return False
-
-
-def _code_status(e: BaseException) -> tuple[str | None, int | None]:
-    resp = getattr(e, "response", None) or {}
-    code = (resp.get("Error") or {}).get("Code")
-    status = (resp.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-    return (str(code) if code else None), status
+_transient = s3.transient
+_code_status = s3.code_status
 
 
 def _scrub(text: str, t: S3Target) -> str:
     """Last line of defence: no message may carry the secret key."""
-    if t.secret_key and len(t.secret_key) >= 4:
-        text = text.replace(t.secret_key, "***")
-    return text
+    return s3.scrub(text, t.secret_key)
 
 
 def _explain(e: BaseException, t: S3Target, what: str, attempts: int) -> TransferError:

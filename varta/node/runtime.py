@@ -171,7 +171,23 @@ def start_node(settings, roles: set[str], sock: socket.socket | None, *, child_a
                      detail=f"node {rt.identity.id} started: {', '.join(sorted(roles))} at {rt.address or '-'}")
     rt.verifier = PeerVerifier(rt.registry)
     rt.peers = PeerClient(rt.identity, rt.registry)
-    rt.files = NodeFiles(settings, rt.identity.id, rt.peers)
+    from varta.storage.objects import StoreError, open_store
+
+    try:
+        store = open_store(settings)
+    except StoreError as exc:
+        rt._lock.release()
+        raise NodeStartError(str(exc)) from None
+    if store is not None:
+        info = store.check()  # said plainly at start: which protection of holds is in force
+        if not info.reachable:
+            log.error("archive: %s cannot be reached now (%s); segments wait on this disk until it can",
+                      store.cfg.where(), info.detail)
+        else:
+            log.info("archive: %s; holds are protected by %s", store.cfg.where(),
+                     "the bucket (S3 Object Lock legal holds)" if info.object_lock
+                     else "Varta's database only (the bucket has no Object Lock)")
+    rt.files = NodeFiles(settings, rt.identity.id, rt.peers, store)
     rt.registry_cameras = CameraRegistry(rt.engine)
     from varta.cluster.leases import LeaseStore
 
@@ -181,7 +197,8 @@ def start_node(settings, roles: set[str], sock: socket.socket | None, *, child_a
     if RECORDER in roles:
         from varta.recording.service import RecorderService
 
-        rt.recorder = RecorderService(rt.engine, settings, rt.identity.id, node_name=rt.name_of, live=rt.live)
+        rt.recorder = RecorderService(rt.engine, settings, rt.identity.id, node_name=rt.name_of, live=rt.live,
+                                      store=store)
         rt.recorder.start()
         work.append(rt.recorder)
     if ANALYTICS in roles:
@@ -199,6 +216,11 @@ def start_node(settings, roles: set[str], sock: socket.socket | None, *, child_a
     from varta.cluster.coordinator import Coordinator, Duty
 
     duties = [Duty("monitor", lambda: monitor_nodes(rt))]
+    if store is not None:
+        from varta.storage.holds import LegalHolds
+
+        # One node for the city keeps the bucket's legal holds in step with Varta's holds.
+        duties.append(Duty("archive_holds", LegalHolds(rt.engine, store).tick))
     rt.coordinator = Coordinator(
         rt.engine, rt.identity.id, roles=work, duties=duties, tick_s=settings.cluster_tick_s,
         ttl_s=settings.cluster_lease_s, max_moves=settings.cluster_max_moves, registry=rt.registry,
@@ -255,6 +277,8 @@ def node_load(rt: NodeRuntime) -> dict:
             from varta.recording.janitor import storage_summary
 
             out["storage"] = storage_summary(st)
+        if rt.recorder.shipper is not None:
+            out["archive"] = rt.recorder.shipper.status()
     if rt.live is not None:
         out["relays"] = rt.live.sources()
     if rt.runner is not None:

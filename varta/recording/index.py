@@ -44,6 +44,8 @@ class Segment:
     run_id: str
     recorder: str
     status: str
+    stored: str = "local"  # local | both | s3 (storage/layout.py)
+    sha256: str | None = None
 
     @property
     def duration_us(self) -> int:
@@ -153,7 +155,9 @@ class ArchiveIndex:
         this node's footage there, where the next node's begins."""
         with self.engine.begin() as conn:
             check_fence(conn, fence)
-            conn.execute(update(segments).where(segments.c.id == seg.id).values(end_us=end_us, bytes=nbytes))
+            # Shorter now: shipped again (the bucket's copy, if any, is the untrimmed one).
+            conn.execute(update(segments).where(segments.c.id == seg.id)
+                         .values(end_us=end_us, bytes=nbytes, stored="local", sha256=None, locked=False))
             self._rebuild_spans(conn, seg.camera_id, seg.start_us, seg.end_us)
 
     def overlaps(self, camera_id: str, t1: int, t2: int, tolerance_us: int = 0) -> list["Segment"]:

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, tuple_, update
 
 from varta.cameras.registry import CameraRegistry
 from varta.clock import US, format_time, now_us, to_datetime
@@ -24,6 +24,7 @@ from varta.db.schema import segments
 from varta.events.system_alarms import SystemAlarms
 from varta.recording import retention
 from varta.recording.index import ArchiveIndex
+from varta.storage import layout
 
 log = logging.getLogger("varta.janitor")
 BATCH = 500
@@ -39,6 +40,8 @@ class JanitorReport:
     quiet_deleted: int = 0  # motion/events modes: footage with no activity near it
     quiet_bytes: int = 0
     events_deleted: int = 0  # analytics events (and their pictures) past retention
+    cache_released_bytes: int = 0  # local copies of shipped segments released (the bucket has them)
+    cache_released_bytes: int = 0  # local copies of shipped segments released (the bucket has them)
     forecast: retention.StorageForecast | None = None
     messages: list[str] = field(default_factory=list)
 
@@ -82,7 +85,7 @@ def storage_summary(st: StorageState) -> dict:
 
 
 class Janitor:
-    def __init__(self, engine, settings, node: str, held_cameras=None):
+    def __init__(self, engine, settings, node: str, held_cameras=None, store=None):
         self.engine = engine
         self.settings = settings
         self.index = ArchiveIndex(engine)
@@ -92,6 +95,7 @@ class Janitor:
         # (``node`` is the node's stable id, so a renamed host still expires its footage).
         self.node = node
         self.held_cameras = held_cameras  # the cameras this node records now (its leases)
+        self.store = store  # the archive bucket (storage/objects.S3Store), or None: local disks only
         self.last_storage: StorageState | None = None
         self.root: Path = settings.recordings_dir
         self._wake = threading.Event()
@@ -136,6 +140,7 @@ class Janitor:
             self._apply_retention(now, holds, report)
             self._apply_activity_modes(now, holds, report)
             self._expire_events(now, holds, report)
+            self._release_cache(now, report)
             self._ensure_free_space(holds, report)
             self._update_forecast(report)
             return report
@@ -167,7 +172,7 @@ class Janitor:
             while True:
                 q = (
                     select(segments.c.id, segments.c.camera_id, segments.c.start_us, segments.c.end_us,
-                           segments.c.path, segments.c.bytes)
+                           segments.c.path, segments.c.bytes, segments.c.stored)
                     # start_us < cutoff bounds the index scan to the expired part only.
                     .where(segments.c.recorder == self.node, segments.c.start_us < cutoff,
                            segments.c.end_us <= cutoff, segments.c.camera_id.in_(cams),
@@ -263,9 +268,15 @@ class Janitor:
             report.events_deleted += len(doomed)
 
     def _delete(self, rows) -> int:
+        """Delete segments: their objects in the bucket (in batches), their files here, then
+        their rows. What the bucket refuses to delete (a legal hold, a retention period, the
+        store away) keeps its row and is tried again at the next pass."""
+        kept = self._delete_objects([r for r in rows if getattr(r, "stored", layout.LOCAL) in layout.IN_BUCKET])
         freed = 0
         gone = []
         for row in rows:
+            if row.id in kept:
+                continue
             try:
                 (self.root / row.camera_id / row.path).unlink()
             except FileNotFoundError:
@@ -273,9 +284,70 @@ class Janitor:
             except OSError as exc:
                 log.error("cannot delete %s/%s: %s", row.camera_id, row.path, exc)
                 continue
-            freed += row.bytes
+            freed += row.bytes if getattr(row, "stored", layout.LOCAL) != layout.S3 else 0
             gone.append(row)
         self.index.delete_segments(gone)
+        return freed
+
+    def _delete_objects(self, rows) -> set[int]:
+        """Delete these segments' objects; returns the ids of those the bucket kept."""
+        if not rows:
+            return set()
+        if self.store is None:
+            log.error("%d expired segments are in the archive bucket, but this node has no archive settings "
+                      "(archive_storage = s3): they are kept", len(rows))
+            return {r.id for r in rows}
+        keys = {layout.segment_key(r.camera_id, r.path): r for r in rows}
+        failed = self.store.delete_many(list(keys))
+        if failed:
+            first = next(iter(failed.items()))
+            msg = (f"the archive bucket kept {len(failed)} expired segment(s) it was asked to delete "
+                   f"(first: {first[0]}: {first[1]}); they are tried again at the next pass")
+            self.alarms.raise_once("archive_delete_refused", "warning", msg)
+        else:
+            self.alarms.clear("archive_delete_refused")
+        return {keys[k].id for k in failed if k in keys}
+
+    def _release_cache(self, now: int, report: "JanitorReport", needed: int | None = None) -> int:
+        """Shipped segments keep a local copy for ``archive_local_cache_hours``; older copies
+        are released (the bucket has them, verified). ``needed``: free this many bytes now,
+        oldest copies first, whatever their age (the disk is short)."""
+        if self.store is None:
+            return 0
+        cutoff = layout.cache_cutoff_us(now, self.settings.archive_local_cache_hours)
+        if needed is not None:
+            cutoff = now - layout.MIN_CACHE_US
+        freed = 0
+        after = -1
+        while needed is None or freed < needed:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(segments.c.id, segments.c.camera_id, segments.c.path, segments.c.bytes)
+                    .where(segments.c.recorder == self.node, segments.c.stored == layout.BOTH,
+                           segments.c.end_us < cutoff, segments.c.id > after)
+                    .order_by(segments.c.id).limit(BATCH)).all()
+            if not rows:
+                break
+            after = rows[-1].id
+            done = []
+            for r in rows:
+                try:
+                    (self.root / r.camera_id / r.path).unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    log.error("cannot release the cache copy %s/%s: %s", r.camera_id, r.path, exc)
+                    continue
+                done.append(r.id)
+                freed += r.bytes
+                if needed is not None and freed >= needed:
+                    break
+            with self.engine.begin() as conn:
+                for i in range(0, len(done), 500):
+                    conn.execute(update(segments).where(segments.c.id.in_(done[i:i + 500]),
+                                                        segments.c.stored == layout.BOTH)
+                                 .values(stored=layout.S3))
+        report.cache_released_bytes += freed
         return freed
 
     def disk_usage(self) -> shutil._ntuple_diskusage:
@@ -291,6 +363,13 @@ class Janitor:
         if usage.free >= target:
             self.alarms.clear("disk_full")
             return
+        if self.store is not None:
+            # Copies of footage the bucket already has go first: nothing is lost.
+            self._release_cache(now_us(), report, needed=int(target - usage.free))
+            usage = self.disk_usage()
+            if usage.free >= target:
+                self.alarms.clear("disk_full")
+                return
         # Expired footage is already gone (retention ran first): now the oldest unheld.
         # Free a little beyond the reserve so the next pass does not have to do it again.
         needed = int(target - usage.free + retention.URGENT_FREE_FRACTION * usage.total)
@@ -299,8 +378,11 @@ class Janitor:
         while needed > 0:
             q = (
                 select(segments.c.id, segments.c.camera_id, segments.c.start_us, segments.c.end_us,
-                       segments.c.path, segments.c.bytes)
-                .where(segments.c.start_us > after, segments.c.recorder == self.node)
+                       segments.c.path, segments.c.bytes, segments.c.stored)
+                # Only footage whose only copy is on this disk: what the bucket has was
+                # released above, and deleting it would free nothing more here.
+                .where(segments.c.start_us > after, segments.c.recorder == self.node,
+                       segments.c.stored == layout.LOCAL)
                 .order_by(segments.c.start_us)
                 .limit(BATCH)
             )

@@ -130,6 +130,7 @@ def reconcile_camera(index: ArchiveIndex, alarms: SystemAlarms, recordings_dir: 
     q = select(segments_table.c.id, segments_table.c.path, segments_table.c.start_us, segments_table.c.end_us).where(
         segments_table.c.camera_id == camera_id, segments_table.c.status != "missing",
         segments_table.c.start_us >= since, segments_table.c.recorder == recorder,
+        segments_table.c.stored != "s3",  # only in the archive bucket: no local file is expected
     )
     with index.engine.connect() as conn:
         rows = conn.execute(q).all()

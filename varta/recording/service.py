@@ -47,7 +47,7 @@ class RecorderService:
     handoff = True
 
     def __init__(self, engine, settings, node_id: str, node_name=lambda node_id: node_id or "?",
-                 sync_interval_s: float = 3.0, live=None):
+                 sync_interval_s: float = 3.0, live=None, store=None):
         self.engine = engine
         self.settings = settings
         self.node = node_id
@@ -55,7 +55,12 @@ class RecorderService:
         self.index = ArchiveIndex(engine)
         self.registry = CameraRegistry(engine)
         self.alarms = SystemAlarms(engine, self.node)
-        self.janitor = Janitor(engine, settings, self.node, held_cameras=self.held_cameras)
+        self.janitor = Janitor(engine, settings, self.node, held_cameras=self.held_cameras, store=store)
+        self.shipper = None  # ships finished segments to the archive bucket (storage/shipping.py)
+        if store is not None:
+            from varta.storage.shipping import Shipper
+
+            self.shipper = Shipper(engine, settings, self.node, store, self.alarms)
         self.live = live  # the node's live relays: recording feeds the main-stream relay
         self.ctx = RecorderContext(
             index=self.index,
@@ -97,6 +102,8 @@ class RecorderService:
             reconcile_camera(self.index, self.alarms, self.settings.recordings_dir, self.settings.quarantine_dir,
                              cam_dir.name, self.node, busy=busy)
         self.janitor.start()
+        if self.shipper is not None:
+            self.shipper.start()  # what a crash left unshipped goes first
         self._thread = threading.Thread(target=self._loop, name="recorder-sync", daemon=True)
         self._thread.start()
         log.info("recorder started; cameras come by lease")
@@ -110,6 +117,8 @@ class RecorderService:
         for sup in sups:
             sup.join(timeout=15)
         self.janitor.stop()
+        if self.shipper is not None:
+            self.shipper.stop()
         if self._thread:
             self._thread.join(timeout=5)
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
+from varta.storage import layout
+
 AREAS = ("recordings", "events", "exports", "packages")
 
 
@@ -39,10 +41,11 @@ def safe_join(root: Path, rel: str) -> Path:
 
 
 class NodeFiles:
-    def __init__(self, settings, node_id: str | None = None, peers=None):
+    def __init__(self, settings, node_id: str | None = None, peers=None, store=None):
         self.settings = settings
         self.node_id = node_id
         self.peers = peers
+        self.store = store  # the archive bucket (storage/objects.S3Store), or None
 
     def local(self, area: str, rel: str) -> Path:
         return safe_join(area_root(self.settings, area), rel)
@@ -72,6 +75,20 @@ class NodeFiles:
     def segment_rel(self, seg) -> str:
         return f"{seg.camera_id}/{seg.path}"
 
+    def segment_here(self, seg) -> Path | None:
+        """The segment's file on this node's disk, if it is here."""
+        path = self.local("recordings", self.segment_rel(seg))
+        if seg.recorder in (None, "", self.node_id) or self.peers is None:
+            return path if getattr(seg, "stored", layout.LOCAL) != layout.S3 or path.is_file() else None
+        return path if path.is_file() else None
+
+    def segment_in_bucket(self, seg) -> str | None:
+        """The segment's key in the archive bucket when it was shipped there (and this node
+        can reach the bucket)."""
+        if self.store is not None and getattr(seg, "stored", layout.LOCAL) in layout.IN_BUCKET:
+            return layout.segment_key(seg.camera_id, seg.path)
+        return None
+
     @contextmanager
     def reading(self, scratch_parent: Path | None = None):
         """A context in which :meth:`segment` may copy other nodes' segments to a scratch
@@ -90,7 +107,10 @@ class LocalSegments:
         self.root = Path(root)
 
     def segment(self, seg) -> Path:
-        return self.root / seg.camera_id / seg.path
+        path = self.root / seg.camera_id / seg.path
+        if getattr(seg, "stored", layout.LOCAL) == layout.S3 and not path.is_file():
+            raise FileUnavailable(f"{seg.camera_id}/{seg.path} is only in the archive bucket")
+        return path
 
 
 def segment_reader(source) -> "SegmentReader | LocalSegments":
@@ -114,7 +134,7 @@ class SegmentReader:
 
     def _segment(self, seg) -> Path:
         rel = self.files.segment_rel(seg)
-        local = self.files.here(seg.recorder, "recordings", rel)
+        local = self.files.segment_here(seg)
         if local is not None:
             if not local.is_file():
                 raise FileUnavailable(f"{rel} is indexed but missing on disk")
@@ -124,8 +144,20 @@ class SegmentReader:
             parent.mkdir(parents=True, exist_ok=True)
             self._scratch = Path(tempfile.mkdtemp(prefix="segments-", dir=parent))
         dest = self._scratch / rel
-        if not dest.is_file():
-            self.files.fetch(seg.recorder, "recordings", rel, dest)
+        if dest.is_file():
+            return dest
+        key = self.files.segment_in_bucket(seg)
+        if key is not None:
+            from varta.storage.objects import StoreError
+
+            try:  # checked against the index: an object changed in the bucket is refused
+                return self.files.store.download(key, dest, sha256=seg.sha256)
+            except (StoreError, FileNotFoundError) as exc:
+                raise FileUnavailable(f"{rel}: {exc}") from None
+        if getattr(seg, "stored", layout.LOCAL) == layout.S3:
+            raise FileUnavailable(f"{rel} is only in the archive bucket, which this node is not set up to read "
+                                  "(archive_storage = s3 and its settings)")
+        self.files.fetch(seg.recorder, "recordings", rel, dest)
         return dest
 
     def close(self) -> None:

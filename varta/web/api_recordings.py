@@ -10,7 +10,7 @@ from varta.playback.hls import vod_playlist
 from varta.playback.query import recordings_report
 from varta.web.auth import Caller, SeenOnce, guard
 from varta.web.deps import AppServices, services, time_param
-from varta.web.files_http import node_file_response
+from varta.web.files_http import segment_file_response
 
 router = APIRouter(tags=["recordings"])
 
@@ -102,6 +102,5 @@ def segment_file(segment_id: int, request: Request, caller: Caller = guard("arch
         tz = svc.settings.tz
         caller.record("archive.play", f"camera:{seg.camera_id}",
                       detail=f"segment {segment_id}: {format_time(seg.start_us, tz)} – {format_time(seg.end_us, tz)}")
-    return node_file_response(svc, request, seg.recorder, "recordings", f"{seg.camera_id}/{seg.path}", "video/mp4",
-                              filename=f"{seg.camera_id}-{seg.path.rsplit('/', 1)[-1]}", inline=True,
-                              what=f"segment {segment_id}")
+    return segment_file_response(svc, request, seg, filename=f"{seg.camera_id}-{seg.path.rsplit('/', 1)[-1]}",
+                                 what=f"segment {segment_id}")

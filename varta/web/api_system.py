@@ -70,6 +70,15 @@ def storage(caller: Caller = guard("system.view"), svc: AppServices = Depends(se
     }
 
 
+@router.get("/archive")
+def archive(caller: Caller = guard("system.view"), svc: AppServices = Depends(services)) -> dict:
+    """The archive's backend, whether the bucket itself protects held footage (Object Lock),
+    and how far shipping to it is behind (the city, and each node)."""
+    from varta.storage.shipping import archive_status
+
+    return archive_status(svc.settings, svc.engine, svc.files.store)
+
+
 @router.get("/alarms")
 def alarms(active: bool = False, caller: Caller = guard("system.view"),
            svc: AppServices = Depends(services)) -> list[dict]:

@@ -62,10 +62,11 @@ def _standalone(settings, engine):
     from varta.cluster.identity import load_identity
     from varta.jobs.runner import JobRunner
     from varta.storage.files import NodeFiles
+    from varta.storage.objects import open_store
 
     identity = load_identity(settings.home)
     return SimpleNamespace(identity=identity, runner=JobRunner(engine, identity.id),
-                           files=NodeFiles(settings, identity.id, None), live=LiveHub(settings.rtsp_timeout_s),
+                           files=NodeFiles(settings, identity.id, None, open_store(settings)), live=LiveHub(settings.rtsp_timeout_s),
                            registry=None, peers=None, coordinator=None, roles={"web"}, name_of=lambda n: n or "?")
 
 

@@ -1,4 +1,5 @@
-"""Serving a file that lives on some node's disk: from here, or through that node.
+"""Serving a file that lives on some node's disk or in the archive bucket: from here, from
+the bucket, or through that node.
 
 Segments, alarm pictures, exports and packages are written by one node; a browser reaches
 whichever web node the load balancer picks. This answers from the local disk when the file
@@ -53,3 +54,29 @@ def node_file_response(svc, request: Request, node_id: str | None, area: str, re
         out["content-disposition"] = f'{"inline" if inline else "attachment"}; filename="{filename}"'
     return StreamingResponse(upstream.iter_raw(64 * 1024), status_code=upstream.status_code, headers=out,
                              media_type=media_type, background=BackgroundTask(cm.__exit__, None, None, None))
+
+
+def segment_file_response(svc, request: Request, seg, filename: str, what: str):
+    """A segment's bytes: from this node's disk when here, else from the archive bucket when
+    it was shipped there (ranged GET, streamed), else from the node that recorded it."""
+    local = svc.files.segment_here(seg)
+    if local is not None:
+        if not local.is_file():
+            raise HTTPException(404, f"the {what} is indexed but its file is missing")
+        return FileResponse(local, media_type="video/mp4", filename=filename, content_disposition_type="inline")
+    key = svc.files.segment_in_bucket(seg)
+    if key is None:
+        return node_file_response(svc, request, seg.recorder, "recordings", svc.files.segment_rel(seg),
+                                  "video/mp4", filename=filename, inline=True, what=what)
+    from varta.storage.objects import StoreError
+
+    try:
+        status, headers, chunks = svc.files.store.iter_range(key, request.headers.get("range"))
+    except FileNotFoundError:
+        raise HTTPException(404, f"the {what} is indexed as shipped but is not in the archive bucket") from None
+    except StoreError as exc:
+        if exc.status == 416:
+            raise HTTPException(416, "the requested range is outside the segment") from None
+        raise HTTPException(503, f"the {what} is in the archive bucket, which cannot be read now ({exc})") from None
+    headers["content-disposition"] = f'inline; filename="{filename}"'
+    return StreamingResponse(chunks, status_code=status, headers=headers, media_type="video/mp4")

@@ -102,6 +102,8 @@ const TEXT = {
     dk_location: "куди", dk_target: "сховище", dk_type: "тип", dk_description: "опис", dk_place: "місце", dk_cameras: "камери",
     dk_start: "початок", dk_end: "кінець", dk_status: "статус",
     // cluster nodes (issue 12, nodes.js)
+    nodeBacklog: "Черга до сховища", nodeBacklogText: "{n} сегм., {mb} МБ, {s} с",
+    nodeStoreFailing: "сховище не приймає записи",
     nodes: "Вузли", node: "Вузол", nodeRoles: "Ролі", nodeRecording: "Записують", nodeMovingIn: "Переносяться сюди",
     nodeVersion: "Версія", nodeHeartbeat: "Останній сигнал", nodeStarted: "Запущено", nodeStandby: "у резерві",
     nodeCapacity: "місткість", nodeAnalysing: "аналізує", nodeArchive: "архів", nodePerDay: "за добу",
@@ -219,6 +221,8 @@ const TEXT = {
     dk_location: "where", dk_target: "storage", dk_type: "type", dk_description: "description", dk_place: "place", dk_cameras: "cameras",
     dk_start: "start", dk_end: "end", dk_status: "status",
     // cluster nodes (issue 12, nodes.js)
+    nodeBacklog: "Archive backlog", nodeBacklogText: "{n} segm., {mb} MB, {s} s",
+    nodeStoreFailing: "the store does not take segments",
     nodes: "Nodes", node: "Node", nodeRoles: "Roles", nodeRecording: "Recording", nodeMovingIn: "Moving in",
     nodeVersion: "Version", nodeHeartbeat: "Last heartbeat", nodeStarted: "Started", nodeStandby: "standby",
     nodeCapacity: "capacity", nodeAnalysing: "analysing", nodeArchive: "archive", nodePerDay: "per day",

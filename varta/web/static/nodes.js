@@ -50,15 +50,27 @@ function recordingCell(node) {
   `${load.recording}`);
 }
 
+// Shipping to the archive bucket (issue 13): what waits on this node's disk, and whether the
+// store takes it.
+function backlogLine(a) {
+  if (!a) return null;
+  const failing = a.state === "failing";
+  return h("div", { class: `backlog${failing ? " short" : ""}`, "data-backlog-s": a.backlog_s,
+    "data-backlog-segments": a.backlog_segments, title: failing ? `${t("nodeStoreFailing")}: ${a.error || ""}` : "" },
+  `${t("nodeBacklog")}: ${fill(t("nodeBacklogText"), { n: a.backlog_segments,
+    mb: number(a.backlog_bytes / 1e6), s: Math.round(a.backlog_s) })}${failing ? ` · ${t("nodeStoreFailing")}` : ""}`);
+}
+
 function diskCell(node) {
   const s = (node.load || {}).storage;
   if (!s) return h("td", { class: "disk" }, "—");
   const days = s.days_capacity == null ? "—" : number(s.days_capacity);
+  const backlog = backlogLine((node.load || {}).archive);
   return h("td", { class: `disk${s.short ? " short" : ""}`, "data-short": s.short ? "1" : "0",
     title: [`${t("nodeArchive")}: ${gb(s.archive_bytes || 0)}`, `${t("nodePerDay")}: ${gb(s.daily_bytes || 0)}`,
       s.days_capacity == null ? t("nodeNoForecast") : "", s.short ? t("nodeShort") : ""].filter(Boolean).join("\n") },
   h("div", {}, fill(t("nodeFreeOf"), { free: gb(s.disk_free_bytes || 0), total: gb(s.disk_total_bytes || 0) })),
-  h("div", { class: "days" }, `${t("nodeDays")}: ${days} (≥ ${s.required_days})`));
+  h("div", { class: "days" }, `${t("nodeDays")}: ${days} (≥ ${s.required_days})`), ...(backlog ? [backlog] : []));
 }
 
 function nodeRow(me, node, nodes, open, act) {

@@ -1,0 +1,277 @@
+"""Shipping a recorder's finished segments to the city's bucket (adapter).
+
+One thread per recording node. Each pass takes the node's oldest segments that are only on
+its disk (``stored = 'local'``), uploads each (its SHA-256 computed from the bytes sent,
+kept in the object's metadata and, once the object is read back and matches, in the
+index), and marks it ``both``. The janitor later releases local copies older than the
+cache time (``s3``). The index row is the only "done" mark: a node killed mid-upload finds
+the segment still ``local`` when it starts again and ships it again (the same key, so the
+bucket ends with one object per segment).
+
+When the store is unreachable or refuses, recording goes on to the local disk, an alarm
+says so, and the backlog (seconds behind, bytes waiting) grows and is shown; once the store
+answers again the backlog drains oldest first. A segment a planned move trimmed after it
+was shipped is ``local`` again and is shipped again (docs/design/storage.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+
+from varta.clock import now_us
+from varta.db.schema import segments
+from varta.storage import layout
+from varta.storage.objects import S3Store, StoreError
+
+log = logging.getLogger("varta.storage")
+
+BATCH = 32
+WATCH_S = 2.0  # how often the backlog is measured and a stalled upload looked for
+STALLED_S = 10.0  # an upload unanswered (or failing) this long: the store is away, alarmed
+
+
+@dataclass
+class Backlog:
+    segments: int
+    bytes: int
+    oldest_end_us: int | None
+
+    def seconds(self, now: int | None = None) -> float:
+        return layout.backlog_seconds(self.oldest_end_us, now or now_us())
+
+    def as_dict(self) -> dict:
+        return {"backlog_segments": self.segments, "backlog_bytes": self.bytes,
+                "backlog_s": round(self.seconds(), 1)}
+
+
+def backlog(engine, node: str | None = None) -> Backlog:
+    """Segments not yet in the bucket (one node's, or the whole city's)."""
+    q = select(func.count(), func.coalesce(func.sum(segments.c.bytes), 0), func.min(segments.c.end_us)) \
+        .where(segments.c.stored == layout.LOCAL, segments.c.status != "missing")
+    if node is not None:
+        q = q.where(segments.c.recorder == node)
+    with engine.connect() as conn:
+        n, b, oldest = conn.execute(q).one()
+    return Backlog(int(n), int(b), oldest)
+
+
+class Shipper:
+    def __init__(self, engine, settings, node: str, store: S3Store, alarms=None):
+        self.engine = engine
+        self.settings = settings
+        self.node = node
+        self.store = store
+        self.root = Path(settings.recordings_dir)
+        self.alarms = alarms  # SystemAlarms of this node, or None
+        self.shipped = 0
+        self.shipped_bytes = 0
+        self.failing_since: float | None = None
+        self.last_error = ""
+        self.last_backlog = Backlog(0, 0, None)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watch: threading.Thread | None = None
+        self._busy_since: float | None = None  # an upload in flight since (monotonic)
+        self._missing_logged: set[int] = set()
+        self._look_first_upto = 0
+
+    # --- life -------------------------------------------------------------------------
+    def start(self) -> "Shipper":
+        # Segments waiting from before this start may be in the bucket already (the node
+        # died between the upload and the index update): those are looked up first.
+        if self.alarms is not None and self.alarms.active("archive_unreachable"):
+            # Raised before this start (the node died while the store was away): cleared by
+            # the first segment shipped now.
+            self.failing_since = time.monotonic()
+        with self.engine.connect() as conn:
+            self._look_first_upto = conn.execute(
+                select(func.coalesce(func.max(segments.c.id), 0))
+                .where(segments.c.recorder == self.node, segments.c.stored == layout.LOCAL)).scalar()
+        self._thread = threading.Thread(target=self._loop, name="shipper", daemon=True)
+        self._thread.start()
+        # The watch runs apart: an upload hanging on a store that does not answer must not
+        # hide the backlog or delay the alarm.
+        self._watch = threading.Thread(target=self._watch_loop, name="shipper-watch", daemon=True)
+        self._watch.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in (self._thread, self._watch):
+            if t:
+                t.join(timeout=15)
+
+    def wake(self) -> None:
+        """A segment was indexed: ship it now rather than at the next pass."""
+        self._wake.set()
+
+    def _watch_loop(self) -> None:
+        while not self._stop.wait(WATCH_S):
+            busy = self._busy_since
+            if busy is not None and time.monotonic() - busy >= STALLED_S and self.failing_since is None:
+                self._failed(StoreError(f"an upload to {self.store.cfg.where()} has had no answer for "
+                                        f"{time.monotonic() - busy:.0f} s", transient=True), since=busy)
+            elif self.failing_since is not None:
+                self._failed(None)  # raise the alarm once it has failed long enough
+            self._check_backlog()
+
+    def _loop(self) -> None:
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                n = self.run_once()
+                delay = 1.0
+            except StoreError as exc:
+                self._failed(exc)
+                n = 0
+                delay = min(delay * 2, 30.0)
+            except Exception:  # noqa: BLE001 - a bug must not stop shipping for good
+                log.exception("archive shipping pass failed; retrying")
+                n = 0
+                delay = min(delay * 2, 30.0)
+            if n >= BATCH:
+                continue  # more waiting: go on at once
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    # --- one pass ---------------------------------------------------------------------
+    def run_once(self) -> int:
+        """Ship up to one batch; returns how many segments were shipped."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(segments.c.id, segments.c.camera_id, segments.c.path, segments.c.bytes)
+                .where(segments.c.recorder == self.node, segments.c.stored == layout.LOCAL,
+                       segments.c.status != "missing")
+                .order_by(segments.c.id).limit(BATCH)).all()
+        done = 0
+        for r in rows:
+            if self._stop.is_set():
+                break
+            path = self.root / r.camera_id / r.path
+            if not path.is_file():
+                if r.id not in self._missing_logged:
+                    self._missing_logged.add(r.id)
+                    log.error("archive: %s/%s is indexed but not on this node's disk; not shipped "
+                              "(reconcile marks it missing)", r.camera_id, r.path)
+                continue
+            key = layout.segment_key(r.camera_id, r.path)
+            self._busy_since = time.monotonic()
+            try:
+                info = self._already_there(r, key, path) if r.id <= self._look_first_upto else None
+                if info is None:
+                    info = self.store.put_file(key, path)
+            finally:
+                self._busy_since = None
+            with self.engine.begin() as conn:
+                # Only if the row is as read: a planned move may have trimmed the segment
+                # meanwhile (then it is shipped again, trimmed, on the next pass).
+                res = conn.execute(update(segments)
+                                   .where(segments.c.id == r.id, segments.c.stored == layout.LOCAL,
+                                          segments.c.bytes == info.size)
+                                   .values(stored=layout.BOTH, sha256=info.sha256))
+            if res.rowcount:
+                done += 1
+                self.shipped += 1
+                self.shipped_bytes += info.size
+        if done:
+            self._recovered()
+        return done
+
+    def _already_there(self, r, key: str, path: Path):
+        """The object, when the bucket already has this very file (same size and SHA-256)."""
+        import hashlib
+
+        got = self.store.head(key)
+        if got is None or got.size != path.stat().st_size:
+            return None
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        return got if got.sha256 == h.hexdigest() else None
+
+    # --- health -----------------------------------------------------------------------
+    def _failed(self, exc: StoreError | None, since: float | None = None) -> None:
+        """Shipping fails (``exc``), or goes on failing (None): alarmed after ``STALLED_S``."""
+        if exc is not None:
+            self.last_error = str(exc)
+        if self.failing_since is None:
+            if exc is None:
+                return
+            self.failing_since = since or time.monotonic()
+            log.error("archive: cannot ship to %s: %s; recording goes on to the local disk",
+                      self.store.cfg.where(), exc)
+        if self.alarms is not None and time.monotonic() - self.failing_since >= STALLED_S:
+            exc = exc or StoreError(self.last_error)
+            self.alarms.raise_once("archive_unreachable", "critical",
+                                   f"the archive store {self.store.cfg.where()} does not take segments: "
+                                   f"{exc}. Recording goes on to this node's disk; what is waiting is "
+                                   f"shipped when the store answers again")
+
+    def _recovered(self) -> None:
+        if self.failing_since is not None:
+            log.info("archive: %s answers again; shipping the backlog", self.store.cfg.where())
+            self.failing_since = None
+            self.last_error = ""
+            if self.alarms is not None:
+                self.alarms.clear("archive_unreachable")
+
+    def _check_backlog(self) -> None:
+        try:
+            self.last_backlog = backlog(self.engine, self.node)
+        except Exception:  # noqa: BLE001 - the database may be away for a moment
+            return
+        if self.alarms is None:
+            return
+        behind = self.last_backlog.seconds()
+        limit = self.settings.archive_backlog_alarm_s
+        if behind > limit:
+            self.alarms.raise_once("archive_backlog", "warning",
+                                   f"shipping to the archive store is {behind:.0f} s behind "
+                                   f"({self.last_backlog.segments} segments, "
+                                   f"{self.last_backlog.bytes / 1e6:.0f} MB wait on this node's disk)")
+        elif behind < limit / 2:
+            self.alarms.clear("archive_backlog")
+
+    def status(self) -> dict:
+        """For the Nodes page and monitoring (published with the heartbeat)."""
+        out = self.last_backlog.as_dict() | {"shipped": self.shipped, "shipped_bytes": self.shipped_bytes,
+                                             "state": "failing" if self.failing_since is not None else "ok"}
+        if self.last_error:
+            out["error"] = self.last_error
+        return out
+
+
+def archive_status(settings, engine, store: S3Store | None) -> dict:
+    """Where the archive is, what protects held footage, and the backlog (whole city and
+    per node): ``varta storage status`` and ``/api/system/archive``."""
+    from varta.cluster.nodes import NodeRegistry
+
+    out: dict = {"backend": settings.archive_storage, "object_lock": False}
+    if store is not None:
+        info = store.check()
+        out |= {"bucket": store.cfg.bucket, "endpoint": store.cfg.endpoint_url or f"AWS S3 ({store.cfg.region})",
+                "prefix": store.cfg.prefix, "reachable": info.reachable, "object_lock": info.object_lock,
+                "versioning": info.versioning}
+        if info.detail:
+            out["error"] = info.detail
+        out["holds_protected_by"] = ("the bucket (S3 Object Lock legal holds)" if info.object_lock else
+                                     "Varta's database only (the bucket has no Object Lock)")
+    else:
+        out["holds_protected_by"] = "Varta's database and each node's disk"
+    out |= backlog(engine).as_dict()
+    nodes = []
+    for node_id, name in sorted(NodeRegistry(engine).names().items(), key=lambda kv: kv[1]):
+        b = backlog(engine, node_id)
+        if b.segments or store is not None:
+            nodes.append({"node": name, "id": node_id} | b.as_dict())
+    out["nodes"] = nodes
+    return out
