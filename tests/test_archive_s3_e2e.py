@@ -8,6 +8,7 @@ recorder is killed while it ships.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import signal
@@ -86,7 +87,9 @@ def test_two_recorders_without_a_shared_disk_and_a_web_node_on_one_bucket(tmp_pa
         os.killpg(s3_server.proc.pid, signal.SIGSTOP)
         try:
             time.sleep(30)
-            behind = web.json("storage", "status", "--json")
+            res = web.run("storage", "status", "--json", check=False)
+            behind = json.loads(res.stdout)
+            assert res.returncode == 1 and behind["reachable"] is False  # said plainly, exit 1 for monitoring
             with web.api() as api:
                 alarms = api.get("/api/system/alarms?active=true").json()
                 shown = {n["name"]: (n["load"] or {}).get("archive") for n in api.get("/api/nodes").json()}

@@ -124,3 +124,8 @@ def test_an_unreachable_or_wrong_store_says_so_without_the_secret(s3_server, tmp
     assert slow.put_file("a.mp4", f).size == 10
     with pytest.raises(StoreError, match="archive_s3_bucket is empty"):
         S3Store(S3Config(bucket=""))
+    with pytest.raises(StoreError, match="set both archive_s3_access_key and archive_s3_secret_key") as exc:
+        S3Store(S3Config(bucket="city", endpoint_url=s3_server.endpoint_url, secret_key="only-the-secret"))
+    assert "only-the-secret" not in str(exc.value)
+    with pytest.raises(StoreError, match="must start with http"):
+        S3Store(S3Config(bucket="city", endpoint_url="s3.city.local:9000"))

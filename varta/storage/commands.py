@@ -28,6 +28,8 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="print as 
     out = archive_status(settings, engine, store)
     if as_json:
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        if out["backend"] == "s3" and not out.get("reachable"):
+            raise typer.Exit(1)
         return
     if out["backend"] == "s3":
         state = "reachable" if out.get("reachable") else f"NOT reachable: {out.get('error', '')}"
@@ -41,3 +43,5 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="print as 
     for n in out["nodes"]:
         typer.echo(f"  {n['node']:<20} {n['backlog_segments']:>6} segments {n['backlog_bytes'] / 1e6:>9.1f} MB "
                    f"{n['backlog_s']:>7.0f} s behind")
+    if out["backend"] == "s3" and not out.get("reachable"):
+        raise typer.Exit(1)  # for monitoring: the archive store cannot be reached

@@ -89,8 +89,16 @@ class S3Store:
     def __init__(self, cfg: S3Config):
         if not cfg.bucket:
             raise StoreError("archive_storage is s3 but archive_s3_bucket is empty: name the city's bucket")
+        if bool(cfg.access_key) != bool(cfg.secret_key):
+            raise StoreError("set both archive_s3_access_key and archive_s3_secret_key (or neither, to use the "
+                             "machine's own AWS credentials)")
+        if cfg.endpoint_url and not cfg.endpoint_url.startswith(("http://", "https://")):
+            raise StoreError(f"archive_s3_endpoint_url {cfg.endpoint_url!r} must start with http:// or https://")
         self.cfg = cfg
-        self.client = s3.client(cfg, pool=16)
+        try:
+            self.client = s3.client(cfg, pool=16)
+        except Exception as exc:  # noqa: BLE001 - botocore's configuration errors
+            raise StoreError(s3.scrub(f"the archive store settings are not usable: {exc}", cfg.secret_key)) from None
         self._sse = {"auto": "AES256", "none": ""}.get(cfg.sse, cfg.sse)
         self._sse_lock = threading.Lock()
         self._versioned: bool | None = None

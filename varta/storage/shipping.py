@@ -264,14 +264,16 @@ def archive_status(settings, engine, store: S3Store | None) -> dict:
         if info.detail:
             out["error"] = info.detail
         out["holds_protected_by"] = ("the bucket (S3 Object Lock legal holds)" if info.object_lock else
-                                     "Varta's database only (the bucket has no Object Lock)")
+                                     "Varta's database only (the bucket has no Object Lock)" if info.reachable
+                                     else "unknown: the bucket cannot be reached")
     else:
+        # Every segment stays on its recorder's disk: nothing is waiting to be shipped (and
+        # counting "not shipped" would count the whole archive).
         out["holds_protected_by"] = "Varta's database and each node's disk"
+        return out | Backlog(0, 0, None).as_dict() | {"nodes": []}
     out |= backlog(engine).as_dict()
     nodes = []
     for node_id, name in sorted(NodeRegistry(engine).names().items(), key=lambda kv: kv[1]):
-        b = backlog(engine, node_id)
-        if b.segments or store is not None:
-            nodes.append({"node": name, "id": node_id} | b.as_dict())
+        nodes.append({"node": name, "id": node_id} | backlog(engine, node_id).as_dict())
     out["nodes"] = nodes
     return out
