@@ -45,3 +45,48 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="print as 
                    f"{n['backlog_s']:>7.0f} s behind")
     if out["backend"] == "s3" and not out.get("reachable"):
         raise typer.Exit(1)  # for monitoring: the archive store cannot be reached
+
+
+@storage_app.command("migrate")
+def migrate_command(to: str = typer.Option(..., "--to", help="s3: ship this node's footage to the bucket; "
+                                                              "local: bring it back to this disk"),
+                    limit: int = typer.Option(0, "--limit", help="stop after this many segments (0: all); "
+                                                                 "run again to go on")) -> None:
+    """Move this node's archive between its disk and the bucket while it records.
+
+    Resumable and verified: each segment's state is its index row, set only once the copy
+    is checked (size and SHA-256), so an interrupted run goes on where it stopped. `--to s3`
+    uses the archive_s3_* settings even while archive_storage is still local; switch
+    archive_storage to s3 when it is done. `--to local` copies back what is only in the
+    bucket (checked against the index's SHA-256); the bucket's copies stay until deleted."""
+    from varta.cluster.identity import read_node_id
+    from varta.storage.migrate import migrate_to_local, migrate_to_s3
+    from varta.storage.objects import S3Config, S3Store, StoreError
+
+    if to not in ("s3", "local"):
+        fail(f"--to {to!r}: use s3 or local")
+    settings = load_settings()
+    engine = open_engine(settings)
+    access, who = authorize(settings, engine, "system.maintain", obj="archive")
+    node = read_node_id(settings.home)
+    if node is None:
+        fail(f"no node has run in {settings.home} yet: it has no footage to move")
+    try:
+        store = S3Store(S3Config.from_settings(settings))
+    except StoreError as exc:
+        fail(str(exc))
+
+    def progress(done: int, left: int, nbytes: int) -> None:
+        typer.echo(f"{done} segments moved ({nbytes / 1e6:.1f} MB), {left} to go", err=True)
+
+    try:
+        rep = (migrate_to_s3 if to == "s3" else migrate_to_local)(engine, settings, node, store, limit or None,
+                                                                   progress)
+    except StoreError as exc:
+        fail(f"migration stopped, resumable: {exc}")
+    access.record(who, "system.maintain", "archive",
+                  detail=f"storage migrate --to {to}: {rep.moved} segments ({rep.bytes} bytes), {rep.left} left")
+    typer.echo(f"moved {rep.moved} segments ({rep.bytes / 1e6:.1f} MB) to {to}; {rep.left} left"
+               + (f"; {rep.skipped} skipped (missing on disk: see `varta reconcile`)" if rep.skipped else ""))
+    if rep.left:
+        raise typer.Exit(1)

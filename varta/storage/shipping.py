@@ -32,6 +32,10 @@ from varta.storage.objects import S3Store, StoreError
 log = logging.getLogger("varta.storage")
 
 BATCH = 32
+# A segment is shipped once it ended this long ago: a planned move may still cut the newest
+# segment of a camera short (recording/trim.py) within a tick or two of the cut; shipping it
+# before would leave the untrimmed bytes in the bucket as an older version.
+SHIP_AFTER_US = 10_000_000
 WATCH_S = 2.0  # how often the backlog is measured and a stalled upload looked for
 STALLED_S = 10.0  # an upload unanswered (or failing) this long: the store is away, alarmed
 
@@ -51,9 +55,11 @@ class Backlog:
 
 
 def backlog(engine, node: str | None = None) -> Backlog:
-    """Segments not yet in the bucket (one node's, or the whole city's)."""
+    """Segments due in the bucket and not there yet (one node's, or the whole city's); the
+    newest ``SHIP_AFTER_US`` of footage is not due yet."""
     q = select(func.count(), func.coalesce(func.sum(segments.c.bytes), 0), func.min(segments.c.end_us)) \
-        .where(segments.c.stored == layout.LOCAL, segments.c.status != "missing")
+        .where(segments.c.stored == layout.LOCAL, segments.c.status != "missing",
+               segments.c.end_us < now_us() - SHIP_AFTER_US)
     if node is not None:
         q = q.where(segments.c.recorder == node)
     with engine.connect() as conn:
@@ -79,21 +85,24 @@ class Shipper:
         self._thread: threading.Thread | None = None
         self._watch: threading.Thread | None = None
         self._busy_since: float | None = None  # an upload in flight since (monotonic)
-        self._missing_logged: set[int] = set()
+        self.missing: set[int] = set()  # indexed, not on the disk: left to reconcile
         self._look_first_upto = 0
 
     # --- life -------------------------------------------------------------------------
-    def start(self) -> "Shipper":
-        # Segments waiting from before this start may be in the bucket already (the node
-        # died between the upload and the index update): those are looked up first.
-        if self.alarms is not None and self.alarms.active("archive_unreachable"):
-            # Raised before this start (the node died while the store was away): cleared by
-            # the first segment shipped now.
-            self.failing_since = time.monotonic()
+    def prepare_restart(self) -> None:
+        """Segments waiting from before this start may be in the bucket already (the node
+        died between the upload and the index update): those are looked up first."""
         with self.engine.connect() as conn:
             self._look_first_upto = conn.execute(
                 select(func.coalesce(func.max(segments.c.id), 0))
                 .where(segments.c.recorder == self.node, segments.c.stored == layout.LOCAL)).scalar()
+
+    def start(self) -> "Shipper":
+        if self.alarms is not None and self.alarms.active("archive_unreachable"):
+            # Raised before this start (the node died while the store was away): cleared by
+            # the first segment shipped now.
+            self.failing_since = time.monotonic()
+        self.prepare_restart()
         self._thread = threading.Thread(target=self._loop, name="shipper", daemon=True)
         self._thread.start()
         # The watch runs apart: an upload hanging on a store that does not answer must not
@@ -143,22 +152,26 @@ class Shipper:
             self._wake.clear()
 
     # --- one pass ---------------------------------------------------------------------
-    def run_once(self) -> int:
-        """Ship up to one batch; returns how many segments were shipped."""
+    def run_once(self, max_rows: int = BATCH, upto_id: int | None = None, min_age_us: int = SHIP_AFTER_US) -> int:
+        """Ship up to one batch (of the segments indexed up to ``upto_id`` that ended at least
+        ``min_age_us`` ago); returns how many segments were shipped."""
+        q = (select(segments.c.id, segments.c.camera_id, segments.c.path, segments.c.bytes)
+             .where(segments.c.recorder == self.node, segments.c.stored == layout.LOCAL,
+                    segments.c.status != "missing", segments.c.id.not_in(self.missing or [-1]),
+                    segments.c.end_us < now_us() - min_age_us)
+             .order_by(segments.c.id).limit(max_rows))
+        if upto_id is not None:
+            q = q.where(segments.c.id <= upto_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(segments.c.id, segments.c.camera_id, segments.c.path, segments.c.bytes)
-                .where(segments.c.recorder == self.node, segments.c.stored == layout.LOCAL,
-                       segments.c.status != "missing")
-                .order_by(segments.c.id).limit(BATCH)).all()
+            rows = conn.execute(q).all()
         done = 0
         for r in rows:
             if self._stop.is_set():
                 break
             path = self.root / r.camera_id / r.path
             if not path.is_file():
-                if r.id not in self._missing_logged:
-                    self._missing_logged.add(r.id)
+                if r.id not in self.missing:
+                    self.missing.add(r.id)
                     log.error("archive: %s/%s is indexed but not on this node's disk; not shipped "
                               "(reconcile marks it missing)", r.camera_id, r.path)
                 continue
