@@ -20,7 +20,7 @@ from varta.cameras.importer import load_camera_file
 from varta.cameras.model import KINDS, Camera, CameraError
 from varta.cameras.registry import CameraRegistry
 from varta.cameras.schedule import Schedule, ScheduleError
-from varta.cli_support import STATE, authorize, fail as _fail, load_settings as _settings, open_engine as _engine
+from varta.cli_support import STATE, archive_store, authorize, fail as _fail, load_settings as _settings, open_engine as _engine
 from varta.cli_support import parse_cli_time as _time
 from varta.clock import format_time
 from varta.config import Settings
@@ -277,13 +277,7 @@ def retention_run() -> None:
     node = read_node_id(settings.home)
     if node is None:
         _fail(f"no node has run in {settings.home} yet: it has no footage of its own")
-    from varta.storage.objects import StoreError, open_store
-
-    try:
-        store = open_store(settings)
-    except StoreError as exc:
-        _fail(str(exc))
-    rep = Janitor(engine, settings, node, store=store).run_once()
+    rep = Janitor(engine, settings, node, store=archive_store(settings)).run_once()
     access.record(who, "system.maintain", "archive", detail=f"retention: {rep.expired_deleted} expired segments "
                                                             f"deleted, {rep.held_kept} held kept")
     typer.echo(f"deleted {rep.expired_deleted} expired segments ({rep.expired_bytes / 1e6:.1f} MB); "

@@ -100,17 +100,25 @@ def wait_for_stop_signal() -> None:
         time.sleep(0.5)
 
 
+def archive_store(settings: Settings, always: bool = False):
+    """The archive bucket for a command (None where ``archive_storage`` is local, unless
+    ``always``: the archive_s3_* settings are used whatever the backend); exit 2 with the
+    reason on settings that cannot work."""
+    from varta.storage.objects import S3Config, S3Store, StoreError, open_store
+
+    try:
+        return S3Store(S3Config.from_settings(settings)) if always else open_store(settings)
+    except StoreError as exc:
+        fail(str(exc))
+
+
 def command_node(settings: Settings, engine):
     """The node of this data folder, for a command typed on its server: its identity (None
     where no node ever ran here) and its view of files on any node of the cluster."""
     from varta.cluster.identity import load_identity, read_node_id
     from varta.storage.files import NodeFiles
-    from varta.storage.objects import StoreError, open_store
 
-    try:
-        store = open_store(settings)
-    except StoreError as exc:
-        fail(str(exc))
+    store = archive_store(settings)
     if read_node_id(settings.home) is None:
         return None, NodeFiles(settings, store=store)
     from varta.cluster.nodes import NodeRegistry

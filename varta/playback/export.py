@@ -9,7 +9,6 @@ The SHA-256 is taken of the finished file, as the recipient will receive it.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -20,7 +19,7 @@ from varta.clock import US, format_time, now_us
 from varta.playback.ranges import find_gaps, merge_ranges
 from varta.recording.index import ArchiveIndex
 from varta.recording.probe import ProbeError, keyframe_at_or_before, probe_segment
-from varta.storage.files import FileUnavailable, segment_reader
+from varta.storage.files import FileUnavailable, segment_reader, sha256_file  # noqa: F401 - sha256_file: re-exported
 
 Progress = Callable[[float], None]
 
@@ -43,14 +42,6 @@ class ExportedFile:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_camera(index: ArchiveIndex, segments_from, ffmpeg: str, camera_id: str, t1: int, t2: int,

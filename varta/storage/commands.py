@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from varta.cli_support import authorize, fail, load_settings, open_engine
+from varta.cli_support import archive_store, authorize, fail, load_settings, open_engine
 
 storage_app = typer.Typer(help="The archive's storage (local disks or an S3-compatible bucket).",
                           no_args_is_help=True)
@@ -18,14 +18,9 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="print as 
     settings = load_settings()
     engine = open_engine(settings)
     authorize(settings, engine, "system.view")
-    from varta.storage.objects import StoreError, open_store
     from varta.storage.shipping import archive_status
 
-    try:
-        store = open_store(settings)
-    except StoreError as exc:
-        fail(str(exc))
-    out = archive_status(settings, engine, store)
+    out = archive_status(settings, engine, archive_store(settings))
     if as_json:
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         if out["backend"] == "s3" and not out.get("reachable"):
@@ -61,7 +56,7 @@ def migrate_command(to: str = typer.Option(..., "--to", help="s3: ship this node
     bucket (checked against the index's SHA-256); the bucket's copies stay until deleted."""
     from varta.cluster.identity import read_node_id
     from varta.storage.migrate import migrate_to_local, migrate_to_s3
-    from varta.storage.objects import S3Config, S3Store, StoreError
+    from varta.storage.objects import StoreError
 
     if to not in ("s3", "local"):
         fail(f"--to {to!r}: use s3 or local")
@@ -71,10 +66,7 @@ def migrate_command(to: str = typer.Option(..., "--to", help="s3: ship this node
     node = read_node_id(settings.home)
     if node is None:
         fail(f"no node has run in {settings.home} yet: it has no footage to move")
-    try:
-        store = S3Store(S3Config.from_settings(settings))
-    except StoreError as exc:
-        fail(str(exc))
+    store = archive_store(settings, always=True)
 
     def progress(done: int, left: int, nbytes: int) -> None:
         typer.echo(f"{done} segments moved ({nbytes / 1e6:.1f} MB), {left} to go", err=True)

@@ -20,6 +20,17 @@ from varta.storage import layout
 AREAS = ("recordings", "events", "exports", "packages")
 
 
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB pieces (the one file-hash helper)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 class FileUnavailable(RuntimeError):
     """The file exists in the index but cannot be read now (its node is down, or it vanished)."""
 

@@ -52,6 +52,7 @@ class LegalHolds:
         self._last = 0.0
         self._lock_on: bool | None = None  # does the bucket have Object Lock (asked once a minute)
         self._asked = 0.0
+        self._unlocked_for: frozenset | None = None  # the active holds the last unlock pass saw
 
     def tick(self) -> None:
         """The duty's tick (every cluster tick): a pass every ``every_s``."""
@@ -69,7 +70,7 @@ class LegalHolds:
     def sync(self) -> SyncReport:
         rep = SyncReport()
         with self.engine.connect() as conn:
-            active = conn.execute(select(holds.c.camera_id, holds.c.start_us, holds.c.end_us)
+            active = conn.execute(select(holds.c.id, holds.c.camera_id, holds.c.start_us, holds.c.end_us)
                                   .where(holds.c.released_us.is_(None))).all()
         by_camera: dict[str, list[tuple[int, int]]] = {}
         for h in active:
@@ -85,12 +86,22 @@ class LegalHolds:
                                segments.c.stored.in_(layout.IN_BUCKET), segments.c.locked.is_(False))
                         .limit(BATCH)).all()
                 self._set(rows, True, rep)
-        # 2. What is locked and no longer covered (a destruction instruction released it).
+        # 2. What is locked and no longer covered (a destruction instruction released it):
+        #    looked at only when the active holds changed (nothing else unlocks anything).
+        ids = frozenset(h.id for h in active)
+        if ids == self._unlocked_for and not rep.failed:
+            return self._logged(rep)
         with self.engine.connect() as conn:
             locked = conn.execute(select(segments.c.id, segments.c.camera_id, segments.c.path,
                                          segments.c.start_us, segments.c.end_us)
                                   .where(segments.c.locked.is_(True))).all()
         self._set([r for r in locked if not _held(r, by_camera)], False, rep)
+        if not rep.failed:
+            self._unlocked_for = ids
+        return self._logged(rep)
+
+    @staticmethod
+    def _logged(rep: SyncReport) -> SyncReport:
         if rep.locked or rep.unlocked:
             log.info("archive holds: %d object(s) placed under legal hold, %d released", rep.locked, rep.unlocked)
         return rep

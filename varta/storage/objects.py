@@ -195,11 +195,9 @@ class S3Store:
         return ObjectInfo(key, size, sha, got.etag)
 
     def _multipart(self, rel: str, key: str, path: Path, size: int, content_type: str) -> str:
-        h = hashlib.sha256()
-        with path.open("rb") as fh:  # the hash first: it goes into the object's metadata
-            while chunk := fh.read(8 * MiB):
-                h.update(chunk)
-        sha = h.hexdigest()
+        from varta.storage.files import sha256_file
+
+        sha = sha256_file(path)  # the hash first: it goes into the object's metadata
         up = self._with_sse_fallback("upload", lambda: self.call(
             f"upload of {rel}", "create_multipart_upload", Key=key, **self._put_args(sha, content_type)))
         uid = up["UploadId"]

@@ -27,6 +27,7 @@ from sqlalchemy import func, select, update
 from varta.clock import now_us
 from varta.db.schema import segments
 from varta.storage import layout
+from varta.storage.files import sha256_file
 from varta.storage.objects import S3Store, StoreError
 
 log = logging.getLogger("varta.storage")
@@ -54,17 +55,29 @@ class Backlog:
                 "backlog_s": round(self.seconds(), 1)}
 
 
-def backlog(engine, node: str | None = None) -> Backlog:
-    """Segments due in the bucket and not there yet (one node's, or the whole city's); the
-    newest ``SHIP_AFTER_US`` of footage is not due yet."""
-    q = select(func.count(), func.coalesce(func.sum(segments.c.bytes), 0), func.min(segments.c.end_us)) \
+def _backlog_query():
+    """Segments due in the bucket and not there yet; the newest ``SHIP_AFTER_US`` of footage
+    is not due yet."""
+    return select(func.count(), func.coalesce(func.sum(segments.c.bytes), 0), func.min(segments.c.end_us)) \
         .where(segments.c.stored == layout.LOCAL, segments.c.status != "missing",
                segments.c.end_us < now_us() - SHIP_AFTER_US)
+
+
+def backlog(engine, node: str | None = None) -> Backlog:
+    """One node's backlog, or the whole city's."""
+    q = _backlog_query()
     if node is not None:
         q = q.where(segments.c.recorder == node)
     with engine.connect() as conn:
         n, b, oldest = conn.execute(q).one()
     return Backlog(int(n), int(b), oldest)
+
+
+def backlog_by_node(engine) -> dict[str, Backlog]:
+    """Every node's backlog, in one query."""
+    q = _backlog_query().add_columns(segments.c.recorder).group_by(segments.c.recorder)
+    with engine.connect() as conn:
+        return {r[3]: Backlog(int(r[0]), int(r[1]), r[2]) for r in conn.execute(q)}
 
 
 class Shipper:
@@ -200,16 +213,10 @@ class Shipper:
 
     def _already_there(self, r, key: str, path: Path):
         """The object, when the bucket already has this very file (same size and SHA-256)."""
-        import hashlib
-
         got = self.store.head(key)
         if got is None or got.size != path.stat().st_size:
             return None
-        h = hashlib.sha256()
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-        return got if got.sha256 == h.hexdigest() else None
+        return got if got.sha256 == sha256_file(path) else None
 
     # --- health -----------------------------------------------------------------------
     def _failed(self, exc: StoreError | None, since: float | None = None) -> None:
@@ -284,9 +291,12 @@ def archive_status(settings, engine, store: S3Store | None) -> dict:
         # counting "not shipped" would count the whole archive).
         out["holds_protected_by"] = "Varta's database and each node's disk"
         return out | Backlog(0, 0, None).as_dict() | {"nodes": []}
-    out |= backlog(engine).as_dict()
+    per_node = backlog_by_node(engine)
+    total = Backlog(sum(b.segments for b in per_node.values()), sum(b.bytes for b in per_node.values()),
+                    min((b.oldest_end_us for b in per_node.values()), default=None))
+    out |= total.as_dict()
     nodes = []
     for node_id, name in sorted(NodeRegistry(engine).names().items(), key=lambda kv: kv[1]):
-        nodes.append({"node": name, "id": node_id} | backlog(engine, node_id).as_dict())
+        nodes.append({"node": name, "id": node_id} | per_node.get(node_id, Backlog(0, 0, None)).as_dict())
     out["nodes"] = nodes
     return out
