@@ -111,7 +111,7 @@ def run(minutes: int, results: str | None, keep: bool) -> str:
     out_dir = work / "packages"
 
     def package():
-        built = build_package(index=index, recordings_dir=home / "recordings", ffmpeg=ffmpeg, out_dir=out_dir,
+        built = build_package(index=index, segments_from=home / "recordings", ffmpeg=ffmpeg, out_dir=out_dir,
                               name="REQ-BENCH-0001", items=items, request={"number": "REQ-BENCH-0001"},
                               exported_by={"login": "bench", "full_name": "bench", "role": "department",
                                            "source": "127.0.0.1"},
