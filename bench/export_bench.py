@@ -21,6 +21,7 @@ Usage::
 
     .venv/bin/python bench/export_bench.py            # one hour
     .venv/bin/python bench/export_bench.py --quick    # ten minutes, one repetition
+    .venv/bin/python bench/export_bench.py --bucket   # and the same hour from an S3 bucket (issue 13)
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def timed(fn, repeat: int) -> tuple[float, list[float], object, float]:
     return C.median(times), times, result, other
 
 
-def run(minutes: int, repeat: int, results: str | None, keep: bool) -> str:
+def run(minutes: int, repeat: int, results: str | None, keep: bool, bucket: bool = False) -> str:
     from varta.playback.export import export_camera
     from varta.recording.probe import probe_segment
 
@@ -211,10 +212,126 @@ def run(minutes: int, repeat: int, results: str | None, keep: bool) -> str:
     block += (f"\n\nVarta / floor time: ×{v_med / f_med:.2f}. Exported file: {exported.duration_s:.1f} s, "
               f"{exported.frames} frames (expected {int(round(archive_s * C.STREAM['fps']))}), "
               f"{exported.bytes / 1e6:.0f} MB, {len(exported.gaps)} gap(s) reported.")
+    if bucket:
+        block += "\n\n" + bucket_part(engine, index, home, work, ffmpeg, t1, t2, paths, nbytes, archive_s, repeat)
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
     engine.dispose()
     return C.emit(block, results, "export_bench.md")
+
+
+def bucket_part(engine, index, home: Path, work: Path, ffmpeg: str, t1: int, t2: int, paths: list[Path],
+                nbytes: int, archive_s: float, repeat: int) -> str:
+    """The same hour exported from an S3 bucket (moto over HTTP on 127.0.0.1), as a web node
+    with no copy of it does, against plain boto3 downloads of the same objects."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import update
+
+    sys.path.insert(0, str(C.ROOT / "tests"))
+    from s3server import S3Server
+
+    from varta.config import Settings
+    from varta.db.schema import segments
+    from varta.playback.export import export_camera
+    from varta.storage import layout
+    from varta.storage.files import NodeFiles, SegmentReader
+    from varta.storage.objects import S3Config, S3Store
+
+    mb = nbytes / 1e6
+    rows = []
+    with S3Server(start_timeout=60) as srv:
+        srv.client().create_bucket(Bucket="bench-archive")
+        store = S3Store(S3Config(bucket="bench-archive", endpoint_url=srv.endpoint_url, access_key=srv.access_key,
+                                 secret_key=srv.secret_key, region=srv.region, addressing="path", prefix="city/"))
+        t = time.perf_counter()
+        segs = index.segments_between("bench-cam", t1, t2)
+        keys = []
+        for seg in segs:
+            info = store.put_file(layout.segment_key(seg.camera_id, seg.path), home / "recordings" / seg.camera_id
+                                  / seg.path)
+            keys.append(info.key)
+            with engine.begin() as conn:
+                conn.execute(update(segments).where(segments.c.id == seg.id).values(stored=layout.S3,
+                                                                                   sha256=info.sha256))
+        print(f"bucket: {len(keys)} objects, {mb:.0f} MB shipped in {time.perf_counter() - t:.1f} s", flush=True)
+        segs = index.segments_between("bench-cam", t1, t2)  # as indexed now: in the bucket only
+        client = store.client
+        dl = work / "download"
+
+        def boto3_download(workers: int):
+            def go():
+                shutil.rmtree(dl, ignore_errors=True)
+                dl.mkdir(parents=True)
+
+                def one(i_key):
+                    i, key = i_key
+                    client.download_file("bench-archive", key, str(dl / f"{i:05d}.mp4"))
+                if workers == 1:
+                    for item in enumerate(keys):
+                        one(item)
+                else:
+                    with ThreadPoolExecutor(workers) as pool:
+                        list(pool.map(one, enumerate(keys)))
+            return go
+
+        web = Settings(home=work / "web-home")  # a web node: none of the hour on its disk
+        files = NodeFiles(web, "web-node", None, store)
+        out = work / "export-from-bucket.mp4"
+
+        def varta_from_bucket():
+            out.unlink(missing_ok=True)
+            with files.reading(work / "scratch") as reader:
+                return export_camera(index, reader, ffmpeg, "bench-cam", t1, t2, out, timezone.utc)
+
+        def varta_read_only():
+            with files.reading(work / "scratch") as reader:
+                reader.prefetch(segs)
+                for seg in segs:
+                    reader.segment(seg)
+
+        lst = work / "download.ffconcat"
+        lst.write_text("ffconcat version 1.0\n" + "".join(f"file '{(dl / f'{i:05d}.mp4').resolve()}'\n"
+                                                          for i in range(len(keys))))
+
+        def download_and_concat():
+            boto3_download(SegmentReader.PREFETCH)()
+            subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe",
+                            "0", "-i", str(lst), "-map", "0:v:0", "-c", "copy", "-movflags", "+faststart", "-f", "mp4",
+                            str(work / "floor-from-bucket.mp4")], check=True)
+
+        measured = {}
+        for label, fn in (("floor: boto3 download_file, one object at a time", boto3_download(1)),
+                          (f"floor: boto3 download_file, {SegmentReader.PREFETCH} at a time", boto3_download(
+                              SegmentReader.PREFETCH)),
+                          (f"Varta's reading alone: SegmentReader, {SegmentReader.PREFETCH} GETs in flight, each "
+                           "checked against the index's SHA-256", varta_read_only),
+                          ("floor: boto3 download (6 at a time) + ffmpeg concat +faststart", download_and_concat),
+                          ("Varta export_camera from the bucket (GETs + SHA-256 check + concat)", varta_from_bucket)):
+            med, times, res, other = timed(fn, repeat)
+            measured[label] = (med, res)
+            print(f"{label}: median {med:.2f} s ({', '.join(f'{x:.2f}' for x in times)}) → {mb / med:.0f} MB/s, "
+                  f"×{archive_s / med:.0f} real time; other load {other:.0f}% of a core (the S3 server's included)",
+                  flush=True)
+            rows.append([label, f"{med:.2f}", f"{min(times):.2f}–{max(times):.2f}", f"{mb / med:.0f}",
+                         f"×{archive_s / med:.0f}", f"{other:.0f}"])
+        shutil.rmtree(dl, ignore_errors=True)
+    v_med, exported = measured["Varta export_camera from the bucket (GETs + SHA-256 check + concat)"]
+    read_med = next(m for k, (m, _) in measured.items() if k.startswith("Varta's reading"))
+    dl_med = min(m for k, (m, _) in measured.items() if k.startswith("floor: boto3 download_file"))
+    whole_floor = measured["floor: boto3 download (6 at a time) + ffmpeg concat +faststart"][0]
+    rel, rel_whole = dl_med / read_med, whole_floor / v_med
+    x = archive_s / v_med
+    verdict = (f"×{x:.0f} real time (target ≥ ×{TARGET_X:.0f}: {'meets' if x >= TARGET_X else 'MISSES'}); "
+               f"reading {rel:.2f}× the speed of the faster boto3 download (target ≥ 0.8×: "
+               f"{'meets' if rel >= 0.8 else 'MISSES'}); the whole export {rel_whole:.2f}× the speed of "
+               f"download + concat")
+    print(f"export from the bucket: {verdict}", flush=True)
+    return ("Export of the same hour from the archive bucket (moto S3 server over HTTP on 127.0.0.1, on the "
+            "same 2 cores; a web node with no copy of its own):\n\n"
+            + C.md_table(["what", "median s", "range s", "MB/s", "× real time", "other load % of a core"], rows)
+            + f"\n\nFrom the bucket: {verdict}. Exported file: {exported.frames} frames, "
+              f"{len(exported.gaps)} gap(s).")
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -223,13 +340,15 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--minutes", type=int, default=None, help="archive length (default 60)")
     ap.add_argument("--repeat", type=int, default=None, help="repetitions per timing (default 3)")
     ap.add_argument("--keep", action="store_true", help="keep bench/out/export-work")
+    ap.add_argument("--bucket", action="store_true",
+                    help="also export the hour from an S3 bucket (moto over HTTP) against boto3 downloads")
     ap.add_argument("--results", default=None)
     a = ap.parse_args(argv)
     minutes = a.minutes or (10 if a.quick else 60)
     repeat = a.repeat or (1 if a.quick else 3)
     if not 1 <= minutes <= 24 * 60 or not 1 <= repeat <= 20:
         raise SystemExit("--minutes 1..1440, --repeat 1..20")
-    return run(minutes, repeat, a.results, a.keep)
+    return run(minutes, repeat, a.results, a.keep, a.bucket)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ Usage::
     .venv/bin/python bench/recorder_bench.py --quick         # 1, 8 streams, 30 s windows
     .venv/bin/python bench/recorder_bench.py --counts 1,8 --window 45
     .venv/bin/python bench/recorder_bench.py --counts 64 --backends ffmpeg --repeat 2
+    .venv/bin/python bench/recorder_bench.py --counts 8 --backends pyav,pyav+s3 --repeat 2   # shipping cost
 
 Traffic stays on 127.0.0.1. Every wait is bounded.
 """
@@ -488,6 +489,37 @@ def run_varta(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float
 # --------------------------------------------------------------------------- main
 
 
+SHIPPING = "pyav+s3"
+
+
+def run_shipping(n: int, sim, ffmpeg: str, work: Path, warmup: float, window: float, seg_s: int, mode: str,
+                 extra_env: dict, prefill_days: float) -> SideResult:
+    """The pyav recorder with archive_storage = s3: every closed segment hashed and shipped
+    (PUT, HEAD check, index update) to a moto S3 server on 127.0.0.1 started for this side.
+    The S3 server's own CPU is the store's, not Varta's: it shows under "other load"."""
+    sys.path.insert(0, str(C.ROOT / "tests"))
+    from s3server import S3Server
+
+    with S3Server(start_timeout=60) as srv:
+        srv.client().create_bucket(Bucket="bench-archive")
+        env = dict(extra_env, VARTA_ARCHIVE_STORAGE="s3", VARTA_ARCHIVE_S3_ENDPOINT_URL=srv.endpoint_url,
+                   VARTA_ARCHIVE_S3_BUCKET="bench-archive", VARTA_ARCHIVE_S3_REGION=srv.region,
+                   VARTA_ARCHIVE_S3_ACCESS_KEY=srv.access_key, VARTA_ARCHIVE_S3_SECRET_KEY=srv.secret_key,
+                   VARTA_ARCHIVE_S3_PATH_STYLE="true")
+        r = run_varta(n, sim, ffmpeg, work, warmup, window, seg_s, mode, env, prefill_days, backend="pyav")
+        db = work / "home" / "varta.db"
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            shipped, total = con.execute("select sum(stored <> 'local'), count(*) from segments").fetchone()
+        finally:
+            con.close()
+        listed = srv.client().list_objects_v2(Bucket="bench-archive").get("KeyCount", 0)
+    r.side = SHIPPING
+    r.notes.append(f"{shipped or 0} of {total} indexed segments shipped and verified when the recorder stopped "
+                   f"({listed} objects in the bucket; a segment is due 10 s after it ends)")
+    return r
+
+
 def merge(parts: list[SideResult]) -> SideResult:
     """Several repetitions of one side as one result (sums over all windows, worst lags)."""
     m = SideResult(parts[0].side, parts[0].n, 0.0)
@@ -547,6 +579,9 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
                 try:
                     if side == "floor":
                         r = run_floor(n, sim, ffmpeg, work, warmup, window, seg_s, floor_env)
+                    elif side == SHIPPING:
+                        r = run_shipping(n, sim, ffmpeg, work, warmup, window, seg_s, mode, varta_env or {},
+                                         prefill_days)
                     else:
                         r = run_varta(n, sim, ffmpeg, work, warmup, window, seg_s, mode, varta_env or {},
                                       prefill_days, backend=side)
@@ -594,6 +629,14 @@ def run(counts: list[int], warmup: float, window: float, seg_s: int, mode: str, 
                                     fmt(f and f.ffmpeg_pss_mb, 1),
                                     fmt(f and (sum(f.rss_ffmpeg_kb) / max(1, len(f.rss_ffmpeg_kb))) / 1024, 1),
                                     both(lambda r: r.segments_in_window, 0), both(lambda r: r.restarts, 0)])
+        loc, shp = merged.get("pyav"), merged.get(SHIPPING)
+        if loc and shp and loc.cpu_pct_per_stream:
+            k = shp.cpu_pct_per_stream / loc.cpu_pct_per_stream
+            line = (f"shipping to the bucket: {shp.cpu_pct_per_stream:.3f}% of a core per stream vs "
+                    f"{loc.cpu_pct_per_stream:.3f}% for the local-only recorder in the same run → ×{k:.2f} "
+                    f"(target ≤ ×1.25); PSS {shp.pss_mb_per_stream:.1f} vs {loc.pss_mb_per_stream:.1f} MB/stream")
+            print(f"-- N={n} {line}", flush=True)
+            notes.append(f"N={n} {line}")
         for side, r in merged.items():
             notes += [f"N={n} {side}: {x}" for x in dict.fromkeys(r.notes)]
         raw.append({s: {k: getattr(r, k) for k in r.__dataclass_fields__} | {
@@ -652,7 +695,8 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--mode", choices=("recorder", "serve"), default="recorder",
                     help="run `varta recorder` (default) or `varta serve`")
     ap.add_argument("--backends", default="pyav,ffmpeg",
-                    help="Varta ingest backends to measure, comma-separated (pyav,ffmpeg; 'none' = floor only)")
+                    help="Varta ingest backends to measure, comma-separated (pyav,ffmpeg,pyav+s3: the pyav recorder "
+                         "shipping to a local S3 server; 'none' = floor only)")
     ap.add_argument("--no-floor", action="store_true", help="skip the bare-ffmpeg floor")
     ap.add_argument("--repeat", type=int, default=1, help="alternate the sides this many times per N (default 1)")
     ap.add_argument("--varta-env", action="append", default=[], metavar="KEY=VALUE",
@@ -673,8 +717,8 @@ def main(argv: list[str] | None = None) -> str:
         raise SystemExit(f"--window must hold at least 3 segments ({3 * a.segment_seconds} s): frames kept is "
                          "counted between segment closes inside the window")
     backends = [] if a.backends == "none" else [b.strip() for b in a.backends.split(",") if b.strip()]
-    if any(b not in ("pyav", "ffmpeg") for b in backends):
-        raise SystemExit("--backends: pyav and/or ffmpeg (or none)")
+    if any(b not in ("pyav", "ffmpeg", SHIPPING) for b in backends):
+        raise SystemExit(f"--backends: pyav, ffmpeg and/or {SHIPPING} (shipping to a local S3 server), or none")
     sides = tuple(([] if a.no_floor else ["floor"]) + backends)
     if not sides or not 1 <= a.repeat <= 10 or not 0 <= a.prefill_days <= 10:
         raise SystemExit("nothing to run, or --repeat outside 1..10, or --prefill-days outside 0..10")

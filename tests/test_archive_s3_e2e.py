@@ -78,6 +78,7 @@ def test_two_recorders_without_a_shared_disk_and_a_web_node_on_one_bucket(tmp_pa
         status = web.json("storage", "status", "--json")
         assert status["backend"] == "s3" and status["object_lock"] is True and status["reachable"] is True
         assert "Object Lock" in status["holds_protected_by"]
+        assert status["index"]["partitioned_by"] == "day (UTC)" and status["index"]["rows_outside_days"] == 0
 
         # --- every finished segment is in the bucket within seconds, hash-verified --------
         wait_until(lambda: _all_shipped(c, s3_server, bucket, "s3-a", 6), 90, "six segments of s3-a shipped")
@@ -163,6 +164,15 @@ def test_two_recorders_without_a_shared_disk_and_a_web_node_on_one_bucket(tmp_pa
             assert done["status"] == "done", done
             got = api.get(f"/api/exports/{job['id']}/files/{done['files'][0]['name']}")
             assert got.status_code == 200 and got.content[4:8] == b"ftyp"
+            # The export is in the bucket too: served from there when the web node's disk lost it.
+            made = next(p for p in (web.home / "exports").rglob(done["files"][0]["name"]))
+            key = "kyiv/" + layout.file_key("exports", made.relative_to(web.home / "exports").as_posix())
+            head = s3_server.client().head_object(Bucket=bucket, Key=key)
+            assert head["Metadata"]["sha256"] == hashlib.sha256(got.content).hexdigest()
+            made.unlink()
+            again = api.get(f"/api/exports/{job['id']}/files/{done['files'][0]['name']}",
+                            headers={"Range": "bytes=0-99"})
+            assert again.status_code == 206 and again.content == got.content[:100]
 
         # --- a hold is enforced by the bucket: not even the service's own keys delete it ---
         from botocore.exceptions import ClientError
@@ -197,18 +207,23 @@ def test_two_recorders_without_a_shared_disk_and_a_web_node_on_one_bucket(tmp_pa
         wait_until(lambda: set(legal_holds().values()) == {"OFF"}, 30, "the legal holds lifted by the destruction "
                                                                          "instruction")
 
-        # --- retention deletes expired footage from the bucket too (every version) --------
+        # --- retention deletes expired footage from the bucket too (every version), the dead
+        #     recorder's included: one node does it for the city ------------------------------
         age = 11 * 86_400_000_000
-        rec_a = a.node_id()  # each recorder expires its own footage (rec-b recorded s3-a once rec-a died)
-        gone = ["kyiv/" + layout.segment_key("s3-a", p) for (p,) in
-                c.db("select path from segments where camera_id = 's3-a' and recorder = :r", r=rec_a)]
+        rec_a = a.node_id()
         with a.engine().begin() as conn:
             from sqlalchemy import text
 
-            n = conn.execute(text("update segments set start_us = start_us - :a, end_us = end_us - :a "
-                                  "where camera_id = 's3-a' and recorder = :r"), {"a": age, "r": rec_a}).rowcount
-        res = a.run("retention")
-        assert f"deleted {n} expired segments" in res.stdout, res.stdout + res.stderr
+            conn.execute(text("update segments set start_us = start_us - :a, end_us = end_us - :a "
+                              "where camera_id = 's3-a' and recorder = :r"), {"a": age, "r": rec_a})
+        gone = ["kyiv/" + layout.segment_key("s3-a", p) for (p,) in
+                c.db("select path from segments where camera_id = 's3-a' and recorder = :r and stored = 's3'",
+                     r=rec_a)]
+        assert len(gone) >= 5
+        res = web.run("retention")  # by hand on the web node (the duty does the same every pass)
+        assert "deleted" in res.stdout, res.stdout + res.stderr
+        assert c.db("select count(*) from segments where camera_id = 's3-a' and recorder = :r and stored = 's3'",
+                    r=rec_a)[0][0] == 0
         left = s3_server.client().list_object_versions(Bucket=bucket, Prefix="kyiv/" + layout.segment_key("s3-a", ""))
         kept = {v["Key"] for v in left.get("Versions", []) + left.get("DeleteMarkers", [])}
         assert not kept & set(gone), "expired footage left in the bucket"

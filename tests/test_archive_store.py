@@ -129,3 +129,52 @@ def test_an_unreachable_or_wrong_store_says_so_without_the_secret(s3_server, tmp
     assert "only-the-secret" not in str(exc.value)
     with pytest.raises(StoreError, match="must start with http"):
         S3Store(S3Config(bucket="city", endpoint_url="s3.city.local:9000"))
+
+
+def test_pictures_exports_and_packages_go_to_the_bucket_and_any_node_reads_them(s3_server, tmp_path):
+    """A node's alarm pictures, exports and packages are put into the bucket too, so another
+    node serves them without reaching it; a store that is away is waited out, not lost."""
+    import time
+
+    from varta.config import Settings
+    from varta.storage.files import FileUnavailable, NodeFiles
+
+    store = _store(s3_server, _bucket(s3_server, lock=False), prefix="city/", read_timeout_s=1.0,
+                   connect_timeout_s=1.0, attempts=1)
+    a = NodeFiles(Settings(home=tmp_path / "a"), "node-a", None, store)
+    b = NodeFiles(Settings(home=tmp_path / "b"), "node-b", None, store)  # no peers: only the bucket
+    pic_rel = "cam1/2026/12/04/7.jpg"
+    pic = a.local("events", pic_rel)
+    pic.parent.mkdir(parents=True)
+    pic.write_bytes(b"\xff\xd8" + os.urandom(5000))
+    os.killpg(s3_server.proc.pid, signal.SIGSTOP)  # the store freezes just as the picture is written
+    try:
+        a.publish("events", pic_rel)  # in the background: the analytics worker never waits
+        end = time.monotonic() + 20
+        while a.publisher.failed_once == 0 and time.monotonic() < end:
+            time.sleep(0.2)
+        assert a.publisher.failed_once >= 1 and a.publisher.published == 0
+    finally:
+        os.killpg(s3_server.proc.pid, signal.SIGCONT)
+    assert a.publisher.drain(30), "the picture reached the bucket once the store was back"
+    got = b.fetch("node-a", "events", pic_rel, tmp_path / "copy.jpg")
+    assert got.read_bytes() == pic.read_bytes()
+    # An export is put at once (the job ends when it is there), with its SHA-256.
+    exp_rel = "job-1/cam1-20261204.mp4"
+    exp = a.local("exports", exp_rel)
+    exp.parent.mkdir(parents=True)
+    exp.write_bytes(os.urandom(70_000))
+    a.publish("exports", exp_rel, wait=True)
+    head = store.head(layout.file_key("exports", exp_rel))
+    assert head.size == 70_000 and head.sha256 == hashlib.sha256(exp.read_bytes()).hexdigest()
+    # Neither in the bucket nor reachable on its node: a clear error, no silent empty file.
+    with pytest.raises(FileUnavailable, match="cannot reach other nodes"):
+        b.fetch("node-a", "packages", "R-1.zip", tmp_path / "R-1.zip")
+    assert not (tmp_path / "R-1.zip").exists()
+    with pytest.raises(ValueError):
+        a.publish("events", "../../etc/passwd")
+    with pytest.raises(ValueError):
+        layout.file_key("recordings", "cam1/x.mp4")  # segments have keys of their own
+    # Retention of the pictures deletes their objects too.
+    assert b.unpublish("events", [pic_rel]) == {}
+    assert store.head(layout.file_key("events", pic_rel)) is None

@@ -21,10 +21,11 @@ def test_migrations_create_exactly_the_declared_schema(engine):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    from varta.db.partitions import include_name
     from varta.db.schema import metadata
 
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": include_name}), metadata)
     assert diff == []
 
 
@@ -193,3 +194,11 @@ def test_ranges_merged_in_the_database_match_the_pure_rule(engine):
     assert [(r.start_us, r.end_us) for r in pure] == index.ranges_between("cam", 0, t + US)
     # The spans also carry the bytes, so storage totals need not scan the segments.
     assert index.camera_totals()["cam"][0] == sum(s.bytes for s in remaining)
+    # Retention's cut: the oldest stretch of footage, then the newest few (a span loses a
+    # prefix or a suffix, or goes), then one from the middle of a span.
+    for doomed in (remaining[:37], remaining[-3:], remaining[150:152]):
+        index.delete_segments(doomed)
+        remaining = index.segments_between("cam", 0, t + US)
+        pure = merge_ranges(remaining, 0, t + US, JOIN_US)
+        assert [(r.start_us, r.end_us) for r in pure] == index.ranges_between("cam", 0, t + US)
+        assert index.camera_totals()["cam"][0] == sum(s.bytes for s in remaining if s.status != "missing")

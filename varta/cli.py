@@ -277,11 +277,23 @@ def retention_run() -> None:
     node = read_node_id(settings.home)
     if node is None:
         _fail(f"no node has run in {settings.home} yet: it has no footage of its own")
-    rep = Janitor(engine, settings, node, store=archive_store(settings)).run_once()
-    access.record(who, "system.maintain", "archive", detail=f"retention: {rep.expired_deleted} expired segments "
-                                                            f"deleted, {rep.held_kept} held kept")
-    typer.echo(f"deleted {rep.expired_deleted} expired segments ({rep.expired_bytes / 1e6:.1f} MB); "
-               f"kept {rep.held_kept} held")
+    from varta.recording.expiry import CityRetention
+
+    store = archive_store(settings)
+    rep = Janitor(engine, settings, node, store=store).run_once()
+    # The city's part too (what the archive_retention duty does): footage only in the bucket,
+    # whichever node recorded it, and whole days of the PostgreSQL index.
+    city = CityRetention(engine, settings, store).run_once()
+    deleted, held = rep.expired_deleted + city.deleted, rep.held_kept + city.held_kept
+    access.record(who, "system.maintain", "archive", detail=f"retention: {deleted} expired segments "
+                                                            f"deleted, {held} held kept")
+    typer.echo(f"deleted {deleted} expired segments ({rep.expired_bytes / 1e6:.1f} MB from this node's disk); "
+               f"kept {held} held")
+    if city.days_dropped:
+        typer.echo(f"dropped {city.days_dropped} whole day(s) of the index ({city.day_rows} segments)")
+    if city.refused:
+        typer.echo(f"the archive bucket kept {city.refused} expired object(s) (legal hold or retention period); "
+                   "tried again at the next pass")
     if rep.early_deleted:
         typer.echo(f"disk full: deleted {rep.early_deleted} unheld segments early ({rep.early_bytes / 1e6:.1f} MB)")
     for m in rep.messages:

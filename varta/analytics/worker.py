@@ -195,6 +195,20 @@ class CameraAnalysis(threading.Thread):
             self.worker.notify("event.closed", event_id)
 
 
+def _bucket_files(settings, node_id: str):
+    """Where the city has an archive bucket, alarm pictures are put there too, so any web
+    node serves them even when this worker's node is gone (storage/publish.py)."""
+    from varta.storage.files import NodeFiles
+    from varta.storage.objects import StoreError, open_store
+
+    try:
+        store = open_store(settings)
+    except StoreError as exc:
+        log.error("analytics: alarm pictures stay on this node only: %s", exc)
+        return None
+    return NodeFiles(settings, node_id, None, store) if store is not None else None
+
+
 class AnalyticsWorker:
     def __init__(self, engine, settings, node_id: str, sync_interval_s: float = 3.0):
         self.engine, self.settings = engine, settings
@@ -202,7 +216,7 @@ class AnalyticsWorker:
         self.leases = LeaseStore(engine)
         self.registry = CameraRegistry(engine)
         self.settings_store = AnalyticsSettings(engine)
-        self.events = EventStore(engine, settings.events_dir, self.name)
+        self.events = EventStore(engine, settings.events_dir, self.name, files=_bucket_files(settings, node_id))
         self.alarms = SystemAlarms(engine, self.name)
         self.sync_interval_s = sync_interval_s
         self.cameras: dict[str, CameraAnalysis] = {}

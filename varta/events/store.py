@@ -46,10 +46,11 @@ def row_dict(row) -> dict:
 
 
 class EventStore:
-    def __init__(self, engine: Engine, events_dir: Path, worker: str = ""):
+    def __init__(self, engine: Engine, events_dir: Path, worker: str = "", files=None):
         self.engine = engine
         self.dir = Path(events_dir)
         self.worker = worker
+        self.files = files  # varta.storage.files.NodeFiles: pictures go to the archive bucket too
 
     # --- written by analytics ---------------------------------------------------------
     # Writes made while analysing carry the camera's ``analyse`` lease (``fence``): a worker
@@ -111,6 +112,8 @@ class EventStore:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(jpeg)
         tmp.replace(path)
+        if self.files is not None:
+            self.files.publish("events", rel)  # in the background: the worker never waits on the store
         return rel
 
     def snapshot_path(self, event: dict) -> Path | None:

@@ -159,6 +159,8 @@ class EvidenceJobs:
                    "redacted": bool(row.redaction), "built": format_time(now_us(), tz), "built_by": who.login,
                    "gaps": sum(len(i.get("gaps", [])) for i in built.manifest.get("items", [])),
                    "node": job.files_node}
+        if self.files is not None:  # into the archive bucket too (when there is one): any node serves it
+            self.files.publish("packages", zipped.name, wait=True)
         ev.after_package(who, request_id, package, built.manifest, job.fence)
         return package
 

@@ -58,6 +58,8 @@ def export_camera(index: ArchiveIndex, segments_from, ffmpeg: str, camera_id: st
     if not segs:
         raise ExportError(f"camera {camera_id} has no recording between {format_time(t1, tz)} and {format_time(t2, tz)}")
     paths, missing = {}, []
+    if hasattr(reader, "prefetch"):  # segments in the archive bucket: several GETs in flight
+        reader.prefetch(segs)
     for s in segs:
         try:
             paths[s.id] = reader.segment(s)

@@ -48,8 +48,11 @@ class ExportJobs:
         with source as reader:
             files = export_cameras(self.index, reader, self.ffmpeg, p["cameras"], p["start_us"], p["end_us"], out,
                                    self.settings.tz, job.progress)
-        return {"files": [f.to_dict() | {"path": str(Path(f.path).relative_to(self.settings.exports_dir))}
-                          for f in files]}
+        done = [f.to_dict() | {"path": str(Path(f.path).relative_to(self.settings.exports_dir))} for f in files]
+        if self.files is not None:  # into the archive bucket too (when there is one): any node serves it
+            for f in done:
+                self.files.publish("exports", f["path"], wait=True)
+        return {"files": done}
 
     def failed(self, job: JobContext, error: str) -> None:
         shutil.rmtree(self.settings.exports_dir / job.id, ignore_errors=True)

@@ -136,19 +136,63 @@ class ArchiveIndex:
                                          for a, b, n in merged])
 
     def delete_segments(self, rows, fence: Fence | None = None) -> None:
-        """Remove index rows (their files are already gone) and mend the spans around them."""
+        """Remove index rows (their files are already gone) and mend the spans around them;
+        cameras in groups of 50 a transaction (a retention batch spans hundreds of cameras:
+        one commit each would bound it at the disk's fsync rate)."""
         by_camera: dict[str, list] = {}
         for r in rows:
             by_camera.setdefault(r.camera_id, []).append(r)
-        for camera_id, cam_rows in by_camera.items():
-            ids = [r.id for r in cam_rows]
+        cams = list(by_camera)
+        for g in range(0, len(cams), 50):
+            group = cams[g:g + 50]
             with self.engine.begin() as conn:
                 if fence is not None:
                     check_fence(conn, fence)
+                ids = [r.id for c in group for r in by_camera[c]]
                 for i in range(0, len(ids), 500):
                     conn.execute(delete(segments).where(segments.c.id.in_(ids[i:i + 500])))
-                self._rebuild_spans(conn, camera_id, min(r.start_us for r in cam_rows),
-                                    max(r.end_us for r in cam_rows))
+                for camera_id in group:
+                    self._mend_spans(conn, camera_id, by_camera[camera_id])
+
+    def _mend_spans(self, conn, camera_id: str, rows) -> None:
+        """The spans after deleting ``rows`` (already gone from the table). Retention deletes
+        a camera's oldest stretch: nothing of the camera is left between the first deleted
+        start and the last deleted end, so each span touching that cut loses a prefix or a
+        suffix, or goes, found with two indexed look-ups — never by reading a span's segments
+        (a 10-day span is 86,400 of them). Anything else is recomputed exactly."""
+        a = min(r.start_us for r in rows)
+        b = max(r.end_us for r in rows)
+        if any(getattr(r, "bytes", None) is None or getattr(r, "status", None) is None for r in rows):
+            return self._rebuild_spans(conn, camera_id, a, b)
+        kept = segments.c.status != "missing"
+        if conn.execute(select(segments.c.id).where(segments.c.camera_id == camera_id, segments.c.start_us >= a,
+                                                    segments.c.start_us < b, kept).limit(1)).first():
+            return self._rebuild_spans(conn, camera_id, a, b)  # not one stretch: recomputed
+        touching = conn.execute(select(spans).where(spans.c.camera_id == camera_id, spans.c.end_us >= a,
+                                                    spans.c.start_us <= b)).all()
+        plan = []
+        for sp in touching:
+            gone = sum(r.bytes for r in rows if r.status != "missing" and sp.start_us <= r.start_us <= sp.end_us)
+            left, right = sp.start_us < a, sp.end_us > b
+            if left and right:  # cut out of the middle: recomputed
+                return self._rebuild_spans(conn, camera_id, a, b)
+            plan.append((sp, gone, left, right))
+        for sp, gone, left, right in plan:
+            edge = None
+            if right:  # the stretch now begins at its first segment after the cut
+                edge = conn.execute(select(func.min(segments.c.start_us)).where(
+                    segments.c.camera_id == camera_id, segments.c.start_us >= b, segments.c.start_us <= sp.end_us,
+                    kept)).scalar()
+                values = {"start_us": edge}
+            elif left:  # it now ends where its last segment before the cut ends
+                edge = conn.execute(select(func.max(segments.c.end_us)).where(
+                    segments.c.camera_id == camera_id, segments.c.start_us < a,
+                    segments.c.start_us >= max(sp.start_us, a - MAX_SEGMENT_US), kept)).scalar()
+                values = {"end_us": edge}
+            if edge is None:
+                conn.execute(delete(spans).where(spans.c.id == sp.id))
+            else:
+                conn.execute(update(spans).where(spans.c.id == sp.id).values(bytes=max(0, sp.bytes - gone), **values))
 
     def shorten_segment(self, seg: "Segment", end_us: int, nbytes: int, fence: Fence) -> None:
         """A segment cut short at ``end_us`` (its file already trimmed): a planned move ended

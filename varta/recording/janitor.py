@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, true, tuple_, update
 
 from varta.cameras.registry import CameraRegistry
 from varta.clock import US, format_time, now_us, to_datetime
@@ -41,9 +41,29 @@ class JanitorReport:
     quiet_bytes: int = 0
     events_deleted: int = 0  # analytics events (and their pictures) past retention
     cache_released_bytes: int = 0  # local copies of shipped segments released (the bucket has them)
-    cache_released_bytes: int = 0  # local copies of shipped segments released (the bucket has them)
     forecast: retention.StorageForecast | None = None
     messages: list[str] = field(default_factory=list)
+
+
+def active_holds(engine) -> dict[str, list[retention.Hold]]:
+    """camera → the intervals active holds keep."""
+    q = select(holds_table).where(holds_table.c.released_us.is_(None))
+    out: dict[str, list[retention.Hold]] = {}
+    with engine.connect() as conn:
+        for h in conn.execute(q):
+            out.setdefault(h.camera_id, []).append(retention.Hold(h.start_us, h.end_us))
+    return out
+
+
+def retention_classes(engine) -> dict[int, list[str]]:
+    """retention days → the cameras kept that long (removed cameras included: their
+    footage expires like any other). A city has a handful of classes, not one per camera."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(cameras_table.c.id, cameras_table.c.retention_days)).all()
+    classes: dict[int, list[str]] = {}
+    for r in rows:
+        classes.setdefault(r.retention_days, []).append(r.id)
+    return classes
 
 
 @dataclass
@@ -146,22 +166,10 @@ class Janitor:
             return report
 
     def _active_holds(self) -> dict[str, list[retention.Hold]]:
-        q = select(holds_table).where(holds_table.c.released_us.is_(None))
-        out: dict[str, list[retention.Hold]] = {}
-        with self.engine.connect() as conn:
-            for h in conn.execute(q):
-                out.setdefault(h.camera_id, []).append(retention.Hold(h.start_us, h.end_us))
-        return out
+        return active_holds(self.engine)
 
     def _retention_classes(self) -> dict[int, list[str]]:
-        """retention days → the cameras kept that long (removed cameras included: their
-        footage expires like any other). A city has a handful of classes, not one per camera."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(cameras_table.c.id, cameras_table.c.retention_days)).all()
-        classes: dict[int, list[str]] = {}
-        for r in rows:
-            classes.setdefault(r.retention_days, []).append(r.id)
-        return classes
+        return retention_classes(self.engine)
 
     def _apply_retention(self, now: int, holds, report: JanitorReport) -> None:
         """One paged scan of this node's own expired footage per retention class, on the
@@ -172,11 +180,14 @@ class Janitor:
             while True:
                 q = (
                     select(segments.c.id, segments.c.camera_id, segments.c.start_us, segments.c.end_us,
-                           segments.c.path, segments.c.bytes, segments.c.stored)
+                           segments.c.path, segments.c.bytes, segments.c.stored, segments.c.status)
                     # start_us < cutoff bounds the index scan to the expired part only.
                     .where(segments.c.recorder == self.node, segments.c.start_us < cutoff,
                            segments.c.end_us <= cutoff, segments.c.camera_id.in_(cams),
                            tuple_(segments.c.start_us, segments.c.id) > tuple_(*after))
+                    # With a bucket, footage only in the bucket is expired for the whole city
+                    # by one node (recording/expiry.py), whichever node recorded it.
+                    .where(segments.c.stored != layout.S3 if self.store is not None else true())
                     .order_by(segments.c.start_us, segments.c.id)
                     .limit(BATCH)
                 )
@@ -256,6 +267,14 @@ class Janitor:
                                            events.c.camera_id.in_(cams))
                                     .limit(5000)).all()
             doomed = [r for r in rows if not retention.is_held(r, holds.get(r.camera_id, []))]
+            pictures = {layout.file_key("events", r.snapshot): r.id for r in doomed if r.snapshot}
+            if self.store is not None and pictures:  # their copies in the bucket (storage/publish.py)
+                kept = self.store.delete_many(list(pictures))
+                if kept:  # the event stays until its picture can go too (tried at the next pass)
+                    log.warning("the archive bucket kept %d expired alarm picture(s) (first: %s: %s)", len(kept),
+                                *next(iter(kept.items())))
+                    keep = {pictures[k] for k in kept if k in pictures}
+                    doomed = [r for r in doomed if r.id not in keep]
             for r in doomed:
                 if r.snapshot:
                     (self.settings.events_dir / r.snapshot).unlink(missing_ok=True)

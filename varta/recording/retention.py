@@ -89,3 +89,28 @@ def forecast(free_bytes: int, used_bytes: int, reserve_bytes: int, bitrates_bps:
     usable = max(free_bytes + used_bytes - reserve_bytes, 0)
     days = usable / daily if daily > 0 else None
     return StorageForecast(days, required, daily, free_bytes, used_bytes)
+
+
+# --- whole days of the index (PostgreSQL day partitions: varta/db/partitions.py) -------------
+def day_droppable(day_start_us: int, day_end_us: int, max_segment_us: int, cutoffs: Iterable[int],
+                  holds: Iterable[Hold]) -> bool:
+    """A day of the index may go as a whole when every camera's footage in it has expired
+    (a segment starting that day ends at most ``max_segment_us`` after it) and no active hold
+    touches it. ``cutoffs``: one per retention class in use; none → nothing to judge by."""
+    cutoffs = list(cutoffs)
+    if not cutoffs or day_end_us + max_segment_us > min(cutoffs):
+        return False
+    return not any(h.start_us < day_end_us + max_segment_us and day_start_us < h.end_us for h in holds)
+
+
+def mend_span(span_start_us: int, span_end_us: int, span_bytes: int, dropped_bytes: int, day_start_us: int,
+              next_start_us: int | None) -> tuple:
+    """What becomes of a continuous stretch (a ``spans`` row) when the day it reaches into is
+    dropped: ``("rebuild",)`` when it began before that day (footage kept before it, e.g.
+    held: recomputed from the segments), ``("delete",)`` when nothing of it is left, else
+    ``("update", new_start, new_bytes)``: it now begins at the first segment after the day."""
+    if span_start_us < day_start_us:
+        return ("rebuild",)
+    if next_start_us is None or next_start_us > span_end_us:
+        return ("delete",)
+    return ("update", next_start_us, max(0, span_bytes - dropped_bytes))

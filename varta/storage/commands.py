@@ -38,6 +38,10 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="print as 
     for n in out["nodes"]:
         typer.echo(f"  {n['node']:<20} {n['backlog_segments']:>6} segments {n['backlog_bytes'] / 1e6:>9.1f} MB "
                    f"{n['backlog_s']:>7.0f} s behind")
+    if out.get("index"):
+        ix = out["index"]
+        typer.echo(f"index: partitioned by day, {ix['days']} days ({ix['first_day']} … {ix['last_day']})"
+                   + (f"; {ix['rows_outside_days']} rows outside them" if ix["rows_outside_days"] else ""))
     if out["backend"] == "s3" and not out.get("reachable"):
         raise typer.Exit(1)  # for monitoring: the archive store cannot be reached
 

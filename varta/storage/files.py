@@ -57,6 +57,38 @@ class NodeFiles:
         self.node_id = node_id
         self.peers = peers
         self.store = store  # the archive bucket (storage/objects.S3Store), or None
+        self._publisher = None
+
+    # --- pictures, exports and packages in the bucket ------------------------------------
+    @property
+    def publisher(self):
+        if self._publisher is None and self.store is not None:
+            from varta.storage.publish import Publisher
+
+            self._publisher = Publisher(self, self.store)
+        return self._publisher
+
+    def publish(self, area: str, rel: str, wait: bool = False) -> None:
+        """A finished file of this node (``area`` events|exports|packages) goes to the bucket
+        too, when the city has one, so any node can serve it (storage/publish.py)."""
+        if self.publisher is None:
+            return
+        if wait:
+            self.publisher.put_now(area, rel)
+        else:
+            self.publisher.submit(area, rel)
+
+    def unpublish(self, area: str, rels: list[str]) -> dict[str, str]:
+        """Delete these files' objects (retention of alarm pictures); returns those kept."""
+        if self.store is None or not rels:
+            return {}
+        return self.store.delete_many([layout.file_key(area, r) for r in rels])
+
+    def file_in_bucket(self, area: str, rel: str) -> str | None:
+        """The key a file would have in the bucket (None: no bucket, or a segment's area)."""
+        if self.store is None or area not in layout.AREAS_IN_BUCKET:
+            return None
+        return layout.file_key(area, rel)
 
     def local(self, area: str, rel: str) -> Path:
         return safe_join(area_root(self.settings, area), rel)
@@ -73,8 +105,18 @@ class NodeFiles:
         return f"/internal/files/{area}/{quote(rel)}"
 
     def fetch(self, node_id: str, area: str, rel: str, dest: Path) -> Path:
+        """A local copy of another node's file: from the bucket when it is there, else from
+        that node."""
         from varta.cluster.peer import PeerError
 
+        key = self.file_in_bucket(area, rel)
+        if key is not None:
+            from varta.storage.objects import StoreError
+
+            try:
+                return self.store.download(key, dest)
+            except (FileNotFoundError, StoreError):
+                pass  # not published (yet), or the store is away: ask the node that wrote it
         if self.peers is None:
             raise FileUnavailable(f"{area}/{rel} is on node {node_id}, and this command cannot reach other nodes")
         try:
@@ -130,6 +172,8 @@ def segment_reader(source) -> "SegmentReader | LocalSegments":
 
 
 class SegmentReader:
+    PREFETCH = 6  # ranged GETs in flight while an export or a package reads from the bucket
+
     def __init__(self, files: NodeFiles, scratch_parent: Path | None):
         import threading
 
@@ -137,11 +181,51 @@ class SegmentReader:
         self._scratch_parent = scratch_parent
         self._scratch: Path | None = None
         self._lock = threading.Lock()
+        self._pool = None
+        self._pending: dict = {}  # segment id → Future of its copy from the bucket
 
     def segment(self, seg) -> Path:
         """A readable local path of the segment's file (copied here if another node has it)."""
+        fut = self._pending.pop(seg.id, None)
+        if fut is not None:
+            return fut.result()
         with self._lock:
             return self._segment(seg)
+
+    def prefetch(self, segs) -> None:
+        """Start copying from the bucket, several at once and in order, the segments about to
+        be read (one GET at a time would leave the link idle between objects)."""
+        todo = [s for s in segs if s.id not in self._pending and self.files.segment_here(s) is None
+                and self.files.segment_in_bucket(s) is not None]
+        if not todo:
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.PREFETCH, thread_name_prefix="segment-get")
+        with self._lock:
+            self._ensure_scratch()
+        for s in todo:
+            self._pending[s.id] = self._pool.submit(self._from_bucket, s)
+
+    def _ensure_scratch(self) -> Path:
+        if self._scratch is None:
+            parent = self._scratch_parent or self.files.settings.home / "cache"
+            parent.mkdir(parents=True, exist_ok=True)
+            self._scratch = Path(tempfile.mkdtemp(prefix="segments-", dir=parent))
+        return self._scratch
+
+    def _from_bucket(self, seg) -> Path:
+        from varta.storage.objects import StoreError
+
+        rel = self.files.segment_rel(seg)
+        dest = self._ensure_scratch() / rel
+        if dest.is_file():
+            return dest
+        try:  # checked against the index: an object changed in the bucket is refused
+            return self.files.store.download(self.files.segment_in_bucket(seg), dest, sha256=seg.sha256)
+        except (StoreError, FileNotFoundError) as exc:
+            raise FileUnavailable(f"{rel}: {exc}") from None
 
     def _segment(self, seg) -> Path:
         rel = self.files.segment_rel(seg)
@@ -150,21 +234,11 @@ class SegmentReader:
             if not local.is_file():
                 raise FileUnavailable(f"{rel} is indexed but missing on disk")
             return local
-        if self._scratch is None:
-            parent = self._scratch_parent or self.files.settings.home / "cache"
-            parent.mkdir(parents=True, exist_ok=True)
-            self._scratch = Path(tempfile.mkdtemp(prefix="segments-", dir=parent))
-        dest = self._scratch / rel
+        dest = self._ensure_scratch() / rel
         if dest.is_file():
             return dest
-        key = self.files.segment_in_bucket(seg)
-        if key is not None:
-            from varta.storage.objects import StoreError
-
-            try:  # checked against the index: an object changed in the bucket is refused
-                return self.files.store.download(key, dest, sha256=seg.sha256)
-            except (StoreError, FileNotFoundError) as exc:
-                raise FileUnavailable(f"{rel}: {exc}") from None
+        if self.files.segment_in_bucket(seg) is not None:
+            return self._from_bucket(seg)
         if getattr(seg, "stored", layout.LOCAL) == layout.S3:
             raise FileUnavailable(f"{rel} is only in the archive bucket, which this node is not set up to read "
                                   "(archive_storage = s3 and its settings)")
@@ -172,6 +246,11 @@ class SegmentReader:
         return dest
 
     def close(self) -> None:
+        if self._pool is not None:
+            for fut in self._pending.values():
+                fut.cancel()
+            self._pool.shutdown(wait=True)
+            self._pool, self._pending = None, {}
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None

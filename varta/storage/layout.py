@@ -34,6 +34,18 @@ def segment_key(camera_id: str, path: str) -> str:
     return f"segments/{fanout(camera_id)}/{camera_id}/{path}"
 
 
+AREAS_IN_BUCKET = ("events", "exports", "packages")
+
+
+def file_key(area: str, rel: str) -> str:
+    """The object key of a file other than a segment (an alarm picture, an export, an
+    evidence package) under the archive's prefix: the same relative path as on the disk of
+    the node that wrote it."""
+    if area not in AREAS_IN_BUCKET or not rel or ".." in rel.split("/") or rel.startswith("/"):
+        raise ValueError(f"bad file path {area}/{rel}")
+    return f"files/{area}/{rel}"
+
+
 # Never released younger than this, whatever the cache time: a planned move may still trim
 # the newest segment of a camera on the disk (recording/trim.py) a few seconds after it closed.
 MIN_CACHE_US = 30 * US

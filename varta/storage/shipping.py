@@ -275,7 +275,12 @@ def archive_status(settings, engine, store: S3Store | None) -> dict:
     per node): ``varta storage status`` and ``/api/system/archive``."""
     from varta.cluster.nodes import NodeRegistry
 
+    from varta.db import partitions
+
     out: dict = {"backend": settings.archive_storage, "object_lock": False}
+    index = partitions.summary(engine)
+    if index is not None:
+        out["index"] = index
     if store is not None:
         info = store.check()
         out |= {"bucket": store.cfg.bucket, "endpoint": store.cfg.endpoint_url or f"AWS S3 ({store.cfg.region})",

@@ -22,13 +22,18 @@ def node_file_response(svc, request: Request, node_id: str | None, area: str, re
                        filename: str | None = None, inline: bool = False, what: str = "file"):
     try:
         local = svc.files.here(node_id, area, rel)
+        key = svc.files.file_in_bucket(area, rel)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    if local is not None:
-        if not local.is_file():
-            raise HTTPException(404, f"the {what} is indexed but its file is missing")
+    if local is not None and local.is_file():
         return FileResponse(local, media_type=media_type, filename=filename,
                             content_disposition_type="inline" if inline else "attachment")
+    if key is not None:  # published to the archive bucket: any node serves it from there
+        got = _from_bucket(svc, request, key, media_type, filename, inline)
+        if got is not None:
+            return got
+    if local is not None:
+        raise HTTPException(404, f"the {what} is indexed but its file is missing")
     peers = svc.node.peers
     from varta.cluster.peer import PeerError
 
@@ -54,6 +59,24 @@ def node_file_response(svc, request: Request, node_id: str | None, area: str, re
         out["content-disposition"] = f'{"inline" if inline else "attachment"}; filename="{filename}"'
     return StreamingResponse(upstream.iter_raw(64 * 1024), status_code=upstream.status_code, headers=out,
                              media_type=media_type, background=BackgroundTask(cm.__exit__, None, None, None))
+
+
+def _from_bucket(svc, request: Request, key: str, media_type: str, filename: str | None, inline: bool):
+    """The object streamed from the bucket (the browser's Range passed on), or None when it
+    is not there or the store cannot be read now (the caller then asks the node)."""
+    from varta.storage.objects import StoreError
+
+    try:
+        status, headers, chunks = svc.files.store.iter_range(key, request.headers.get("range"))
+    except FileNotFoundError:
+        return None
+    except StoreError as exc:
+        if exc.status == 416:
+            raise HTTPException(416, "the requested range is outside the file") from None
+        return None
+    if filename:
+        headers["content-disposition"] = f'{"inline" if inline else "attachment"}; filename="{filename}"'
+    return StreamingResponse(chunks, status_code=status, headers=headers, media_type=media_type)
 
 
 def segment_file_response(svc, request: Request, seg, filename: str, what: str):

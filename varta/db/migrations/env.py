@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+from varta.db.partitions import include_name
 from varta.db.schema import metadata
 
 config = context.config
@@ -10,7 +11,7 @@ connection = config.attributes.get("connection")
 
 
 def _run(conn):
-    context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
+    context.configure(connection=conn, target_metadata=metadata, render_as_batch=True, include_name=include_name)
     with context.begin_transaction():
         context.run_migrations()
 
