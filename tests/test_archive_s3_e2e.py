@@ -17,7 +17,7 @@ import time
 import pytest
 import s3server
 from conftest import have_ffmpeg, wait_until
-from test_cluster_e2e import Cluster, _iso, _now_us
+from test_cluster_e2e import Cluster, _iso, _now_us, _us
 from test_playback_retention_e2e import _decode_playlist_start
 
 from varta.storage import layout
@@ -188,15 +188,27 @@ def test_two_recorders_without_a_shared_disk_and_a_web_node_on_one_bucket(tmp_pa
                                               "reason": "ДТП на перехресті", "instruction": order})
             assert r.status_code == 201, r.text
             hold = r.json()
+        # The interval as Varta keeps it (times to the millisecond, as entered), not t1/t2 to the µs.
+        h1, h2 = _us(hold["intervals"][0]["from"]), _us(hold["intervals"][0]["to"])
         held = ["kyiv/" + layout.segment_key("s3-a", p) for (p,) in
                 c.db("select path from segments where camera_id = 's3-a' and start_us < :e and end_us > :s",
-                     s=t1, e=t2)]
+                     s=h1, e=h2)]
         assert len(held) >= 3
 
         def legal_holds():
             return {k: s3c.get_object_legal_hold(Bucket=bucket, Key=k)["LegalHold"].get("Status", "OFF") for k in held}
 
-        wait_until(lambda: set(legal_holds().values()) == {"ON"}, 30, "legal holds on the held footage")
+        def why() -> str:
+            rows = c.db("select path, stored, locked, recorder, start_us, end_us from segments where camera_id = 's3-a' "
+                        "and start_us < :e and end_us > :s", s=h1, e=h2)
+            logs = "\n".join(f"--- {n}: " + "\n".join((node.home / "serve.log").read_text(errors="replace")
+                                                      .splitlines()[-15:]) for n, node in c.nodes.items()
+                             if (node.home / "serve.log").exists())
+            kept = c.db("select start_us, end_us, released_us from holds where camera_id = 's3-a'")
+            return f"hold {hold['intervals']} rows {kept} (asked {t1}–{t2})\nheld rows {rows}\nlegal holds " \
+                   f"{legal_holds()}\n{logs}"
+
+        wait_until(lambda: set(legal_holds().values()) == {"ON"}, 30, "legal holds on the held footage", context=why)
         version = s3c.head_object(Bucket=bucket, Key=held[0])["VersionId"]
         with pytest.raises(ClientError, match="AccessDenied"):
             s3c.delete_object(Bucket=bucket, Key=held[0], VersionId=version)

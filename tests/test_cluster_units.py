@@ -171,9 +171,17 @@ def test_migrations_run_once_when_nodes_start_together(postgres_url):
     assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
     from varta.db.engine import make_engine
 
+    from alembic.script import ScriptDirectory
+
+    from varta.db.engine import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(postgres_url)).get_current_head()
     eng = make_engine(postgres_url)
     with eng.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0006"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == head
+        # The last migration made the segment index partitioned by day, once.
+        assert conn.execute(text("select count(*) from pg_partitioned_table p join pg_class c on "
+                                 "c.oid = p.partrelid where c.relname = 'segments'")).scalar() == 1
     eng.dispose()
 
 
@@ -299,3 +307,32 @@ def test_analysis_goes_where_the_camera_is_recorded(pg_engine):
     nodes = [NodeInfo("node-a", "a"), NodeInfo("node-b", "b")]
     out = Placer().place(infos, nodes)
     assert out == {f"cam{i}": "node-a" if i % 2 == 0 else "node-b" for i in range(6)}
+
+
+def test_a_background_duty_never_holds_up_the_coordinators_tick():
+    """A duty that waits on the archive store runs on its own thread: the tick that renews
+    the node's session returns at once, and a pass still running is not started twice."""
+    import threading
+    import time
+
+    from varta.cluster.coordinator import Duty
+
+    release, calls = threading.Event(), []
+
+    def slow():
+        calls.append(time.monotonic())
+        release.wait(10)
+
+    duty = Duty("archive_holds", slow, background=True)
+    t = time.monotonic()
+    for _ in range(5):
+        duty.run()
+    assert time.monotonic() - t < 0.5 and len(calls) == 1
+    release.set()
+    duty._thread.join(5)
+    duty.run()
+    duty._thread.join(5)
+    assert len(calls) == 2
+    plain = Duty("monitor", lambda: calls.append(0))
+    plain.run()
+    assert calls[-1] == 0  # a quick duty still runs inline

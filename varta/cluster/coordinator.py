@@ -51,12 +51,34 @@ class WorkRole(Protocol):
 
 @dataclass
 class Duty:
-    """A cluster-wide singleton (node-down alarms, the daily report): held by one node."""
+    """A cluster-wide singleton (node-down alarms, the daily report): held by one node.
+
+    ``background``: the work may take long (it talks to the archive bucket, or deletes a
+    day of footage), so each tick only starts it on a thread of its own when it is not
+    running already — the coordinator's tick, which renews this node's session and leases,
+    never waits on it (a store that hangs would otherwise cost the node its cameras)."""
 
     name: str
     on_tick: Callable[[], None]
     fence: Fence | None = None
     ensured: bool = False
+    background: bool = False
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def run(self) -> None:
+        if not self.background:
+            self.on_tick()
+            return
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._thread = threading.Thread(target=self._work, name=f"duty-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            self.on_tick()
+        except Exception:
+            log.exception("cluster duty %s failed", self.name)
 
 
 @dataclass
@@ -405,7 +427,7 @@ class Coordinator:
                 duty.fence = lease.fence()
             if duty.fence is not None:
                 try:
-                    duty.on_tick()
+                    duty.run()
                 except Exception:
                     log.exception("cluster duty %s failed", duty.name)
 

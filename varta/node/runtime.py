@@ -220,7 +220,7 @@ def start_node(settings, roles: set[str], sock: socket.socket | None, *, child_a
         from varta.storage.holds import LegalHolds
 
         # One node for the city keeps the bucket's legal holds in step with Varta's holds.
-        duties.append(Duty("archive_holds", LegalHolds(rt.engine, store).tick))
+        duties.append(Duty("archive_holds", LegalHolds(rt.engine, store).tick, background=True))
     if store is not None or rt.engine.dialect.name == "postgresql":
         from varta.events.system_alarms import SystemAlarms
         from varta.recording.expiry import CityRetention
@@ -228,7 +228,8 @@ def start_node(settings, roles: set[str], sock: socket.socket | None, *, child_a
         # One node for the city: bucket-only footage of any recorder (a dead one's too), and
         # whole days of the PostgreSQL index (prepared ahead, dropped when all expired).
         duties.append(Duty("archive_retention", CityRetention(rt.engine, settings, store,
-                                                              SystemAlarms(rt.engine, rt.identity.id)).tick))
+                                                              SystemAlarms(rt.engine, rt.identity.id)).tick,
+                           background=True))
     rt.coordinator = Coordinator(
         rt.engine, rt.identity.id, roles=work, duties=duties, tick_s=settings.cluster_tick_s,
         ttl_s=settings.cluster_lease_s, max_moves=settings.cluster_max_moves, registry=rt.registry,
