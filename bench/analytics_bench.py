@@ -155,6 +155,8 @@ class ClipCost:
     core_motion: float = 0.0
     core_gated: float = 0.0
     core_naive: float = 0.0
+    core_before: float = 0.0  # as before issue 14: FP32, 416x416 canvas, whole frames
+    region_share: float | None = None  # detector runs on a region: mean share of the picture
     core_gated_cv1: float | None = None  # diagnostic: cv2.setNumThreads(1)
     core_motion_cv1: float | None = None
 
@@ -167,6 +169,35 @@ class ClipCost:
         return self.gated_runs / self.analysed if self.analysed else float("nan")
 
 
+def int8_model() -> Path:
+    """The INT8 model made from MODEL exactly as ``varta model install`` makes it (cached)."""
+    from varta.analytics.models import DEFAULT_MODEL, derive_int8, models_dir
+    from varta.analytics.quantize import verified
+    from varta.analytics.models import MODELS
+
+    home = C.OUT / "int8-home"
+    target = models_dir(home) / "yolox_nano_int8.onnx"
+    if verified(target, MODELS[DEFAULT_MODEL].sha256):
+        return target
+    models_dir(home).mkdir(parents=True, exist_ok=True)
+    shutil.copy(MODEL, models_dir(home) / MODEL.name)
+    return derive_int8(DEFAULT_MODEL, home)
+
+
+def _floor(det, blob, runs: int) -> float:
+    c0 = time.process_time()
+    for _ in range(runs):
+        det.session.run(None, {det.input: blob})
+    return 1000 * (time.process_time() - c0) / runs
+
+
+def _detect_ms(det, picture, runs: int) -> float:
+    c0 = time.process_time()
+    for _ in range(runs):
+        det.detect(picture)
+    return 1000 * (time.process_time() - c0) / runs
+
+
 def throughput(names: list[str], quick: bool) -> tuple[list[ClipCost], dict]:
     import av
     import numpy as np
@@ -176,24 +207,27 @@ def throughput(names: list[str], quick: bool) -> tuple[list[ClipCost], dict]:
     from varta.analytics.offline import analyze_file
     from varta.analytics.source import FrameSource
 
-    det = YoloxDetector(MODEL, threads=1)
-    blank = np.full((360, 640, 3), 90, np.uint8)
-    for _ in range(5):
-        det.detect(blank)
-    # Floor for the detector: InferenceSession.run alone on a letterboxed frame.
-    blob, _ = letterbox(blank)
+    # Before issue 14: the official FP32 export on its 416x416 canvas, whole frames. Now:
+    # the same weights on the cropped canvas, motion regions (Varta's defaults; INT8 is a
+    # setting, its bare run is measured as a floor).
+    before = YoloxDetector(MODEL, threads=1, square=True)
+    det = fp32 = YoloxDetector(MODEL, threads=1)
+    blank = np.full((432, 768, 3), 90, np.uint8)  # the Intel clips' size: a 416x256 canvas
+    for d in (before, det, fp32):
+        for _ in range(5):
+            d.detect(blank)
     runs = 60 if quick else 200
-    c0 = time.process_time()
-    for _ in range(runs):
-        det.session.run(None, {det.input: blob})
-    ort_ms = 1000 * (time.process_time() - c0) / runs
-    c0 = time.process_time()
-    for _ in range(runs):
-        det.detect(blank)
-    detect_ms = 1000 * (time.process_time() - c0) / runs
+    # Floors: InferenceSession.run alone, each model on the canvas it is given.
+    ort_before = _floor(before, letterbox(blank, square=True)[0], runs)
+    ort_fp32 = _floor(fp32, letterbox(blank, square=False)[0], runs)
+    ort_ms = ort_fp32
+    ort_int8 = _floor(YoloxDetector(int8_model(), threads=1), letterbox(blank, square=False)[0], runs)
+    detect_before = _detect_ms(before, blank, runs)
+    detect_ms = _detect_ms(det, blank, runs)
     out: list[ClipCost] = []
     motion_cfg = parse_config({"detect": False})
     full_cfg = parse_config({"fps": FPS, "rules": [PERSON_ZONE]})
+    before_cfg = parse_config({"fps": FPS, "rules": [PERSON_ZONE], "detect_region": "frame"})
     for name in names:
         ts = clip_ts(name)
         w, h, rate, dur = probe(ts)
@@ -221,14 +255,18 @@ def throughput(names: list[str], quick: bool) -> tuple[list[ClipCost], dict]:
         r = analyze_file(ts, full_cfg, det, fps=FPS, gate=True)
         cc.core_gated = r.cpu_s / dur
         cc.analysed, cc.motion_frames, cc.gated_runs = r.frames_analysed, r.motion_frames, r.detections_run
-        r = analyze_file(ts, full_cfg, det, fps=FPS, gate=False)
+        cc.region_share = r.region_share
+        r = analyze_file(ts, before_cfg, before, fps=FPS, gate=True)
+        cc.core_before = r.cpu_s / dur
+        r = analyze_file(ts, before_cfg, det, fps=FPS, gate=False)
         cc.core_naive = r.cpu_s / dur
         print(f"   {name:8s} {cc.size} {rate:.3g} fps {n} frames: decode {cc.decode_ms:.2f} ms, +BGR "
               f"{cc.decode_bgr_ms:.2f} ms, motion-only {cc.motion_ms:.2f} ms, motion+detector "
               f"{cc.detect_all_ms or float('nan'):.2f} ms per frame | at 5 fps: motion on "
               f"{100 * cc.motion_share:.0f}% of analysed frames, detector on {100 * cc.detect_share:.0f}%; "
               f"% of a core per camera: motion-only {100 * cc.core_motion:.2f}, Varta (gated) "
-              f"{100 * cc.core_gated:.2f}, naive {100 * cc.core_naive:.2f}", flush=True)
+              f"{100 * cc.core_gated:.2f} (before issue 14: {100 * cc.core_before:.2f}), naive "
+              f"{100 * cc.core_naive:.2f}", flush=True)
         out.append(cc)
     # Diagnostic, last (it changes a process-wide setting): OpenCV's own thread pool.
     import cv2
@@ -242,7 +280,8 @@ def throughput(names: list[str], quick: bool) -> tuple[list[ClipCost], dict]:
         cc.core_motion_cv1 = analyze_file(ts, motion_cfg, None, fps=FPS).cpu_s / cc.seconds
         cc.core_gated_cv1 = analyze_file(ts, full_cfg, det, fps=FPS, gate=True).cpu_s / cc.seconds
     cv2.setNumThreads(default_threads)
-    return out, {"ort_ms": ort_ms, "detect_ms": detect_ms, "cv_threads": default_threads}
+    return out, {"ort_ms": ort_ms, "detect_ms": detect_ms, "cv_threads": default_threads, "ort_before": ort_before,
+                 "ort_fp32": ort_fp32, "detect_before": detect_before, "ort_int8": ort_int8}
 
 
 def mix_costs(costs: dict[str, ClipCost], mix: list[str]) -> dict[str, float]:
@@ -252,6 +291,7 @@ def mix_costs(costs: dict[str, ClipCost], mix: list[str]) -> dict[str, float]:
         return {}
     avg = lambda f: sum(f(c) for c in cs) / len(cs)  # noqa: E731
     return {"gated": avg(lambda c: c.core_gated), "naive": avg(lambda c: c.core_naive),
+            "before": avg(lambda c: c.core_before),
             "motion": avg(lambda c: c.core_motion), "motion_share": avg(lambda c: c.motion_share),
             "detect_share": avg(lambda c: c.detect_share)}
 
@@ -261,7 +301,7 @@ def mix_costs(costs: dict[str, ClipCost], mix: list[str]) -> dict[str, float]:
 
 def cli(env: dict, *args: str, timeout: float = 60) -> str:
     r = subprocess.run([sys.executable, "-m", "varta.cli", *args], env=env, capture_output=True, text=True,
-                       timeout=timeout, cwd=C.ROOT)
+                       timeout=timeout, cwd=env.get("PYTHONPATH") or C.ROOT)  # a baseline's tree runs its own code
     if r.returncode != 0:
         raise RuntimeError(f"varta {' '.join(args)} failed: {r.stdout}\n{r.stderr}")
     return r.stdout
@@ -353,14 +393,18 @@ class LiveVarta:
     """``varta recorder`` (+ its analytics child) on a fresh home, cameras added in steps."""
 
     def __init__(self, work: Path, sim, mix: list[str], naive: bool, extra_env: dict | None = None,
-                 detect: bool = True, settings: dict | None = None):
+                 detect: bool = True, settings: dict | None = None, code: Path | None = None):
         self.home = work / "home"
-        self.home.mkdir(parents=True)
+        (self.home / "models").mkdir(parents=True)
+        shutil.copy(MODEL, self.home / "models" / MODEL.name)  # installed, as `varta model install --from` does
         self.sim, self.mix, self.naive = sim, mix, naive
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VARTA_")}
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VARTA_") and k != "PYTHONPATH"}
         self.env.update({"VARTA_HOME": str(self.home), "VARTA_SEGMENT_SECONDS": "10", "VARTA_RECORDER_NAME": "bench",
-                         "VARTA_DETECTOR_MODEL": str(MODEL), "VARTA_ANALYTICS_CPU_CORES": f"{CORES:g}",
+                         "VARTA_ANALYTICS_CPU_CORES": f"{CORES:g}",
                          "VARTA_RECORDER_BACKEND": "pyav", **(extra_env or {})})
+        self.code = code
+        if code is not None:  # another version of Varta (a git worktree): its code, its defaults
+            self.env["PYTHONPATH"] = str(code)
         self.n = 0
         self.proc: subprocess.Popen | None = None
         cfg = {"fps": FPS, "rules": [PERSON_ZONE]} if detect else {"fps": FPS, "detect": False}
@@ -392,8 +436,8 @@ class LiveVarta:
     def start(self) -> None:
         log = open(self.home / "varta.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "varta.cli", "recorder"], env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=C.ROOT,
-                                     preexec_fn=_child_setup)
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     cwd=self.code or C.ROOT, preexec_fn=_child_setup)
         log.close()
 
     def stop(self) -> None:
@@ -541,6 +585,12 @@ class Ramp:
     naive: bool
     steps: list[Window] = field(default_factory=list)
     log: str = ""
+    code: str = ""  # "" = this tree; else the baseline's label
+
+    @property
+    def label(self) -> str:
+        what = "naive (gate always open)" if self.naive else "Varta (motion gate)"
+        return f"{what}, {self.code}" if self.code else what
 
     @property
     def capacity(self) -> int | None:
@@ -554,20 +604,21 @@ class Ramp:
 
 
 def ramp(mix: str, naive: bool, start: int, step: int, max_steps: int, warmup: float, window: float,
-         env: dict | None = None, settings: dict | None = None) -> Ramp:
-    out = Ramp(mix, naive)
+         env: dict | None = None, settings: dict | None = None, code: Path | None = None,
+         code_label: str = "") -> Ramp:
+    out = Ramp(mix, naive, code=code_label)
     kinds = MIXES[mix]
     n0 = max(1, start)
     tried_lower = False
     while True:
         sim = make_sim(kinds)
         work = Path(tempfile.mkdtemp(prefix=f"varta-ana-{mix}-", dir=C.OUT))
-        live = LiveVarta(work, sim, kinds, naive, env, settings=settings)
+        live = LiveVarta(work, sim, kinds, naive, env, settings=settings, code=code)
         try:
             live.add(n0)
             live.start()
             for i in range(max_steps):
-                label = f"{mix} {'naive (gate always open)' if naive else 'Varta (motion gate)'} N={live.n}"
+                label = f"{mix} {out.label} N={live.n}"
                 t = time.monotonic()
                 ok = live.wait_ready(60 + 2 * live.n)
                 if not ok:
@@ -743,11 +794,12 @@ SIM_CORE = 0.009  # the simulator's two RTSP sessions per camera (measured: 0.6-
 
 
 def computed_capacity(m: dict, naive: bool, detect_ms: float) -> tuple[float, float, float]:
-    """(N, CPU bound, one-detector bound) for a mix's per-camera costs at 5 fps."""
+    """(N, CPU bound, detector-pool bound) for a mix's per-camera costs at 5 fps (the pool:
+    as many inferences at once as the analytics budget has cores, worker.pool_size)."""
     per = (m["naive"] if naive else m["gated"]) + REC_CORE + SIM_CORE
     cpu_bound = CORES / per
     share = 1.0 if naive else max(m["detect_share"], 1e-6)
-    det_bound = (1000.0 / detect_ms) / (FPS * share)
+    det_bound = math.ceil(CORES) * (1000.0 / detect_ms) / (FPS * share)
     return min(cpu_bound, det_bound), cpu_bound, det_bound
 
 
@@ -770,6 +822,10 @@ def main(argv: list[str] | None = None) -> str:
                     help="extra environment for the live Varta runs (e.g. VARTA_DETECTOR_THREADS=2); repeatable")
     ap.add_argument("--settings", default=None, metavar="JSON",
                     help="capacity: extra analytics settings for every camera, e.g. '{\"tracked_interval_s\": 0.4}'")
+    ap.add_argument("--baseline-code", default=None, metavar="TREE",
+                    help="capacity: also ramp each mix with the Varta source tree at TREE (e.g. a git worktree of "
+                         "the commit before a change), first, the same way")
+    ap.add_argument("--baseline-label", default=None, help="how the tables name the baseline (e.g. its commit)")
     ap.add_argument("--results", default=None)
     a = ap.parse_args(argv)
     code0 = C.code_version()
@@ -805,33 +861,43 @@ def main(argv: list[str] | None = None) -> str:
                          f"{1000 / c.decode_bgr_ms:.0f}", f"{1000 / c.motion_ms:.0f}",
                          f"{1000 / c.detect_all_ms:.0f}" if c.detect_all_ms else "–",
                          f"{100 * c.motion_share:.0f}", f"{100 * c.detect_share:.0f}",
-                         f"{100 * c.core_motion:.2f}", f"{100 * c.core_gated:.2f}", f"{100 * c.core_naive:.2f}",
-                         f"×{c.core_naive / c.core_gated:.2f}",
+                         f"{100 * c.core_motion:.2f}", f"{100 * c.core_before:.2f}", f"**{100 * c.core_gated:.2f}**",
+                         f"×{c.core_before / c.core_gated:.2f}",
+                         f"{100 * c.region_share:.0f}" if c.region_share is not None else "–",
+                         f"{100 * c.core_naive:.2f}",
                          f"{100 * c.core_motion_cv1:.2f} / {100 * c.core_gated_cv1:.2f}"
                          if c.core_gated_cv1 is not None else "–"])
         s = (f"#### Throughput (one process, process CPU time, 1 ONNX Runtime thread; {dt:.0f} s)\n\n"
-             f"Detector floor: `InferenceSession.run` alone {floors['ort_ms']:.1f} ms = "
-             f"{1000 / floors['ort_ms']:.0f} inferences/s per core; Varta's `YoloxDetector.detect` "
-             f"(letterbox + run + decode + NMS) {floors['detect_ms']:.1f} ms = {1000 / floors['detect_ms']:.0f}/s. "
+             f"Detector floors, a 768x432 picture, per core: the official FP32 export on its 416x416 canvas, "
+             f"`InferenceSession.run` alone {floors['ort_before']:.1f} ms = {1000 / floors['ort_before']:.0f}/s "
+             f"(Varta's `detect`, letterbox + run + decode + NMS, {floors['detect_before']:.1f} ms = "
+             f"{1000 / floors['detect_before']:.0f}/s: before issue 14); the same weights on Varta's cropped "
+             f"416x256 canvas {floors['ort_fp32']:.1f} ms = {1000 / floors['ort_fp32']:.0f}/s (bare run; Varta's "
+             f"`detect` {floors['detect_ms']:.1f} ms = {1000 / floors['detect_ms']:.0f}/s); "
+             f"the INT8 variant on it {floors['ort_int8']:.1f} ms = {1000 / floors['ort_int8']:.0f}/s (bare run). "
              f"OpenCV thread pool: {floors['cv_threads']} threads (Varta leaves the default). Other load on the "
              f"machine during this part (every other process): {100 * other / dt:.0f}% of a core.\n\n")
         s += C.md_table(["clip", "size", "fps", "frames", "decode only (floor), frames/s/core",
                          "decode + BGR, frames/s/core", "motion only, frames/s/core",
                          "motion + detector every frame, frames/s/core", "5 fps: frames with motion %",
                          "5 fps: detector runs %", "5 fps: motion only, % core/camera",
-                         "5 fps: Varta (gated), % core/camera", "5 fps: naive, % core/camera", "naive ÷ gated",
+                         "5 fps: before issue 14 (FP32, 416x416 canvas, whole frame), % core/camera",
+                         "5 fps: Varta now (cropped canvas, motion regions), % core/camera", "before ÷ now",
+                         "picture the detector looked at, % (mean per run)",
+                         "5 fps: naive (detector every frame, cropped canvas), % core/camera",
                          "diagnostic, cv2.setNumThreads(1): motion only / gated, % core"], rows)
         mixrows = []
         for mname, kinds in MIXES.items():
             m = mix_costs(costs, kinds)
             if m:
                 mixrows.append([mname, ", ".join(kinds), f"{100 * m['motion_share']:.0f}",
-                                f"{100 * m['detect_share']:.0f}", f"{100 * m['gated']:.2f}", f"{100 * m['naive']:.2f}",
-                                f"×{m['naive'] / m['gated']:.2f}"])
+                                f"{100 * m['detect_share']:.0f}", f"{100 * m['before']:.2f}",
+                                f"**{100 * m['gated']:.2f}**", f"×{m['before'] / m['gated']:.2f}",
+                                f"{100 * m['naive']:.2f}"])
         if mixrows:
             s += "\n\nPer camera at 5 fps, averaged over a mix (each clip = one camera):\n\n" + C.md_table(
-                ["mix", "cameras", "frames with motion %", "detector runs %", "Varta % core/camera",
-                 "naive % core/camera", "naive ÷ Varta"], mixrows)
+                ["mix", "cameras", "frames with motion %", "detector runs %", "before issue 14, % core/camera",
+                 "Varta now, % core/camera (analysis only)", "before ÷ now", "naive % core/camera"], mixrows)
         s += ("\n\nFrames/s per core = frames ÷ process CPU seconds over the whole file (every frame analysed). "
               "\"5 fps\": the file analysed as a camera is (every frame decoded, 5 a second converted and analysed), "
               "CPU seconds ÷ seconds of video = share of one core one such camera needs for analysis (recording "
@@ -846,8 +912,10 @@ def main(argv: list[str] | None = None) -> str:
     if "capacity" in parts:
         t_part = time.monotonic()
         starts = dict(kv.split("=") for kv in a.start.split(",")) if a.start else {}
-        plan = [(m, False) for m in mixes] + [(m, True) for m in naive_mixes]
-        for mname, naive in plan:
+        plan = [(m, False, None) for m in mixes] + [(m, True, None) for m in naive_mixes]
+        if a.baseline_code:  # the same ramps with the code before this work, one after the other
+            plan = [(m, False, Path(a.baseline_code)) for m in mixes] + plan
+        for mname, naive, code in plan:
             est = None
             m = mix_costs(costs, MIXES[mname]) if costs else {}
             if m:
@@ -856,11 +924,14 @@ def main(argv: list[str] | None = None) -> str:
             step = a.step or max(2, round(0.12 * start))
             print(f"\n== capacity: {mname} mix, {'naive' if naive else 'Varta'}; start N={start}, step {step}"
                   + (f" (computed estimate {est:.1f})" if est else ""), flush=True)
-            ramps.append(ramp(mname, naive, start, step, max_steps, a.warmup, window, env, settings))
+            if code is not None:
+                start = int(starts.get(mname + "-baseline", 0)) or start
+            ramps.append(ramp(mname, naive, start, step, max_steps, a.warmup, window, env, settings, code,
+                              a.baseline_label or f"code at {code}" if code else ""))
         rows = []
         for r in ramps:
             for w in r.steps:
-                rows.append([r.mix, "naive (gate always open)" if r.naive else "Varta (motion gate)", w.n,
+                rows.append([r.mix, r.label, w.n,
                              f"{w.min_fps:.2f} / {w.mean_fps:.2f}", f"{w.detect_fps:.1f}",
                              f"{100 * w.detect_fps / (FPS * w.n):.0f}", w.degraded,
                              f"{w.pct(w.worker_cpu):.0f}", f"{w.pct(w.recorder_cpu):.0f}", f"{w.pct(w.sim_cpu):.0f}",
@@ -881,15 +952,21 @@ def main(argv: list[str] | None = None) -> str:
             comp = "–"
             if m:
                 n_c, cpu_b, det_b = computed_capacity(m, r.naive, floors["detect_ms"])
-                comp = f"{n_c:.1f} (CPU bound {cpu_b:.1f}, one-detector bound {det_b:.1f})"
+                comp = f"{n_c:.1f} (CPU bound {cpu_b:.1f}, detector-pool bound {det_b:.1f})"
             peak = max((w.detect_fps for w in r.steps), default=0.0)
-            summary.append([r.mix, "naive (gate always open)" if r.naive else "Varta (motion gate)",
+            summary.append([r.mix, r.label,
                             r.capacity if r.capacity is not None else "< " + str(min(w.n for w in r.steps)),
                             r.first_fail if r.first_fail is not None else "not reached", f"{peak:.0f}", comp, r.log])
         s += "\n\nLargest N that held, per ramp:\n\n" + C.md_table(
             ["mix", "analysis", "largest N holding 5 fps", "first N that did not", "most detector runs/s seen",
              "computed N from the throughput part", "worker/recorder log"], summary)
-        by = {(r.mix, r.naive): r for r in ramps}
+        for mname in mixes:
+            old = next((r for r in ramps if r.code and r.mix == mname), None)
+            new = next((r for r in ramps if not r.code and not r.naive and r.mix == mname), None)
+            if old and new and old.capacity and new.capacity:
+                s += (f"\n\n{mname}: **{new.capacity} cameras now vs {old.capacity} with {old.code}: "
+                      f"×{new.capacity / old.capacity:.2f}** (targets: ≥ 30 on the clips mix, ≥ ×2 on busy footage).")
+        by = {(r.mix, r.naive): r for r in ramps if not r.code}
         naive_ref = next((r for r in ramps if r.naive and r.capacity), None)
         for mname in mixes:
             g, nv = by.get((mname, False)), by.get((mname, True)) or naive_ref
@@ -917,8 +994,8 @@ def main(argv: list[str] | None = None) -> str:
               "wrote the close minus when the person was last seen (normally the tracker's 2 s memory plus the "
               "rule's; it grows when analysis falls behind the cameras). Computed N = min(CPU bound: 2 cores ÷ (analysis at 5 fps from the throughput "
               f"part + {100 * REC_CORE:.1f} % recording + {100 * SIM_CORE:.1f} % simulator per camera), one-detector "
-              "bound: the worker runs one inference at a time (`LockedDetector`, 1 ONNX Runtime thread), so at "
-              "most 1 ÷ (detect ms) inferences a second, ÷ (5 × share of analysed frames detected)).")
+              "bound: the worker runs as many inferences at once as its budget has cores (`DetectorPool`), so at "
+              "most (pool size × 1 ÷ detect ms) inferences a second, ÷ (5 × share of analysed frames detected)).")
         sections.append(s)
 
     if "compare" in parts:

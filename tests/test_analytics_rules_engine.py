@@ -32,7 +32,7 @@ def move(tr: Track, t: float, x: float, y: float) -> Track:
     """Put the track's anchor at (x, y) pixels at time t."""
     if not tr.path:
         tr.first_t = t
-    tr.box = (x - 20, y - 80, x + 20, y)
+    tr.box = tr.seen_box = (x - 20, y - 80, x + 20, y)
     tr.last_t = t
     tr.path.append((t, x, y))
     return tr

@@ -1,65 +1,155 @@
-"""The README's first command ends in `varta demo`: it must start, print the URL, and record."""
+"""The README's first command ends in `varta demo`: it must start, print the URL, and record;
+its real-footage cameras must raise alarms with pictures and directions once the detector
+is installed, and its banner must say how to install it while it is not."""
 
 from __future__ import annotations
 
+import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-
-import re
+from pathlib import Path
 
 import pytest
-
 from conftest import free_port, have_ffmpeg, login_client
 
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not have_ffmpeg(), reason="ffmpeg not installed")]
 
-@pytest.mark.e2e
-@pytest.mark.skipif(not have_ffmpeg(), reason="ffmpeg not installed")
-def test_demo_starts_prints_url_and_records(tmp_path):
+REAL_FOOTAGE = ("mel-demo-01", "mel-demo-02")  # the first two demo cameras (varta/demo/setup.py)
+
+
+def _require_gst() -> None:
     from varta.demo.simulator import gst_rtsp_available
 
     ok, why = gst_rtsp_available()
     if not ok:
         pytest.skip(why)
-    port, rtsp = free_port(), free_port()
-    env = {"PATH": "/usr/bin:/bin", "VARTA_HOME": str(tmp_path / "demo"), "VARTA_SEGMENT_SECONDS": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "varta.cli", "demo", "--listen", f"127.0.0.1:{port}",
-                             "--cameras", "2", "--rtsp-port", str(rtsp)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out = []
-        deadline = time.monotonic() + 90
+
+
+class Demo:
+    """`varta demo` as a user starts it; its output is read until the banner, then drained
+    in the background (a full pipe would stall the server's logging)."""
+
+    def __init__(self, home: Path, cameras: int):
+        self.home, self.port, self.rtsp = home, free_port(), free_port()
+        self.env = {"PATH": "/usr/bin:/bin", "VARTA_HOME": str(home), "VARTA_SEGMENT_SECONDS": "2"}
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "varta.cli", "demo", "--listen", f"127.0.0.1:{self.port}",
+             "--cameras", str(cameras), "--rtsp-port", str(self.rtsp)],
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def banner(self, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            out.append(line)
-            if "Stop with Ctrl-C" in line or proc.poll() is not None:
+            line = self.proc.stdout.readline()
+            self.lines.append(line)
+            if "Stop with Ctrl-C" in line or (not line and self.proc.poll() is not None):
                 break
-        text = "".join(out)
-        assert f"http://127.0.0.1:{port}/" in text, text
-        assert "first login" in text
+        threading.Thread(target=self._drain, daemon=True).start()
+        return "".join(self.lines)
+
+    def _drain(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def output(self) -> str:
+        return "".join(self.lines)[-6000:]
+
+    def operator(self, text: str):
         # The banner prints generated passwords; the operator signs in with one.
-        password = re.search(r"^\s+operator\s+(\S+)", text, re.M).group(1)
-        api = login_client(f"http://127.0.0.1:{port}", "operator", password)
+        password = re.search(r"^\s+operator\s+(\S+)", text, re.MULTILINE).group(1)
+        return login_client(f"http://127.0.0.1:{self.port}", "operator", password)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def test_demo_starts_prints_url_and_records(tmp_path):
+    _require_gst()
+    demo = Demo(tmp_path / "demo", cameras=3)
+    try:
+        text = demo.banner()
+        assert f"http://127.0.0.1:{demo.port}/" in text, text
+        assert "first login" in text
+        # No detector model in this home: ONE line says how to install it, online and from a
+        # file, and that motion is analysed meanwhile.
+        lines = [ln for ln in text.splitlines() if "varta model install yolox-nano" in ln]
+        assert len(lines) == 1, text
+        assert "--from FILE" in lines[0] and "motion" in lines[0], lines[0]
+        assert "2 from real footage" in text and "1 test pattern" in text, text
+        api = demo.operator(text)
         assert api.me["role"] == "department" and api.me["access"] == "direct"
+        deadline = time.monotonic() + 90
 
         def recorded():
             cams = api.get("/api/cameras", timeout=5).json()
-            return len(cams) == 2 and all(c["status"]["state"] == "recording" and c["status"]["last_segment_end"]
+            return len(cams) == 3 and all(c["status"]["state"] == "recording" and c["status"]["last_segment_end"]
                                           for c in cams)
 
-        while time.monotonic() < deadline and not recorded():
+        def motion_only():  # the footage cameras are analysed (motion only) without a model
+            sts = [api.get(f"/api/cameras/{cam}/analytics", timeout=5).json()["status"] for cam in REAL_FOOTAGE]
+            return all(st and st["state"] == "motion_only" for st in sts)
+
+        while time.monotonic() < deadline and not (recorded() and motion_only()):
             time.sleep(0.5)
-        assert recorded()
+        assert recorded(), demo.output()
+        assert motion_only(), demo.output()
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        demo.stop()
     # Ctrl-C stops the simulator too: nothing keeps listening on its port.
     time.sleep(1)
-    import socket
-
     with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", rtsp)) != 0
+        assert s.connect_ex(("127.0.0.1", demo.rtsp)) != 0
+
+
+def test_demo_with_the_detector_raises_alarms_with_pictures_and_directions(tmp_path, test_data):
+    _require_gst()
+    model = test_data / "models" / "yolox_nano.onnx"
+    if not model.is_file():
+        pytest.skip(f"no detector model at {model}")
+    home = tmp_path / "demo"
+    # As the banner tells a user without internet: install the model from a file first.
+    done = subprocess.run([sys.executable, "-m", "varta.cli", "model", "install", "yolox-nano", "--from", str(model)],
+                          env={"PATH": "/usr/bin:/bin", "VARTA_HOME": str(home)}, capture_output=True, text=True,
+                          check=False, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    demo = Demo(home, cameras=2)
+    try:
+        text = demo.banner()
+        started = time.monotonic()
+        assert "varta model install" not in text and "alarms with pictures and directions" in text, text
+        api = demo.operator(text)
+
+        def alarms():
+            out = []
+            for cam in REAL_FOOTAGE:
+                r = api.get("/api/events", params={"camera": cam, "limit": 100}, timeout=5)
+                assert r.status_code == 200, r.text
+                out += [e for e in r.json()["events"] if e["snapshot_url"] and e["label"]
+                        and (e["detail"].get("direction") or {}).get("en")]
+            return out
+
+        found = []
+        while time.monotonic() < started + 90 and not found:
+            found = alarms()
+            time.sleep(1)
+        assert found, f"no event with a picture and a direction within 90 s:\n{demo.output()}"
+        ev = found[0]
+        assert ev["camera_id"] in REAL_FOOTAGE and ev["label"] in ("person", "car")
+        assert ev["severity"] in ("alarm", "warning"), ev  # both pop a card on the console
+        img = api.get(ev["snapshot_url"], timeout=10)
+        assert img.status_code == 200 and img.headers["content-type"].startswith("image/jpeg")
+        assert img.content[:2] == b"\xff\xd8" and len(img.content) > 5_000
+        print(f"first alarm {time.monotonic() - started:.0f} s after the banner: {ev['camera_id']} {ev['rule']} "
+              f"{ev['label']} {ev['detail']['direction']['en']}")
+    finally:
+        demo.stop()

@@ -370,11 +370,16 @@ def web_cmd(
 @app.command("demo")
 def demo(
     listen: str = typer.Option("127.0.0.1:8080", "--listen"),
-    cameras: int = typer.Option(3, "--cameras", min=1, max=16, help="number of demonstration cameras"),
+    cameras: int = typer.Option(3, "--cameras", min=1, max=16,
+                                help="number of demonstration cameras: the first two show real footage "
+                                     "with analytics rules, the rest test patterns"),
     rtsp_port: int = typer.Option(8554, "--rtsp-port", help="port of the built-in camera simulator"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Varta with demonstration cameras (a built-in RTSP simulator), SQLite and local disk."""
+    """Varta with demonstration cameras (a built-in RTSP simulator), SQLite and local disk.
+
+    The first cameras show real footage with people and vehicles and analytics rules: with the
+    detector installed (varta model install yolox-nano) they raise alarms within a minute."""
     from varta.demo.setup import start_demo
 
     _logging(verbose)

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     detector_providers: AddressList = Field(default=["CPUExecutionProvider"],
                                             description="ONNX Runtime execution providers, in order of preference")
     detector_threads: int = Field(default=1, ge=0, le=64, description="threads per inference (0 = all cores)")
+    # fp32: the official weights (on the cropped canvas); int8: made from them on this
+    # machine, ~25 % less CPU per inference for up to 2 points less recall (bench/RESULTS.md §12).
+    detector_variant: Literal["fp32", "int8"] = Field(default="fp32")
+    # Inferences run at once by the analytics worker (one core each); 0 = as many as
+    # analytics_cpu_cores allows (rounded up), at most the machine's cores.
+    detector_pool: int = Field(default=0, ge=0, le=64)
     # CPU the analytics worker may use, in cores; above it the lowest-priority cameras are
     # analysed less often (the worker runs niced, so recording always comes first).
     analytics_cpu_cores: float = Field(default=1.0, gt=0)

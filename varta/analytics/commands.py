@@ -133,9 +133,13 @@ def analytics_status() -> None:
 def model_install(name: str = typer.Argument("yolox-nano"),
                   url: Optional[str] = typer.Option(None, "--url", help="a mirror (the checksum still applies)"),
                   from_file: Optional[Path] = typer.Option(None, "--from", exists=True, dir_okay=False,
-                                                           help="install from a file copied by hand (offline)")) -> None:
+                                                           help="install from a file copied by hand (offline)"),
+                  int8: bool = typer.Option(False, "--int8", help="also make the INT8 variant now (calibrated on "
+                                            "real footage; ~25 % less CPU per inference, up to 2 points less recall; "
+                                            "used with detector_variant=int8)")) -> None:
     """Download a detector model into $VARTA_HOME/models, refusing it unless its SHA-256 matches."""
-    from varta.analytics.models import MODELS, ModelError, install
+    from varta.analytics.models import MODELS, ModelError, derive_int8, install
+    from varta.analytics.quantize import description
 
     settings = load_settings()
     try:
@@ -144,20 +148,40 @@ def model_install(name: str = typer.Argument("yolox-nano"),
         fail(str(exc))
     info = MODELS[name]
     typer.echo(f"{name} installed at {path} (sha256 {info.sha256[:16]}…, licence {info.licence})")
+    if not (int8 or settings.detector_variant == "int8"):
+        return
+    typer.echo("making its INT8 variant (calibrated on the demo's street footage, about a minute)…")
+    try:
+        made_at = derive_int8(name, settings.home)
+    except ModelError as exc:
+        typer.echo(f"warning: {exc}; Varta will use the FP32 model", err=True)
+        return
+    made = json.loads(description(made_at).read_text())
+    typer.echo(f"{name} (int8) made at {made_at} (sha256 {made['sha256'][:16]}…, from {made['frames']} frames)")
 
 
 @model_app.command("list")
 def model_list() -> None:
-    from varta.analytics.models import MODELS, model_path, models_dir, sha256_of
+    from varta.analytics.models import MODELS, VARIANTS, model_path, models_dir, sha256_of, variant_file
+    from varta.analytics.quantize import description, verified
 
     settings = load_settings()
     active = model_path(settings)
     for info in MODELS.values():
-        path = models_dir(settings.home) / info.filename
-        state = ("installed, checksum ok" if sha256_of(path) == info.sha256 else "installed, CHECKSUM MISMATCH") \
-            if path.is_file() else "not installed"
-        typer.echo(f"{info.name:<12} {state:<28} {info.licence}")
-    typer.echo(f"in use: {active}" + ("" if active.is_file() else " (missing: motion only)"))
+        for variant in reversed(VARIANTS):
+            path = models_dir(settings.home) / variant_file(info, variant)
+            if not path.is_file():
+                state, digest = "not installed", info.sha256 if variant == "fp32" else ""
+            elif variant == "fp32":
+                digest = sha256_of(path)
+                state = "installed, checksum ok" if digest == info.sha256 else "installed, CHECKSUM MISMATCH"
+            else:
+                ok = verified(path, info.sha256)
+                digest = json.loads(description(path).read_text()).get("sha256", "") if ok else sha256_of(path)
+                state = "made here, checksum ok" if ok else "DAMAGED or stale (remade when loaded)"
+            typer.echo(f"{info.name:<12} {variant:<5} {state:<34} sha256 {digest[:16] or '–':<16} {info.licence}")
+    typer.echo(f"in use: {active} (detector_variant={settings.detector_variant})"
+               + ("" if active.is_file() else " (missing: motion only)"))
 
 
 # --- events ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from varta.analytics.rules import RuleError, parse_rules
 
 PRIORITIES = {"high": 3, "normal": 2, "low": 1}
 STREAMS = ("auto", "sub", "main")
+REGIONS = ("motion", "frame")
 MAX_FPS = 25.0
 
 
@@ -55,6 +56,11 @@ class AnalyticsConfig:
     # 0.4 s halves the detector's runs on busy scenes but cost 12-20 points of box recall
     # (bench/RESULTS.md §8): off by default, for a city that must analyse more cameras.
     tracked_interval_s: float = 0.0
+    # Where the detector looks on frames with motion: "motion" = only the moving regions and
+    # the tracked objects (at the whole picture's scale, so the same objects at the same
+    # size for less work; the whole picture every stationary_interval_s), "frame" = always
+    # the whole picture (bench/RESULTS.md §12).
+    detect_region: str = "motion"
     motion_threshold: int = 25
     motion_min_area: float = 0.0008
     masks: list[list[tuple[float, float]]] = field(default_factory=list)
@@ -97,6 +103,8 @@ def parse_config(data: dict | None) -> AnalyticsConfig:
         raise AnalyticsError(f"fps {cfg.fps} is outside 0.2..{MAX_FPS:g}")
     if cfg.stream not in STREAMS:
         raise AnalyticsError(f"stream {cfg.stream!r} is not one of {', '.join(STREAMS)}")
+    if cfg.detect_region not in REGIONS:
+        raise AnalyticsError(f"detect_region {cfg.detect_region!r} is not one of {', '.join(REGIONS)}")
     if cfg.priority not in PRIORITIES:
         raise AnalyticsError(f"priority {cfg.priority!r} is not one of {', '.join(PRIORITIES)}")
     if not 160 <= cfg.width <= 1920:

@@ -2,7 +2,12 @@
 
 Varta does not ship model weights in its package; ``varta model install yolox-nano``
 downloads the official YOLOX-nano export once, checks its SHA-256 and keeps it in
-``$VARTA_HOME/models``. Without a model Varta analyses motion only and says so.
+``$VARTA_HOME/models``. ``detector_variant`` chooses which form runs: ``fp32`` (the
+default: the original weights) or ``int8``, made from them on this machine
+(analytics/quantize.py, with ``--int8`` or when first loaded; its own checksum is kept
+beside it): about a quarter less CPU per inference for up to two points less recall on the
+annotated sequences (bench/RESULTS.md §12), so it is a choice for a city that needs more
+cameras per server, not the default. Without a model Varta analyses motion only and says so.
 """
 
 from __future__ import annotations
@@ -42,6 +47,44 @@ MODELS = {
     ),
 }
 DEFAULT_MODEL = "yolox-nano"
+VARIANTS = ("int8", "fp32")
+
+
+def variant_file(info: ModelInfo, variant: str) -> str:
+    """The file name of a model's variant: ``yolox_nano.onnx``, ``yolox_nano_int8.onnx``."""
+    if variant == "fp32":
+        return info.filename
+    if variant not in VARIANTS:
+        raise ModelError(f"unknown detector variant {variant!r}; known: {', '.join(VARIANTS)}")
+    stem, dot, ext = info.filename.rpartition(".")
+    return f"{stem}_{variant}{dot}{ext}"
+
+
+def calibration_clips() -> list[Path]:
+    """Real footage to calibrate the INT8 model on: the demo's Intel sample clips."""
+    from importlib import resources
+
+    folder = Path(str(resources.files("varta.demo") / "footage"))
+    return sorted(p for p in folder.iterdir() if p.suffix in (".mp4", ".ts", ".mkv"))
+
+
+def derive_int8(name: str, home: Path) -> Path:
+    """Make (or re-make) the INT8 variant of an installed, checked model."""
+    from varta.analytics.quantize import quantize_int8
+
+    info = MODELS[name]
+    fp32 = models_dir(home) / info.filename
+    if not fp32.is_file() or sha256_of(fp32) != info.sha256:
+        raise ModelError(f"{name}: the original model is not installed or damaged (varta model install {name})")
+    clips = calibration_clips()
+    if not clips:
+        raise ModelError("the calibration footage (varta/demo/footage) is missing from this installation")
+    target = models_dir(home) / variant_file(info, "int8")
+    try:
+        quantize_int8(fp32, target, clips)
+    except Exception as exc:  # an old onnxruntime, a broken clip: the FP32 model still works
+        raise ModelError(f"{name}: the INT8 variant could not be made ({exc})") from exc
+    return target
 
 
 class ModelError(RuntimeError):
@@ -108,16 +151,37 @@ def _copy(src, out, expected: int) -> None:
         out.write(block)
 
 
-def model_path(settings) -> Path:
-    """The configured model, else the installed default."""
+def model_path(settings, variant: str | None = None) -> Path:
+    """The configured model file, else the installed default's chosen variant."""
     if settings.detector_model:
         return Path(settings.detector_model)
-    return models_dir(settings.home) / MODELS[DEFAULT_MODEL].filename
+    info = MODELS[DEFAULT_MODEL]
+    return models_dir(settings.home) / variant_file(info, variant or settings.detector_variant)
+
+
+def _checked_variant(settings) -> tuple[Path, str]:
+    """The file to load and, where it is not the chosen one, why."""
+    path = model_path(settings)
+    if settings.detector_model or settings.detector_variant == "fp32":
+        return path, ""
+    from varta.analytics.quantize import verified
+
+    info = MODELS[DEFAULT_MODEL]
+    fp32 = models_dir(settings.home) / info.filename
+    if not fp32.is_file():
+        return path, ""
+    if verified(path, info.sha256):
+        return path, ""
+    try:  # installed before variants existed, or the INT8 file is damaged: (re)make it
+        log.warning("detector: making the INT8 variant of %s (once, about 10 s)", fp32.name)
+        return derive_int8(DEFAULT_MODEL, settings.home), ""
+    except ModelError as exc:
+        return fp32, f" (INT8 variant unavailable: {exc}; using FP32)"
 
 
 def load_detector(settings):
     """(detector or None, a sentence for the status and the log)."""
-    path = model_path(settings)
+    path, why = _checked_variant(settings)
     if not path.is_file():
         return None, (f"no detector model at {path}: analysing motion only "
                       f"(install one: varta model install {DEFAULT_MODEL})")
@@ -127,4 +191,4 @@ def load_detector(settings):
         det = YoloxDetector(path, providers=settings.detector_providers, threads=settings.detector_threads)
     except Exception as exc:  # a broken model must not stop motion analysis
         return None, f"detector model {path} could not be loaded ({exc}): analysing motion only"
-    return det, f"detector {path.name} on {', '.join(det.session.get_providers())}"
+    return det, f"detector {path.name} on {', '.join(det.session.get_providers())}{why}"

@@ -76,6 +76,11 @@ class MotionDetector:
         self._bg: np.ndarray | None = None
         self._frames = 0
 
+    @property
+    def warming(self) -> bool:
+        """The background is still being learnt: "no motion" means "cannot tell" yet."""
+        return self._frames <= self.warmup_frames
+
     def _setup(self, w: int, h: int) -> None:
         self.reset()
         self._size = (w, h)

@@ -28,6 +28,9 @@ from varta.analytics.tracker import Tracker
 from varta.analytics.types import FrameInfo, Occurrence, Track
 
 MOTION_HANGOVER_S = 2.0  # motion that pauses this briefly is one span
+REGION_MARGIN_PX = 24  # the detector's region: motion and tracks grown by this at least…
+REGION_GROW = 0.15  # …or this share of the region's size each side
+REGION_MAX_SHARE = 0.6  # a region larger than this share of the picture: look at the whole
 UPDATE_EVERY_S = 2.0  # how often an ongoing event's row is refreshed
 
 
@@ -90,6 +93,8 @@ class PipelineStats:
     detections_run: int = 0
     detect_s: float = 0.0
     other_s: float = 0.0
+    region_runs: int = 0  # detector runs on a region of the picture, not the whole
+    region_share: float = 0.0  # the sum of those regions' shares of the picture
 
 
 class CameraPipeline:
@@ -105,7 +110,9 @@ class CameraPipeline:
         self.geometry = {r.name: r.to_json() for r in self.rules.rules}  # normalised names and defaults
         self.stats = PipelineStats()
         self._open: dict[str, tuple[str, float]] = {}  # key -> (severity, last update t)
+        self._open_tracks: dict[str, int] = {}  # key -> the track an open event follows
         self._last_detect_t = float("-inf")
+        self._last_full_t = float("-inf")
         self._motion_on = False
         self._last_motion_t = float("-inf")
         self._last_motion_us = 0
@@ -128,11 +135,17 @@ class CameraPipeline:
         detected = False
         detect_s = 0.0
         if self.detector is not None and not tamper & {"covered", "blinded"} and self._should_detect(motion, t):
+            region = self._region(motion, w, h, t)
             d0 = time.perf_counter()
-            dets = self.detector.detect(bgr)
+            dets = self.detector.detect(bgr, region=region, score=self.config.score)
             detect_s = time.perf_counter() - d0
             self.stats.detections_run += 1
             self.stats.detect_s += detect_s
+            if region is None:
+                self._last_full_t = t
+            else:
+                self.stats.region_runs += 1
+                self.stats.region_share += (region[2] - region[0]) * (region[3] - region[1]) / (w * h)
             self._last_detect_t = t
             self.tracker.update(dets, t)
             detected = True
@@ -145,12 +158,12 @@ class CameraPipeline:
         return step
 
     def _should_detect(self, motion, t: float) -> bool:
-        """Detect on new motion at once; motion that only tracked objects explain (it lies
+        """Detect while the gate learns its background and on new motion at once; motion that only tracked objects explain (it lies
         on their boxes) needs the detector only every ``tracked_interval_s``, the tracker
         predicts in between; with no motion, every ``stationary_interval_s`` while
         anything is tracked."""
-        if self.always_detect:
-            return True
+        if self.always_detect or self.motion.warming:
+            return True  # the gate cannot tell yet (its first frames after a (re)connection)
         since = t - self._last_detect_t
         tracks = self.tracker.tracks()
         if motion.any:
@@ -161,6 +174,29 @@ class CameraPipeline:
             return since >= self.config.tracked_interval_s
         return bool(tracks) and since >= self.config.stationary_interval_s
 
+    def _region(self, motion, w: int, h: int, t: float) -> tuple[int, int, int, int] | None:
+        """Where to look (None: the whole picture). The moving regions and every live track's
+        box, grown by a margin so an object cut by a motion box's edge is seen whole; the
+        whole picture while the gate learns, without motion, every
+        ``stationary_interval_s`` (a newcomer who stands still is found within that), and
+        when the region would cover most of the picture anyway. A track outside the region
+        is not looked for: it keeps its prediction until the next whole-picture look (within
+        ``stationary_interval_s``, well inside the tracker's ``max_age_s``)."""
+        if self.config.detect_region != "motion" or self.always_detect or not motion.any or self.motion.warming:
+            return None
+        if t - self._last_full_t >= self.config.stationary_interval_s:
+            return None
+        boxes = list(motion.boxes) + [tr.box for tr in self.tracker.tracks()]
+        x1, y1 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x2, y2 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+        mx = max(REGION_MARGIN_PX, REGION_GROW * (x2 - x1))
+        my = max(REGION_MARGIN_PX, REGION_GROW * (y2 - y1))
+        x1, y1 = max(0, int(x1 - mx)), max(0, int(y1 - my))
+        x2, y2 = min(w, int(x2 + mx + 1)), min(h, int(y2 + my + 1))
+        if x2 <= x1 or y2 <= y1 or (x2 - x1) * (y2 - y1) > REGION_MAX_SHARE * w * h:
+            return None
+        return x1, y1, x2, y2
+
     def video_lost(self, t: float, wall_us: int) -> Step:
         """No picture from the camera: the worker calls this; "tamper" rules see video_lost."""
         info = FrameInfo(t=t, width=self._size[0], height=self._size[1], local=self._local(wall_us),
@@ -170,10 +206,15 @@ class CameraPipeline:
     def finish(self, t: float, wall_us: int) -> list[EventChange]:
         """Close everything still open (end of a file, camera removed, worker stopping)."""
         out = []
+        live = {tr.id: tr for tr in self.tracker.tracks()}
         for key in list(self._open):
             severity, _ = self._open.pop(key)
             occ = Occurrence(key=key, rule=key.split("\x1f")[0], kind="", t=t)
-            out.append(EventChange("close", key, occ, severity, wall_us, *self._size))
+            end_us = wall_us
+            track = live.get(self._open_tracks.pop(key, -1))
+            if track is not None:  # its object was last seen then, not when the file ended
+                end_us = wall_us - int(max(0.0, t - track.last_t) * 1_000_000)
+            out.append(EventChange("close", key, occ, severity, end_us, *self._size))
         return out
 
     # --- internals --------------------------------------------------------------------
@@ -209,6 +250,8 @@ class CameraPipeline:
                 out.append(self._change("close", key, occ, severity, wall_us, info, by_id))
             else:
                 self._open[key] = (severity, info.t)
+                if occ.track_id is not None:
+                    self._open_tracks[key] = occ.track_id
         for occ in ongoing:
             key = self._key(occ)
             severity, last = self._open.get(key, (self._severity(occ), info.t))
@@ -218,6 +261,7 @@ class CameraPipeline:
         for occ in closed:
             key = self._key(occ)
             severity, _ = self._open.pop(key, (self._severity(occ), info.t))
+            self._open_tracks.pop(key, None)
             end_us = wall_us
             track = by_id.get(occ.track_id) if occ.track_id is not None else None
             if track is not None:

@@ -17,7 +17,10 @@ objects that open, go on and close (:class:`RuleEngine`).
 
 Geometry in rules is normalised to 0..1 of the picture (x to the right, y down); the engine
 converts it to pixels with ``FrameInfo.width``/``height``. Objects are placed by their
-anchor (``Track.anchor``: the bottom centre of the box, where the object stands).
+anchor (``Track.seen_anchor``: the bottom centre of the box, where the object stands) as the
+detector last *saw* it: a box the tracker only predicts never moves an object into a zone or
+across a line, and an occurrence opens only on a frame where its object (for a crowd: one of
+its objects) was seen, so the alarm's picture shows what the box says.
 
 Rule JSON, common fields::
 
@@ -570,7 +573,7 @@ class _Evaluator:
     def _track_occurrence(self, ctx: _Ctx, tr: Track, key: str, **detail) -> Occurrence:
         return Occurrence(
             key=key, rule=self.rule.name, kind=self.rule.TYPE, t=ctx.frame.t, zone=self.rule.zone_name,
-            label=tr.label, track_id=tr.id, score=tr.score, box=tr.box,
+            label=tr.label, track_id=tr.id, score=tr.score, box=tr.seen_box,
             detail={"severity": self.rule.severity, "direction": track_motion(tr.path), **detail},
         )
 
@@ -695,7 +698,7 @@ class _CrowdEvaluator(_Evaluator):
         return [Occurrence(
             key=f"{self.rule.name}:crowd", rule=self.rule.name, kind="crowd", t=ctx.frame.t,
             zone=self.rule.zone_name, label=classes[0] if len(classes) == 1 else None,
-            score=max(tr.score for tr in mine), box=_union([tr.box for tr in mine]),
+            score=max(tr.score for tr in mine), box=_union([tr.seen_box for tr in mine]),
             detail={"severity": self.rule.severity, "count": n, "peak": self.peak, "since": self.since,
                     "max_count": self.rule.max_count, "track_ids": [tr.id for tr in mine]},
         )]
@@ -799,6 +802,8 @@ class RuleEngine:
                 disarmed.add(ev.rule.name)
                 continue
             for occ in ev.step(ctx):
+                if occ.key not in self._open and not self._seen_now(occ, ctx):
+                    continue  # an alarm opens on a frame where its object was seen, never on a prediction
                 if occ.instant:
                     opened.append(occ)
                 elif occ.key not in holding:
@@ -815,21 +820,33 @@ class RuleEngine:
         self._open = holding
         return opened, ongoing, closed
 
+    @staticmethod
+    def _seen_now(occ: Occurrence, ctx: _Ctx) -> bool:
+        """The occurrence rests on an object the detector saw on this frame (tamper and
+        other picture states need no object)."""
+        ids = [occ.track_id] if occ.track_id is not None else occ.detail.get("track_ids")
+        if not ids:
+            return True
+        seen = {tr.id for tr in ctx.tracks if tr.observed(ctx.frame.t)}
+        return any(i in seen for i in ids)
+
     def _context(self, frame: FrameInfo, tracks: list[Track]) -> _Ctx:
-        anchors = {tr.id: tuple(map(float, tr.anchor)) for tr in tracks}
+        # Rules decide on what was seen: where each object stood when the detector last
+        # saw it, never where the tracker predicts it now.
+        anchors = {tr.id: tuple(map(float, tr.seen_anchor)) for tr in tracks}
         cutoff = frame.t - self._horizon
         new_ids = set()
         history: dict[int, np.ndarray] = {}
         for tr in tracks:
-            now = np.array([[frame.t, *anchors[tr.id]]])
+            now = np.array([[tr.last_t, *anchors[tr.id]]])
             old = self._history.get(tr.id)
             if old is None:
                 new_ids.add(tr.id)
-                seed = [p for p in tr.path if cutoff <= p[0] < frame.t]
+                seed = [p for p in tr.path if cutoff <= p[0] < tr.last_t]
                 old = np.array(seed, dtype=float).reshape(-1, 3)
             else:
                 old = old[old[:, 0] >= cutoff]
-                old = old[old[:, 0] < frame.t]  # the same frame twice: keep the latest anchor
+                old = old[old[:, 0] < tr.last_t]  # the same observation twice: keep the latest
             history[tr.id] = np.vstack([old, now])
         self._history = history  # tracks that vanished are forgotten
         return _Ctx(frame, list(tracks), anchors, history, new_ids, math.hypot(frame.width, frame.height))

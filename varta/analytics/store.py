@@ -44,11 +44,14 @@ class AnalyticsSettings:
 
     # --- status -------------------------------------------------------------------------
     def set_status(self, camera_id: str, worker: str, state: str, detail: str, target_fps: float,
-                   actual_fps: float = 0.0, detect_fps: float = 0.0, since_us: int | None = None) -> None:
+                   actual_fps: float = 0.0, detect_fps: float = 0.0, since_us: int | None = None,
+                   allowed_fps: float | None = None, lag_s: float | None = None) -> None:
         """``since_us``: when this unbroken run of analysis began (kept from the last call if None)."""
         t = now_us()
         values = dict(worker=worker, state=state, detail=detail, target_fps=target_fps,
-                      actual_fps=round(actual_fps, 2), detect_fps=round(detect_fps, 2), updated_us=t)
+                      actual_fps=round(actual_fps, 2), detect_fps=round(detect_fps, 2), updated_us=t,
+                      allowed_fps=round(allowed_fps, 2) if allowed_fps is not None else None,
+                      lag_s=round(lag_s, 2) if lag_s is not None else None)
         if since_us is not None:
             values["since_us"] = since_us
         with self.engine.begin() as conn:

@@ -15,6 +15,11 @@ wins). One fallback serves small, fast objects whose boxes no longer overlap: ce
 half the predicted box's diagonal and areas within 2x of each other, scored below any IoU
 match. The assignment with the highest total score wins (scipy's Hungarian solver).
 
+Honest output: a track's ``box`` on a frame where no detection matched it is the
+prediction; ``Track.observed(t)`` tells the two apart and ``seen_box`` keeps what was really
+seen. Predictions carry matching over frames the detector skipped or missed, but they are
+never reported as observations (``--mot``, alarm pictures, rules: rules.py).
+
 Without an appearance model, two people whose boxes coincide for seconds (walking
 together, one behind the other) may swap ids; on the PETS09-S2L1 ground truth that is most
 of the identity switches left.
@@ -70,7 +75,8 @@ class _State:
 
     def match(self, det: Detection, t: float, min_hits: int, path_len: int) -> None:
         tr, box = self.track, det.box
-        self.matched = tr.box = box
+        self.matched = tr.box = tr.seen_box = box
+        tr.seen_score = det.score
         tr.last_t = t
         tr.hits += 1
         tr.score = max(tr.score, det.score)

@@ -22,18 +22,40 @@ class Track:
     label: str  # "person", "car", ...
     cls: int  # the detector's class index
     score: float  # best detection score seen
-    box: Box  # latest (predicted or matched) box
+    box: Box  # latest box: the matched detection's, or the tracker's prediction (see ``seen_box``)
     first_t: float
     last_t: float  # last time a detection was matched to it
     hits: int = 1
+    # What the detector last saw: the box and score of the detection matched at ``last_t``.
+    # Only these are observations; ``box`` on any later frame is a prediction and is never
+    # reported as seen (MOT output, alarm pictures, counts: see ``observed``).
+    seen_box: Box | None = None
+    seen_score: float = 0.0
     # The anchor point (bottom centre of the box: where the object stands) over time:
     # (t, x, y). Zones and lines test the anchor; direction is read off this path.
     path: list[tuple[float, float, float]] = field(default_factory=list)
     confirmed: bool = False
 
+    def __post_init__(self):
+        if self.seen_box is None:
+            self.seen_box = self.box
+            self.seen_score = self.seen_score or self.score
+
+    def observed(self, t: float) -> bool:
+        """Whether the detector saw this object on the frame at time ``t`` (else its box
+        there is only predicted)."""
+        return self.last_t == t
+
     @property
     def anchor(self) -> tuple[float, float]:
+        """Where the object stands by the latest box (possibly predicted)."""
         x1, y1, x2, y2 = self.box
+        return (x1 + x2) / 2, y2
+
+    @property
+    def seen_anchor(self) -> tuple[float, float]:
+        """Where the object stood when last seen: what rules decide on."""
+        x1, y1, x2, y2 = self.seen_box
         return (x1 + x2) / 2, y2
 
     @property

@@ -6,10 +6,11 @@ lose recording. It learns its cameras (the ``analyse:<camera>`` leases its node 
 varta/analytics/role.py) and their settings from the database, writes events, snapshots
 and status back under those leases, and talks to nothing else (docs/design/analytics.md).
 
-Threads: one per camera (decode, motion, tracking, rules; libav and OpenCV release the
-GIL), one detector shared by all behind a lock (ONNX Runtime on a fixed number of
-threads, so the CPU it takes is bounded), and a governor that slows the least important
-cameras when the worker uses more CPU than ``analytics_cpu_cores``.
+Threads: one per camera (decode, motion, tracking, rules; libav, OpenCV and ONNX Runtime
+release the GIL), one detector shared by all through a pool of ``detector_pool`` slots
+(inferences at once, one core each: as many as ``analytics_cpu_cores`` allows), and a
+governor that slows the least important cameras when the worker uses more CPU than
+``analytics_cpu_cores`` or cameras fall behind.
 """
 
 from __future__ import annotations
@@ -38,16 +39,31 @@ STATUS_EVERY_S = 5.0
 LOST_AFTER_S = 5.0  # no picture this long: a "video_lost" tampering state
 
 
-class LockedDetector:
-    """One inference at a time: the detector's CPU use stays within its thread count."""
+class DetectorPool:
+    """At most ``size`` inferences at once, each on its caller's thread (the session has one
+    intra-op thread, so each takes one core): the detector's CPU stays bounded, and a
+    second core is not left idle while one inference runs (bench/RESULTS.md §8: one lock
+    capped the worker at 56–72 inferences/s with 21–40 % of two cores unused)."""
 
-    def __init__(self, detector):
+    def __init__(self, detector, size: int = 1):
         self.detector = detector
-        self._lock = threading.Lock()
+        self.size = max(1, size)
+        self._slots = threading.BoundedSemaphore(self.size)
 
-    def detect(self, bgr):
-        with self._lock:
-            return self.detector.detect(bgr)
+    def detect(self, bgr, **kw):
+        with self._slots:
+            return self.detector.detect(bgr, **kw)
+
+
+def pool_size(settings) -> int:
+    """``detector_pool``, or as many slots as the analytics CPU budget allows (rounded up),
+    never more than the machine's cores."""
+    import math
+
+    if settings.detector_pool:
+        return settings.detector_pool
+    per = max(1, settings.detector_threads or (os.cpu_count() or 1))
+    return max(1, min(os.cpu_count() or 1, math.ceil(settings.analytics_cpu_cores / per)))
 
 
 def wants_analysis(camera: Camera, raw: dict | None) -> AnalyticsConfig | None:
@@ -78,6 +94,8 @@ class CameraAnalysis(threading.Thread):
         self.detections = 0
         self.state = "starting"
         self.detail = ""
+        self.lag_s: float | None = None  # the longest frame-taken → analysed delay since the last report
+        self.active = False  # motion or tracked objects since the governor last looked
 
     def stop(self) -> None:
         self._halt.set()
@@ -111,6 +129,9 @@ class CameraAnalysis(threading.Thread):
                         self._status("" if detector is not None else w.detector_message, 0.0, 0.0,
                                      since_us=frame.wall_us)
                     step = pipeline.process(frame.bgr, frame.t, frame.wall_us)
+                    lag = (now_us() - frame.wall_us) / 1e6
+                    self.lag_s = lag if self.lag_s is None else max(self.lag_s, lag)
+                    self.active = self.active or step.motion or bool(step.tracks)
                     self.frames += 1
                     self.detections += step.detected
                     self._apply(step)
@@ -153,16 +174,19 @@ class CameraAnalysis(threading.Thread):
         now = time.monotonic()
         span = max(now - t0, 1e-3)
         fps, dfps = (self.frames - frames0) / span, (self.detections - det0) / span
-        load = CameraLoad(self.camera.id, self.config.rank, self.config.fps, self.fps)
-        slowed = describe(load)
+        lag, self.lag_s = self.lag_s, None
+        load = CameraLoad(self.camera.id, self.config.rank, self.config.fps, self.fps, fps, lag_s=lag)
+        slowed = describe(load)  # the governor slowed it, or it cannot keep up: say so
         self.state = "degraded" if slowed else ("analysing" if has_detector else "motion_only")
         detail = slowed or ("" if has_detector else self.worker.detector_message)
-        self._status(detail, fps, dfps, since_us)  # since: refined as the stream's clock settles
+        self._status(detail, fps, dfps, since_us, lag)  # since: refined as the stream's clock settles
         return self.frames, self.detections, now
 
-    def _status(self, detail: str, fps: float, dfps: float, since_us: int | None = None) -> None:
+    def _status(self, detail: str, fps: float, dfps: float, since_us: int | None = None,
+                lag_s: float | None = None) -> None:
         self.worker.settings_store.set_status(self.camera.id, self.worker.name, self.state, detail,
-                                              self.config.fps, fps, dfps, since_us)
+                                              self.config.fps, fps, dfps, since_us, allowed_fps=self.fps,
+                                              lag_s=lag_s)
 
     def _apply(self, step: Step) -> None:
         try:
@@ -234,7 +258,9 @@ class AnalyticsWorker:
         except ImportError:
             pass
         raw, self.detector_message = load_detector(self.settings)
-        self.detector = LockedDetector(raw) if raw is not None else None
+        self.detector = DetectorPool(raw, pool_size(self.settings)) if raw is not None else None
+        if raw is not None:
+            self.detector_message += f", {self.detector.size} at once"
         (log.info if raw is not None else log.warning)("analytics %s: %s", self.name, self.detector_message)
         if self.settings.alarm_webhook_url:
             from varta.events.webhook import WebhookSender
@@ -315,7 +341,8 @@ class AnalyticsWorker:
                 before = counted.get(c.camera.id)
                 achieved = (c.frames - before) / span if before is not None and c.state != "no_video" else None
                 counted[c.camera.id] = c.frames
-                loads.append(CameraLoad(c.camera.id, c.config.rank, c.config.fps, c.fps, achieved))
+                active, c.active = c.active, False
+                loads.append(CameraLoad(c.camera.id, c.config.rank, c.config.fps, c.fps, achieved, active, c.lag_s))
             for cam_id, fps in rebalance(loads, used, self.settings.analytics_cpu_cores).items():
                 cam = self.cameras.get(cam_id)
                 if cam is not None:

@@ -299,6 +299,8 @@ analytics_status = Table(
     Column("target_fps", Float, nullable=False),
     Column("actual_fps", Float, nullable=False, default=0.0),
     Column("detect_fps", Float, nullable=False, default=0.0),
+    Column("allowed_fps", Float, nullable=True),  # the governor's rate now (< target_fps: overloaded)
+    Column("lag_s", Float, nullable=True),  # longest frame-taken → analysed delay over the last report
     # Analysis has run without a break from since_us to updated_us: the motion/events
     # recording modes drop footage only inside that window (recording/activity.py).
     Column("since_us", BigInteger, nullable=False),

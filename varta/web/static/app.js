@@ -395,9 +395,20 @@ async function analyticsStatus(nav, table, cams) {
       cell.dataset.analytics = status ? status.state : "none";
       if (!status) { cell.textContent = t("an_none"); return; }
       const fps = (x) => (x == null ? "–" : (+x).toFixed(1));
+      // The rate it really holds beside the rate asked for; when degraded, what the governor
+      // allows, how far behind the camera analysis runs, and why (worded here, not by the server).
+      const slowed = status.allowed_fps != null && status.allowed_fps < status.target_fps - 1e-6;
+      const lagging = status.lag_s != null && status.lag_s > 2;
       cell.textContent = `${t(`an_${status.state}`)} · ${fps(status.actual_fps)}/${fps(status.target_fps)} ${t("fps")}` +
-        (status.detect_fps ? ` · ${t("detections")} ${fps(status.detect_fps)}` : "");
-      cell.title = [status.detail, status.updated].filter(Boolean).join(" · ");
+        (status.detect_fps ? ` · ${t("detections")} ${fps(status.detect_fps)}` : "") +
+        (slowed ? ` · ${t("an_allowed")} ${fps(status.allowed_fps)}` : "") +
+        (lagging ? ` · ${t("an_lag")} ${fps(status.lag_s)}` : "");
+      if (status.state === "degraded") {
+        cell.append(h("div", { class: "why" }, t(slowed ? "an_why_slowed" : "an_why_behind")));
+        cell.title = status.updated || "";
+      } else {
+        cell.title = [status.detail, status.updated].filter(Boolean).join(" · ");
+      }
     } catch (e) {
       cell.textContent = "";
       cell.title = e.message;

@@ -50,7 +50,10 @@ const TEXT = {
     tamper_covered: "камеру закрито", tamper_blinded: "камеру засліплено", tamper_defocused: "камеру розфокусовано",
     tamper_moved: "камеру зрушено", tamper_video_lost: "відео втрачено", path: "Траєкторія",
     analytics: "Аналітика", an_analysing: "аналіз", an_degraded: "знижена частота", an_motion_only: "лише рух",
-    an_no_video: "немає відео", an_off: "вимкнено", an_none: "—", detections: "виявлення", points: "точок", sec: "с", eventsOnTimeline: "Події на шкалі: клацніть позначку, щоб перейти до початку",
+    an_no_video: "немає відео", an_off: "вимкнено", an_none: "—", detections: "виявлення",
+    an_allowed: "дозволено", an_lag: "відставання, с",
+    an_why_slowed: "Сервер перевантажено: частоту аналізу знижено, спершу камерам нижчого пріоритету та тим, де нічого не відбувається. Запис не зачеплено.",
+    an_why_behind: "Аналіз не встигає за камерою. Запис не зачеплено.", points: "точок", sec: "с", eventsOnTimeline: "Події на шкалі: клацніть позначку, щоб перейти до початку",
     // evidence (issue 6): requests, holds, incidents
     evidence: "Докази", requestsTab: "Запити", holdsTab: "Утримання", incidentsTab: "Інциденти",
     evNotAllowed: "Реєстри доказів для вашої ролі недоступні", deadlines: "Строки",
@@ -169,7 +172,10 @@ const TEXT = {
     tamper_covered: "camera covered", tamper_blinded: "camera blinded", tamper_defocused: "camera out of focus",
     tamper_moved: "camera moved", tamper_video_lost: "video lost", path: "Path",
     analytics: "Analytics", an_analysing: "analysing", an_degraded: "reduced rate", an_motion_only: "motion only",
-    an_no_video: "no video", an_off: "off", an_none: "—", detections: "detection", points: "points", sec: "s", eventsOnTimeline: "Events on the timeline: click a marker to go to its start",
+    an_no_video: "no video", an_off: "off", an_none: "—", detections: "detection",
+    an_allowed: "allowed", an_lag: "behind, s",
+    an_why_slowed: "The server is overloaded: the analysis rate is lowered, lower-priority and quiet cameras first. Recording is not affected.",
+    an_why_behind: "Analysis cannot keep up with the camera. Recording is not affected.", points: "points", sec: "s", eventsOnTimeline: "Events on the timeline: click a marker to go to its start",
     // evidence (issue 6): requests, holds, incidents
     evidence: "Evidence", requestsTab: "Requests", holdsTab: "Holds", incidentsTab: "Incidents",
     evNotAllowed: "The evidence registers are not available to your role", deadlines: "Deadlines",
