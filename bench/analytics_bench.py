@@ -207,6 +207,9 @@ def throughput(names: list[str], quick: bool) -> tuple[list[ClipCost], dict]:
     from varta.analytics.offline import analyze_file
     from varta.analytics.source import FrameSource
 
+    import cv2
+
+    cv2.setNumThreads(1)  # as the worker runs (worker.start): one OpenCV thread per camera thread
     # Before issue 14: the official FP32 export on its 416x416 canvas, whole frames. Now:
     # the same weights on the cropped canvas, motion regions (Varta's defaults; INT8 is a
     # setting, its bare run is measured as a floor).
@@ -268,18 +271,7 @@ def throughput(names: list[str], quick: bool) -> tuple[list[ClipCost], dict]:
               f"{100 * cc.core_gated:.2f} (before issue 14: {100 * cc.core_before:.2f}), naive "
               f"{100 * cc.core_naive:.2f}", flush=True)
         out.append(cc)
-    # Diagnostic, last (it changes a process-wide setting): OpenCV's own thread pool.
-    import cv2
-
-    default_threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    for cc in out:
-        if cc.name not in ("vtest", "traffic", "parking"):
-            continue
-        ts = clip_ts(cc.name)
-        cc.core_motion_cv1 = analyze_file(ts, motion_cfg, None, fps=FPS).cpu_s / cc.seconds
-        cc.core_gated_cv1 = analyze_file(ts, full_cfg, det, fps=FPS, gate=True).cpu_s / cc.seconds
-    cv2.setNumThreads(default_threads)
+    default_threads = 1
     return out, {"ort_ms": ort_ms, "detect_ms": detect_ms, "cv_threads": default_threads, "ort_before": ort_before,
                  "ort_fp32": ort_fp32, "detect_before": detect_before, "ort_int8": ort_int8}
 
@@ -864,9 +856,7 @@ def main(argv: list[str] | None = None) -> str:
                          f"{100 * c.core_motion:.2f}", f"{100 * c.core_before:.2f}", f"**{100 * c.core_gated:.2f}**",
                          f"×{c.core_before / c.core_gated:.2f}",
                          f"{100 * c.region_share:.0f}" if c.region_share is not None else "–",
-                         f"{100 * c.core_naive:.2f}",
-                         f"{100 * c.core_motion_cv1:.2f} / {100 * c.core_gated_cv1:.2f}"
-                         if c.core_gated_cv1 is not None else "–"])
+                         f"{100 * c.core_naive:.2f}"])
         s = (f"#### Throughput (one process, process CPU time, 1 ONNX Runtime thread; {dt:.0f} s)\n\n"
              f"Detector floors, a 768x432 picture, per core: the official FP32 export on its 416x416 canvas, "
              f"`InferenceSession.run` alone {floors['ort_before']:.1f} ms = {1000 / floors['ort_before']:.0f}/s "
@@ -875,7 +865,7 @@ def main(argv: list[str] | None = None) -> str:
              f"416x256 canvas {floors['ort_fp32']:.1f} ms = {1000 / floors['ort_fp32']:.0f}/s (bare run; Varta's "
              f"`detect` {floors['detect_ms']:.1f} ms = {1000 / floors['detect_ms']:.0f}/s); "
              f"the INT8 variant on it {floors['ort_int8']:.1f} ms = {1000 / floors['ort_int8']:.0f}/s (bare run). "
-             f"OpenCV thread pool: {floors['cv_threads']} threads (Varta leaves the default). Other load on the "
+             f"OpenCV: {floors['cv_threads']} thread per camera thread, as the worker sets it. Other load on the "
              f"machine during this part (every other process): {100 * other / dt:.0f}% of a core.\n\n")
         s += C.md_table(["clip", "size", "fps", "frames", "decode only (floor), frames/s/core",
                          "decode + BGR, frames/s/core", "motion only, frames/s/core",
@@ -884,8 +874,7 @@ def main(argv: list[str] | None = None) -> str:
                          "5 fps: before issue 14 (FP32, 416x416 canvas, whole frame), % core/camera",
                          "5 fps: Varta now (cropped canvas, motion regions), % core/camera", "before ÷ now",
                          "picture the detector looked at, % (mean per run)",
-                         "5 fps: naive (detector every frame, cropped canvas), % core/camera",
-                         "diagnostic, cv2.setNumThreads(1): motion only / gated, % core"], rows)
+                         "5 fps: naive (detector every frame, cropped canvas), % core/camera"], rows)
         mixrows = []
         for mname, kinds in MIXES.items():
             m = mix_costs(costs, kinds)
