@@ -196,11 +196,16 @@ def test_alarm_card_actions_events_page_and_police_scope(browser, tmp_path):  # 
         # The health page shows each camera's analytics state (as a worker reports it).
         from varta.analytics.store import AnalyticsSettings
 
-        AnalyticsSettings(v.engine()).set_status(CAMERA, "test-node", "degraded", "CPU budget: 3 of 5 fps", 5.0, 3.1, 1.2)
+        # Slowed by the governor: the rate held, the rate asked, the rate allowed and why, in
+        # the console's language (the worker's English detail stays out of a Ukrainian page).
+        AnalyticsSettings(v.engine()).set_status(CAMERA, "test-node", "degraded", "machine overloaded: analysed at 3",
+                                                 5.0, 3.1, 1.2, allowed_fps=3.0, lag_s=0.4)
         page.click("#nav a[data-page=health]")
         cell = f"#health td.analytics[data-camera={CAMERA}]"
         page.wait_for_selector(f"{cell}[data-analytics=degraded]")
-        assert "3.1/5.0" in page.inner_text(cell) and "CPU budget" in page.get_attribute(cell, "title")
+        text = page.inner_text(cell)
+        assert "3.1/5.0" in text and "дозволено 3.0" in text and "відставання" not in text, text
+        assert "спершу камерам нижчого пріоритету" in text and "overloaded" not in text + page.get_attribute(cell, "title")
         page.wait_for_selector("#health td.analytics[data-camera=mel-n1][data-analytics=none]")
         shot(page, "alarm-health-analytics")
 

@@ -124,8 +124,11 @@ def analytics_status() -> None:
     if not rows:
         typer.echo("no camera is analysed")
     for cam, st in sorted(rows.items()):
-        typer.echo(f"{cam:<16} {st['state']:<12} {st['actual_fps']:>5.1f}/{st['target_fps']:<4g} fps "
-                   f"detector {st['detect_fps']:>4.1f}/s  {st['worker']}  {st['detail']}")
+        allowed = st.get("allowed_fps")
+        held = (f" (allowed {allowed:g})" if allowed is not None and allowed < st["target_fps"] - 1e-6 else "")
+        lag = f" lag {st['lag_s']:.1f} s" if st.get("lag_s") is not None else ""
+        typer.echo(f"{cam:<16} {st['state']:<12} {st['actual_fps']:>5.1f}/{st['target_fps']:<4g} fps{held} "
+                   f"detector {st['detect_fps']:>4.1f}/s{lag}  {st['worker']}  {st['detail']}")
 
 
 # --- models ------------------------------------------------------------------------------
