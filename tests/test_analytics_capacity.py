@@ -21,6 +21,7 @@ from varta.analytics.governor import CameraLoad, describe, rebalance
 from varta.analytics.offline import MotWriter
 from varta.analytics.rules import RuleEngine
 from varta.analytics.tracker import Tracker
+from varta.analytics.tracker import iou as box_iou
 from varta.analytics.types import FrameInfo
 
 PETS_FRAMES = (1, 60, 120, 180, 240, 300)
@@ -40,18 +41,9 @@ def _people(dets, min_score=0.0):
     return [d for d in dets if d.label == "person" and d.score >= min_score]
 
 
-def _iou(a, b):
-    ix = min(a[2], b[2]) - max(a[0], b[0])
-    iy = min(a[3], b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 def _found(reference, candidate, iou=0.5):
     """How many of the reference boxes have a candidate box overlapping them by ``iou``."""
-    return sum(1 for r in reference if any(_iou(r.box, c.box) >= iou for c in candidate))
+    return sum(1 for r in reference if any(box_iou(r.box, c.box) >= iou for c in candidate))
 
 
 @pytest.fixture(scope="module")
