@@ -331,7 +331,7 @@ class Window:
     max_lag: float = 0.0
     max_age: float = 0.0  # now - last_segment_end_us, worst
     not_recording: int = 0  # cameras not in state recording at some poll
-    segments: dict = field(default_factory=dict)  # camera -> segments that started in the window
+    segments: dict = field(default_factory=dict)  # camera -> segments that ended (were indexed) in the window
     close_delays: list = field(default_factory=list)  # events closed in the window: written - end, s
     notes: list = field(default_factory=list)
 
@@ -510,8 +510,10 @@ class LiveVarta:
             res.notes.append(f"processes ended inside the window: {cpu.lost}")
         try:
             with self.db() as con:
-                for cam, k in con.execute("select camera_id, count(*) from segments where start_us >= ? and "
-                                          "start_us < ? group by camera_id", (int(w0 * 1e6), int(w1 * 1e6))):
+                # Segments *finished* (indexed) in the window: one that starts late in it is not
+                # closed by its end, which read as "not recording" for a healthy camera.
+                for cam, k in con.execute("select camera_id, count(*) from segments where end_us >= ? and "
+                                          "end_us < ? group by camera_id", (int(w0 * 1e6), int(w1 * 1e6))):
                     res.segments[cam] = k
                 # How late the worker closes events: written (updated_us) - the object's last sighting (end_us).
                 # Normally the tracker's 2 s memory plus a little; it grows when analysis falls behind.
