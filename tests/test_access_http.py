@@ -243,8 +243,8 @@ def test_every_route_is_guarded_by_the_policy(tmp_path):
     unguarded = [route for route, action in actions.items() if action is None]
     assert not unguarded, f"routes with no policy action: {unguarded}"
     public = sorted(path for (method, path), a in actions.items() if a.startswith("public"))
-    assert public == ["/", "/api/auth/login", "/api/auth/logout", "/api/evidence/key", "/api/system/health"]
+    assert public == ["/", "/api/auth/login", "/api/auth/logout", "/api/docs", "/api/evidence/key", "/api/system/health"]
     assert {a for a in actions.values() if not a.startswith("public")} <= set(ACTIONS)
-    # Besides the API routes only the OpenAPI description and its viewer (no data in them).
+    # Besides the API routes only the OpenAPI description (no data in it; its viewer is public above).
     others = sorted(r.path for r in app.routes if isinstance(r, Route) and not hasattr(r, "dependant"))
-    assert others == ["/api/docs", "/api/openapi.json", "/docs/oauth2-redirect"]
+    assert others == ["/api/openapi.json"]

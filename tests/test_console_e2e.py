@@ -345,3 +345,31 @@ def test_administration_pages_within_the_policy(browser, tmp_path):
         shot(page, "admin-journal")
     finally:
         v.stop()
+
+
+def test_api_documentation_renders_with_the_network_blocked(browser, tmp_path):
+    """/api/docs is Swagger UI from the project's own files: with every request that leaves
+    this Varta refused (Chromium request interception), the page still lists the API."""
+    v = VartaHome(tmp_path / "docs")
+    v.start()
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        outside = []
+
+        def only_varta(route):
+            if route.request.url.startswith(v.base_url):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_varta)
+        page.goto(v.base_url + "/api/docs")
+        page.wait_for_selector(".swagger-ui .info .title", timeout=15000)
+        assert "Varta" in page.inner_text(".swagger-ui .info .title")
+        page.wait_for_selector(".opblock-summary-path[data-path='/api/cameras']", timeout=15000)
+        shot(page, "api-docs-offline")
+        assert outside == [], f"the documentation page reached outside: {outside}"
+        page.close()
+    finally:
+        v.stop()

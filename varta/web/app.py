@@ -6,7 +6,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from varta import __version__
@@ -79,7 +80,7 @@ def create_app(settings, engine, node=None) -> FastAPI:
         version=__version__,
         description="City-wide video surveillance: cameras, recordings, playback and export.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served below from the project's own copy of Swagger UI: no CDN, works offline
         redoc_url=None,
     )
     ffmpeg = find_ffmpeg(settings.ffmpeg)
@@ -125,6 +126,14 @@ def create_app(settings, engine, node=None) -> FastAPI:
         return resp
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False,
+             dependencies=[public("the API's documentation page (no data: it reads /api/openapi.json)")])
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="Varta API",
+                                   swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+                                   swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png")
 
     @app.get("/", response_class=FileResponse, include_in_schema=False, dependencies=[public("the console's page")])
     def index() -> FileResponse:
