@@ -292,10 +292,19 @@ def test_administration_pages_within_the_policy(browser, tmp_path):
     v.start()
     try:
         apw, _ = v.account("root", "admin")
+        v.run("camera", "add", "mel-a0", "--url", "rtsp://127.0.0.1:9/none", "--schedule", "off")
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         sign_in(page, v.base_url, "root", apw)
         page.wait_for_selector("#nav a[data-page=admin]")
         assert page.locator("#nav a[data-page=playback]").count() == 0  # administration sees no video
+        # ...so it lands on its own first page, not on a wall of refused tiles, and a link to
+        # the live wall leads there too.
+        page.wait_for_function("() => location.hash.startsWith('#/admin/cameras')")
+        assert page.locator("#nav a[data-page=live]").count() == 0
+        assert page.locator(".tile, video, button.snapshot").count() == 0
+        page.goto(v.base_url + "/#/live?camera=mel-a0")
+        page.wait_for_function("() => location.hash.startsWith('#/admin/')")
+        assert page.locator(".tile, video").count() == 0
         page.click("#nav a[data-page=admin]")
         page.wait_for_selector("#camera-form")
         page.fill("#camera-form input[name=id]", "mel-a1")
@@ -343,6 +352,10 @@ def test_administration_pages_within_the_policy(browser, tmp_path):
         page.wait_for_selector("#cabinet-form span.ok")
         page.wait_for_function("() => document.querySelector('#journal').innerText.includes('Коваль Андрій')")
         shot(page, "admin-journal")
+        # The administrator's walk journaled no refused live views (it was never offered one).
+        with v.api("auditor", "department") as c:
+            refused = c.get("/api/journal", params={"account": "root", "result": "refused"}).json()["lines"]
+        assert not [ln for ln in refused if ln["action"] in ("live.view", "archive.play")], refused
     finally:
         v.stop()
 

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 import websockets
+import websockets.exceptions
 
 from conftest import VartaHome, have_ffmpeg, watch_live
 
@@ -59,14 +60,19 @@ def test_live_is_refused_by_the_policy_and_from_other_sites(camsim, tmp_path):
         v.run("camera", "add", "mel-l", "--url", camsim.url("gen1"), "--schedule", "off")
         url = f"ws://127.0.0.1:{v.port}/api/cameras/mel-l/live"
         admin = v.api("root", "admin").headers["Cookie"]  # administration sees no video
-        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        # Refused by the policy: the console's socket is accepted, then closed with 1008 and
+        # the reason, so the page says why and does not retry (a handshake 403 reaches a
+        # browser as a bare 1006, "connection lost").
+        with pytest.raises(websockets.exceptions.ConnectionClosedError) as refused:
             asyncio.run(_watch(url, admin, 1.0))
-        assert refused.value.response.status_code == 403
+        assert refused.value.rcvd.code == 1008 and refused.value.rcvd.reason, refused.value
         op = v.api("op", "department").headers["Cookie"]
-        with pytest.raises(websockets.exceptions.InvalidStatus):
+        with pytest.raises(websockets.exceptions.InvalidStatus) as cross:  # another site: not even accepted
             asyncio.run(_watch(url, op, 1.0, origin="https://evil.example"))
-        with pytest.raises(websockets.exceptions.InvalidStatus):
+        assert cross.value.response.status_code == 403
+        with pytest.raises(websockets.exceptions.ConnectionClosedError) as forged:
             asyncio.run(_watch(url, "varta_session=forged", 1.0))
+        assert forged.value.rcvd.code == 1008
         with v.api("auditor", "department") as c:
             lines = c.get("/api/journal", params={"account": "root", "result": "refused"}).json()["lines"]
         assert any(ln["action"] == "live.view" and ln["object"] == "camera:mel-l" for ln in lines)

@@ -19,6 +19,7 @@ from threading import Lock
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, WebSocket, WebSocketException
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from varta.access.accounts import Account
@@ -146,19 +147,28 @@ def ws_guard(action: str, camera_param: str | None = None):
     socket with code 1008 (policy violation) and is journaled. Browsers send cookies on
     WebSockets but no CSRF header, and any site may open one: the Origin must be ours."""
 
-    def dependency(websocket: WebSocket) -> Caller:
-        if not _same_origin(websocket):
+    async def dependency(websocket: WebSocket) -> Caller:
+        if not _same_origin(websocket):  # another site's page: refused at the handshake (HTTP 403)
             raise WebSocketException(1008, "cross-site WebSocket refused")
         try:
-            caller = identify(websocket)
-            caller.require(action, websocket.path_params.get(camera_param) if camera_param else None)
+            caller = await run_in_threadpool(_identify_and_require, websocket, action, camera_param)
         except HTTPException as exc:
             detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+            # Our own console: accept, then close with 1008 and the reason. A refusal at the
+            # handshake reaches the page as a bare 1006 ("connection lost"), which the console
+            # would retry for ever, journaling a refusal each time.
+            await websocket.accept()
             raise WebSocketException(1008, detail[:120]) from None
         return caller
 
     dependency.varta_action = action
     return Depends(dependency)
+
+
+def _identify_and_require(websocket: WebSocket, action: str, camera_param: str | None) -> Caller:
+    caller = identify(websocket)  # database reads: off the event loop
+    caller.require(action, websocket.path_params.get(camera_param) if camera_param else None)
+    return caller
 
 
 def public(reason: str):

@@ -341,7 +341,7 @@ async function mapView(nav, params) {
       radius: 9, weight: 2, color: "#000", fillOpacity: 0.9, fillColor: STATE_COLOURS[c.status.state] || "#888",
     }).addTo(map);
     m.bindPopup(`<b>${c.id}</b> ${escapeHtml(c.name || "")}<br>${escapeHtml(c.status.state)} ${escapeHtml(c.status.reason || "")}` +
-                `<br><a href="#/live?camera=${encodeURIComponent(c.id)}">${t("live")}</a>`);
+                (can(me, "live.view") ? `<br><a href="#/live?camera=${encodeURIComponent(c.id)}">${t("live")}</a>` : ""));
     m.camera = c;
     return m;
   });
@@ -433,7 +433,13 @@ async function route() {
     $("#who").textContent = `${me.full_name} · ${me.role_title[lang] || me.role} · ` +
       (me.restricted_zone ? t("restricted") : t(me.access));
     alarms.start(me);
-    const [path, query] = (location.hash.slice(1) || "/live").split("?");
+    const [path, query] = location.hash.slice(1).split("?");
+    if (!path || (path === "/live" && !can(me, "live.view"))) {
+      // The role's first page; one that sees no video (the administrator) never meets the
+      // live wall. The address says where the user is (hashchange routes again).
+      location.replace(`#${homePage(me)}`);
+      return;
+    }
     const params = new URLSearchParams(query || "");
     for (const a of document.querySelectorAll("#nav a[data-page]")) a.classList.toggle("on", path.split("/")[1] === a.dataset.page);
     if (path === "/health") await healthView(nav);
@@ -452,10 +458,23 @@ async function route() {
   }
 }
 
+// Where a role starts: the live wall, else the first page its actions open.
+function homePage(me) {
+  if (can(me, "live.view")) return "/live";
+  if (can(me, "archive.play")) return "/playback";
+  if (can(me, "event.view")) return "/events";
+  if (["camera.manage", "user.manage", "journal.read"].some((a) => can(me, a))) return `/admin/${adminHome(me)}`;
+  return "/health";
+}
+
+function adminHome(me) {
+  return can(me, "camera.manage") ? "cameras" : can(me, "user.manage") ? "users" : "journal";
+}
+
 function chrome() {
   document.title = t("title");
   $("#nav").replaceChildren(
-    h("a", { href: "#/live", "data-page": "live" }, t("live")),
+    can(me, "live.view") ? h("a", { href: "#/live", "data-page": "live" }, t("live")) : "",
     me && me.allowed_actions.includes("archive.play") ? h("a", { href: "#/playback", "data-page": "playback" }, t("playback")) : "",
     can(me, "event.view") ? h("a", { href: "#/events", "data-page": "events" }, t("events")) : "",
     evidenceNav(me),  // with the red count of requests overdue or due soon
@@ -463,7 +482,7 @@ function chrome() {
     h("a", { href: "#/health", "data-page": "health" }, t("health")),
     can(me, "system.view") ? h("a", { href: "#/nodes", "data-page": "nodes" }, t("nodes")) : "",  // nodes.js
     me && ["camera.manage", "user.manage", "journal.read"].some((a) => me.allowed_actions.includes(a))
-      ? h("a", { href: `#/admin/${me.allowed_actions.includes("camera.manage") ? "cameras" : me.allowed_actions.includes("user.manage") ? "users" : "journal"}`, "data-page": "admin" }, t("admin")) : "",
+      ? h("a", { href: `#/admin/${adminHome(me)}`, "data-page": "admin" }, t("admin")) : "",
     h("span", { id: "who" }),
     h("button", { id: "lang", onclick: () => { setLang(lang === "uk" ? "en" : "uk"); chrome(); alarms.render(true); route(); } }, lang === "uk" ? "EN" : "УКР"),
     h("button", { id: "logout", onclick: async () => { await api("POST", "/api/auth/logout", {}).catch(() => {}); me = null; loginView(); } }, t("signOut")));
