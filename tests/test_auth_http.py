@@ -73,6 +73,12 @@ def test_progressive_lockout_after_failed_attempts(server):
     # Locked now: even the right password is refused, and says until when.
     r = login_client(server.base_url, "lock.me", password, expect=429)
     assert r.me["code"] == "locked" and "locked until" in r.me["detail"]
+    # ...in the city's time, as every other time a person reads (stored in UTC).
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    kyiv = datetime.now(ZoneInfo("Europe/Kyiv")).isoformat()[-6:]  # "+02:00" in winter, "+03:00" in summer
+    assert r.me["detail"].endswith(kyiv), r.me["detail"]
     lines = journal(server, account="lock.me", action="session.login")
     assert [ln["result"] for ln in lines] == ["failed"] * 5 + ["refused"]
     assert "locked until" in lines[4]["detail"] and "failure 5" in lines[4]["detail"]

@@ -122,3 +122,18 @@ def test_a_rewritten_or_cut_chain_is_caught_by_the_published_head(engine, tmp_pa
     assert j.verify().ok  # the chain alone cannot tell …
     v = j.verify(load_heads(tmp_path))  # … the head published earlier can
     assert not v.ok and v.problems[0].seq == 10 and "cut off" in str(v.problems[0])
+
+
+def test_a_printed_register_does_not_flood_the_log(caplog):
+    """fpdf2's font subsetting (fontTools) logged hundreds of INFO lines per PDF into a node's
+    log; a register still prints, with Cyrillic, and the log stays quiet."""
+    import logging
+
+    from varta.pdftable import table_pdf
+
+    caplog.set_level(logging.INFO)
+    pdf = table_pdf("Журнал доступу", "з 01.12.2026 по 03.12.2026", ("час", "хто", "дія"), (40, 60, 80),
+                    [("03.12.2026 10:00", "Коваленко М. І.", "перегляд архіву")] * 30)
+    assert pdf.startswith(b"%PDF") and len(pdf) > 1000
+    noisy = [r for r in caplog.records if r.name.startswith("fontTools") and r.levelno < logging.WARNING]
+    assert not noisy, f"{len(noisy)} fontTools lines, e.g. {noisy[0].getMessage()}"

@@ -3,7 +3,12 @@ daily deadline report: one layout, so every printed register of the city looks a
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+# fpdf2 subsets the font with fontTools, which logs every table and glyph count at INFO:
+# hundreds of lines per PDF in a node's log. Its warnings still come through.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 _FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/local/share/fonts")
 

@@ -76,8 +76,9 @@ def _os_user() -> str:
 class AccessControl:
     RESTRICTIONS_TTL_S = 5.0  # other nodes see a tightened policy within this time
 
-    def __init__(self, engine: Engine, site: Site, idle_s: float, max_s: float, issuer: str = "Varta"):
+    def __init__(self, engine: Engine, site: Site, idle_s: float, max_s: float, issuer: str = "Varta", tz=None):
         self.engine = engine
+        self.tz = tz  # the city's: times in messages people read (stored in UTC)
         self.site = site
         self.accounts = Accounts(engine)
         self.sessions = Sessions(engine, idle_s, max_s)
@@ -90,7 +91,8 @@ class AccessControl:
     @classmethod
     def from_settings(cls, engine: Engine, settings) -> "AccessControl":
         site = Site.from_settings(settings.onsite_networks, settings.restricted_workstations, settings.trusted_proxies)
-        return cls(engine, site, settings.session_idle_s, settings.session_max_s, settings.instance_name)
+        return cls(engine, site, settings.session_idle_s, settings.session_max_s, settings.instance_name,
+                   tz=settings.tz)
 
     # --- the policy in force -----------------------------------------------------------
     def policy(self) -> Policy:
@@ -152,7 +154,7 @@ class AccessControl:
             return LoginOutcome(False, status, code, message)
 
         if acc and acc.locked_until_us and acc.locked_until_us > now:
-            until = format_time(acc.locked_until_us)
+            until = format_time(acc.locked_until_us, self.tz) if self.tz else format_time(acc.locked_until_us)
             return fail(429, "locked", f"too many failed sign-ins: the account is locked until {until}",
                         f"attempt while locked until {until}", "refused")
         checked = self.accounts.check_password(login, password)
@@ -160,7 +162,7 @@ class AccessControl:
             if acc is None:
                 return fail(401, "bad_credentials", "wrong login or password", "unknown login")
             n, until = self.accounts.record_failure(login, now)
-            lock = f"; locked until {format_time(until)}" if until else ""
+            lock = f"; locked until {format_time(until, self.tz) if self.tz else format_time(until)}" if until else ""
             return fail(401, "bad_credentials", "wrong login or password", f"wrong password (failure {n}{lock})")
         acc = checked
         if not acc.active:
@@ -174,7 +176,7 @@ class AccessControl:
                 return LoginOutcome(False, 401, "otp_required", "enter the code from your authenticator app")
             if not self.accounts.accept_totp(login, otp, now / 1e6):
                 n, until = self.accounts.record_failure(login, now)
-                lock = f"; locked until {format_time(until)}" if until else ""
+                lock = f"; locked until {format_time(until, self.tz) if self.tz else format_time(until)}" if until else ""
                 return fail(401, "otp_invalid", "wrong or already used second-factor code",
                             f"wrong second-factor code (failure {n}{lock})")
         self.accounts.record_success(login)
