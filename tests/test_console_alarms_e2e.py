@@ -209,6 +209,29 @@ def test_alarm_card_actions_events_page_and_police_scope(browser, tmp_path):  # 
         page.wait_for_selector("#health td.analytics[data-camera=mel-n1][data-analytics=none]")
         shot(page, "alarm-health-analytics")
 
+        # A system alarm (the storage forecast) is a banner on every page for those who may
+        # see system state, and a list on the health page, in the console's language.
+        from varta.events.system_alarms import SystemAlarms
+
+        SystemAlarms(v.engine(), "test-node").raise_once(
+            "storage_forecast", "warning", "storage holds about 1.3 days at current bitrates (2.1 GB/day), less "
+            "than the 10 days of retention: older footage will be deleted early unless storage is added")
+        page.click("#nav a[data-page=events]")
+        page.wait_for_selector("#system-alarms:not([hidden])", timeout=10000)
+        banner = page.inner_text("#system-alarms")
+        assert "1 активних системних тривог" in banner and "сховища не вистачить" in banner, banner
+        assert "storage holds" not in banner
+        page.click("#system-alarms a")
+        page.wait_for_selector("#system-alarm-list li[data-kind=storage_forecast][data-severity=warning]")
+        listed = page.inner_text("#system-alarm-list")
+        assert "вузол test-node" in listed and "storage holds" not in listed, listed
+        shot(page, "system-alarm-banner")
+        # The police officer (no system.view) gets no banner.
+        police.reload()
+        police.wait_for_selector("#nav a[data-page=events]")
+        police.wait_for_timeout(1000)
+        assert police.is_hidden("#system-alarms")
+
         page.close()
 
         # The police officer of group "north" never got a card for the centre's camera...

@@ -379,12 +379,53 @@ async function healthView(nav) {
   const parts = [table];
   if (storage) {
     const d = storage.disk;
-    parts.unshift(h("p", { id: "storage" },
+    const short = storage.days_capacity != null && storage.days_capacity < storage.required_days;
+    parts.unshift(h("p", { id: "storage", class: short ? "short" : "" },
       `${t("disk")}: ${(d.used_bytes / 1e9).toFixed(1)} / ${(d.total_bytes / 1e9).toFixed(1)} GB · ` +
       `${t("daysLeft")}: ${storage.days_capacity ?? "—"} (≥ ${storage.required_days})`));
   }
+  if (can(me, "system.view")) parts.unshift(await systemAlarmList(nav));
   nav.main().replaceChildren(...parts);
 }
+
+// System alarms (disk, storage forecast, nodes, archive, webhook, overdue requests): the
+// server's kinds worded here in the console's language; its English detail only on the
+// English page. A banner under the menu on every page, the list on the health page.
+function alarmTitle(a) {
+  const key = `sa_${a.kind}`;
+  const title = t(key) === key ? t("sa_other") : t(key);
+  return [title, a.camera_id ? `${t("sa_camera")} ${a.camera_id}` : "", `${t("sa_node")} ${a.node_name || a.node}`,
+    `${t("sa_since")} ${cityText(a.created)}`].filter(Boolean).join(" · ");
+}
+
+async function systemAlarmList(nav) {
+  const list = await nav.get("/api/system/alarms?active=true");
+  return h("section", { id: "system-alarm-list" }, h("h3", {}, t("sysAlarms")),
+    list.length ? h("ul", {}, list.map((a) => h("li", { "data-kind": a.kind, "data-severity": a.severity },
+      h("span", { class: "kind" }, alarmTitle(a)), lang === "en" ? h("div", { class: "detail" }, a.message) : "")))
+      : h("p", {}, t("sysAlarmsNone")));
+}
+
+const systemAlarms = {
+  timer: null,
+  start(me) {
+    clearInterval(this.timer);
+    if (!can(me, "system.view")) { $("#system-alarms").hidden = true; return; }
+    this.refresh();
+    this.timer = setInterval(() => this.refresh(), 30000);
+  },
+  async refresh() {
+    const el = $("#system-alarms");
+    let list = [];
+    try { list = await api("GET", "/api/system/alarms?active=true"); } catch { return; }
+    el.hidden = !list.length;
+    if (!list.length) return;
+    el.dataset.severity = list.some((a) => a.severity === "critical") ? "critical" : "warning";
+    el.dataset.count = list.length;
+    el.replaceChildren(`⚠ ${list.length} ${t("sysAlarmsActive")}: ${alarmTitle(list[0])}`,
+      h("a", { href: "#/health" }, t("sysAlarmsOpen")));
+  },
+};
 
 // Each camera's analytics (state, actual/target frame rate, why): one request per camera.
 async function analyticsStatus(nav, table, cams) {
@@ -433,6 +474,7 @@ async function route() {
     $("#who").textContent = `${me.full_name} · ${me.role_title[lang] || me.role} · ` +
       (me.restricted_zone ? t("restricted") : t(me.access));
     alarms.start(me);
+    systemAlarms.start(me);
     const [path, query] = location.hash.slice(1).split("?");
     if (!path || (path === "/live" && !can(me, "live.view"))) {
       // The role's first page; one that sees no video (the administrator) never meets the
@@ -453,7 +495,7 @@ async function route() {
     else await liveView(nav, params);
   } catch (e) {
     if (nav.signal.aborted) return;  // a view the user has left: its late answer or failure is dropped
-    if (e.status === 401) { me = null; return loginView(e.message); }
+    if (e.status === 401) { me = null; systemAlarms.start(null); return loginView(e.message); }
     nav.main().replaceChildren(h("p", { class: "error" }, e.message));
   }
 }
@@ -485,7 +527,7 @@ function chrome() {
       ? h("a", { href: `#/admin/${adminHome(me)}`, "data-page": "admin" }, t("admin")) : "",
     h("span", { id: "who" }),
     h("button", { id: "lang", onclick: () => { setLang(lang === "uk" ? "en" : "uk"); chrome(); alarms.render(true); route(); } }, lang === "uk" ? "EN" : "УКР"),
-    h("button", { id: "logout", onclick: async () => { await api("POST", "/api/auth/logout", {}).catch(() => {}); me = null; loginView(); } }, t("signOut")));
+    h("button", { id: "logout", onclick: async () => { await api("POST", "/api/auth/logout", {}).catch(() => {}); me = null; systemAlarms.start(null); loginView(); } }, t("signOut")));
 }
 
 setLang(lang);
