@@ -226,6 +226,16 @@ def test_playback_seeks_shows_the_gap_exports_and_is_refused_to_police(browser, 
         dur = float(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
                                     str(out)], capture_output=True, text=True, check=True).stdout)
         assert dur >= 1.5
+        # Saved under a name of its own (camera, day, interval), not "<camera>.mp4" that the next
+        # export would overwrite; the page gives the interval, length and SHA-256 of the file.
+        import hashlib
+        import re
+
+        assert re.fullmatch(r"mel-p_\d{4}-\d\d-\d\d_\d{6}-\d{6}\.mp4", dl.value.suggested_filename), \
+            dl.value.suggested_filename
+        shown = page.inner_text("#export-links .export-file")
+        assert hashlib.sha256(out.read_bytes()).hexdigest() in shown, shown
+        assert re.search(r"\d\d:\d\d:\d\d – \d{4}-\d\d-\d\d \d\d:\d\d:\d\d · \d+\.\d с", shown), shown
         shot(page, "export")
         page.close()
 

@@ -71,7 +71,9 @@ class ExportJobs:
             "to": format_time(row.params["end_us"], tz),
             "status": row.status,
             "progress": row.progress,
-            "files": [{k: v for k, v in f.items() if k != "path"} | {"name": Path(f["path"]).name} for f in files],
+            "files": [{k: v for k, v in f.items() if k != "path"} | {"name": Path(f["path"]).name,
+                                                                      "download_name": download_name(f, tz)}
+                      for f in files],
             "error": row.error,
             "node": row.node,
             "attempts": row.attempts,
@@ -91,3 +93,19 @@ class ExportJobs:
                     rel = str(Path(rel).relative_to(self.settings.exports_dir))
                 return row.node, rel
         return None
+
+
+def download_name(f: dict, tz) -> str:
+    """The name a browser saves an export file under: the camera and the interval it holds,
+    in the city's time (``mel-0042_2026-12-03_101500-103000.mp4``), so a second export of the
+    same camera does not overwrite the first in the downloads folder."""
+    from datetime import datetime
+
+    try:
+        a = datetime.fromisoformat(f["start"]).astimezone(tz)
+        b = datetime.fromisoformat(f["end"]).astimezone(tz)
+    except (KeyError, TypeError, ValueError):
+        return Path(f["path"]).name
+    day = a.strftime("%Y-%m-%d")
+    end = b.strftime("%H%M%S") if b.date() == a.date() else b.strftime("%Y-%m-%d_%H%M%S")
+    return f"{f.get('camera_id') or Path(f['path']).stem}_{day}_{a.strftime('%H%M%S')}-{end}{Path(f['path']).suffix}"

@@ -56,5 +56,6 @@ def export_file(job_id: str, name: str, request: Request, caller: Caller = guard
         caller.require("archive.export", cam)
     caller.record("archive.export", f"export:{job_id}", detail=f"downloaded {name}")
     node, rel = where
-    return node_file_response(svc, request, node, "exports", rel, "video/mp4", filename=name,
+    saved_as = next((f.get("download_name") for f in job["files"] if f["name"] == name), None) or name
+    return node_file_response(svc, request, node, "exports", rel, "video/mp4", filename=saved_as,
                               what=f"export file {name}")

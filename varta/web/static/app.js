@@ -298,7 +298,18 @@ async function startExport(nav, cameras, marks, progress, links, status) {
     }
     if (job.status !== "done") throw new Error(job.error || job.status);
     progress.value = 1;
-    links.replaceChildren(...job.files.map((f) => h("a", { href: f.url || `/api/exports/${job.id}/files/${f.name}`, download: f.name, class: "download" }, f.name)));
+    // Each file with what a court or the police will ask: the interval it really holds (it
+    // starts at the keyframe at or before the mark: a lossless copy cannot cut between
+    // keyframes), its length and its SHA-256, under a name unique to camera and interval.
+    links.replaceChildren(...job.files.map((f) => {
+      const early = (marks.in - Date.parse(f.start)) / 1000;
+      return h("div", { class: "export-file", "data-camera": f.camera_id },
+        h("a", { href: f.url || `/api/exports/${job.id}/files/${f.name}`, download: f.download_name || f.name, class: "download" },
+          f.download_name || f.name),
+        h("span", { class: "export-times" }, ` ${cityText(f.start)} – ${cityText(f.end)} · ${(+f.duration_s).toFixed(1)} ${t("sec")}`),
+        early > 0.05 ? h("span", { class: "export-keyframe" }, ` · ${t("exportKeyframe").replace("{s}", early.toFixed(1))}`) : "",
+        h("div", { class: "export-sha" }, `SHA-256: `, h("code", {}, f.sha256)));
+    }));
   } catch (e) { if (e.name !== "AbortError") status.textContent = e.message; }
 }
 
