@@ -105,6 +105,20 @@ def test_sign_in_and_the_live_wall_plays(browser, camsim, tmp_path):
         page.click("#nav a[data-page=health]")
         page.wait_for_selector("#health tbody tr")
         assert page.locator("#health tbody tr").count() == 2
+        # In the console's language, times in the city's: no "recording", no raw ISO, no empty
+        # header; and it refreshes by itself.
+        states = page.eval_on_selector_all(
+            "#health tbody tr", "rows => rows.map(r => [r.dataset.state, r.querySelector('td.state').textContent, "
+            "r.querySelector('td.last-frame').textContent])")
+        words = {"recording": "запис", "reconnecting": "повторне з'єднання", "starting": "запуск", "failed": "збій",
+                 "off": "вимкнено", "disabled": "вимкнено", "stopped": "зупинено"}
+        assert all(shown == words[code] for code, shown, _ in states), states
+        assert all("T" not in last for _, _, last in states), states
+        assert all(page.eval_on_selector_all("#health thead th", "els => els.map(e => e.textContent.trim())")), \
+            "a column without a header"
+        before = page.get_attribute("#health", "data-refreshed")
+        page.wait_for_function(f"() => (document.querySelector('#health').dataset.refreshed || '') !== '{before or ''}'",
+                               timeout=12000)
         shot(page, "health")
         # Live viewing is journaled: start and stop with the duration.
         page.click("#logout")

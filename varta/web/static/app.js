@@ -377,26 +377,52 @@ async function healthView(nav) {
   const cams = await nav.get("/api/cameras");
   let storage = null;
   try { storage = await nav.get("/api/system/storage"); } catch { /* not for every role */ }
+  const said = (prefix, code) => { const k = `${prefix}${code}`; return code ? (t(k) === k ? code : t(k)) : ""; };
   const rows = cams.map((c) => h("tr", { "data-state": c.status.state },
-    h("td", {}, c.id), h("td", {}, c.name), h("td", { class: "state" }, c.status.state),
-    h("td", {}, c.status.reason || ""), h("td", {}, c.status.last_segment_end || ""),
+    h("td", {}, c.id), h("td", {}, c.name), h("td", { class: "state" }, said("cs_", c.status.state)),
+    h("td", { class: "reason", title: c.status.detail || "" }, said("rs_", c.status.reason)),
+    h("td", { class: "last-frame" }, cityText(c.status.last_segment_end)),
     h("td", {}, c.status.fps ?? ""), h("td", {}, c.status.bitrate_kbps ?? ""), h("td", {}, c.viewers ?? 0),
     h("td", { class: "analytics", "data-camera": c.id }, "…")));
   const table = h("table", { id: "health" },
-    h("thead", {}, h("tr", {}, [t("camera"), "", t("stateCol"), t("reason"), t("lastFrame"), t("fps"), t("bitrate"), t("viewers"), t("analytics")]
+    h("thead", {}, h("tr", {}, [t("camera"), t("cameraName"), t("stateCol"), t("reason"), t("lastFrame"), t("fps"), t("bitrate"), t("viewers"), t("analytics")]
       .map((x) => h("th", {}, x)))),
     h("tbody", {}, rows));
   analyticsStatus(nav, table, cams);  // filled in as the answers come
-  const parts = [table];
+  const parts = [table, h("p", { class: "hint" }, t("autoRefresh"))];
   if (storage) {
     const d = storage.disk;
     const short = storage.days_capacity != null && storage.days_capacity < storage.required_days;
     parts.unshift(h("p", { id: "storage", class: short ? "short" : "" },
-      `${t("disk")}: ${(d.used_bytes / 1e9).toFixed(1)} / ${(d.total_bytes / 1e9).toFixed(1)} GB · ` +
+      `${t("disk")}: ${t("diskFree")} ${(d.free_bytes / 1e9).toFixed(1)} ${t("of")} ${(d.total_bytes / 1e9).toFixed(1)} GB · ` +
       `${t("daysLeft")}: ${storage.days_capacity ?? "—"} (≥ ${storage.required_days})`));
   }
   if (can(me, "system.view")) parts.unshift(await systemAlarmList(nav));
   nav.main().replaceChildren(...parts);
+  // Refreshed in place while the page is open (a dispatch room leaves it on a screen): the
+  // cells change, the table stays, so nothing the operator looks at blinks.
+  const refresh = async () => {
+    if (nav.signal.aborted) return;
+    try {
+      const now = await nav.get("/api/cameras");
+      for (const c of now) {
+        const tr = [...table.tBodies[0].rows].find((r) => r.cells[0].textContent === c.id);
+        if (!tr) continue;
+        tr.dataset.state = c.status.state;
+        tr.cells[2].textContent = said("cs_", c.status.state);
+        tr.cells[3].textContent = said("rs_", c.status.reason);
+        tr.cells[3].title = c.status.detail || "";
+        tr.cells[4].textContent = cityText(c.status.last_segment_end);
+        tr.cells[5].textContent = c.status.fps ?? "";
+        tr.cells[6].textContent = c.status.bitrate_kbps ?? "";
+        tr.cells[7].textContent = c.viewers ?? 0;
+      }
+      table.dataset.refreshed = Date.now();
+      analyticsStatus(nav, table, now);
+    } catch { return; }
+    setTimeout(refresh, 5000);
+  };
+  setTimeout(refresh, 5000);
 }
 
 // System alarms (disk, storage forecast, nodes, archive, webhook, overdue requests): the
@@ -442,6 +468,7 @@ const systemAlarms = {
 async function analyticsStatus(nav, table, cams) {
   await Promise.all(cams.map(async (c) => {
     const cell = table.querySelector(`td.analytics[data-camera="${CSS.escape(c.id)}"]`);
+    if (!cell) return;  // a camera added since the page was drawn
     try {
       const { status } = await nav.get(`/api/cameras/${encodeURIComponent(c.id)}/analytics`);
       cell.dataset.analytics = status ? status.state : "none";
