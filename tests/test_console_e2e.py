@@ -8,6 +8,7 @@ Screenshots of each page are saved under ``VARTA_TEST_ARTIFACTS`` (default
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -225,6 +226,24 @@ def test_playback_seeks_shows_the_gap_exports_and_is_refused_to_police(browser, 
         page.wait_for_selector("ul.gaps[data-camera=mel-p] li", state="attached")
         reasons = page.eval_on_selector_all("ul.gaps[data-camera=mel-p] li", "els => els.map(e => e.dataset.reason)")
         assert any(r in ("refused", "stream_ended", "timeout", "stalled", "process_died") for r in reasons), reasons
+        # ...worded, with a legend that tells an outage from footage not expected or still being
+        # recorded, and a time axis in the city's time at every zoom level.
+        legend = page.inner_text("#pb-legend")
+        assert all(w in legend for w in ("збій запису", "камеру ще не зареєстровано", "записується зараз")), legend
+        listed = page.inner_text("ul.gaps[data-camera=mel-p]")
+        assert "refused" not in listed and "stream_ended" not in listed
+        assert page.inner_text("#pb-play") == "Відтворити / пауза"
+        assert page.get_attribute("#pb-time", "placeholder") == "дд.мм.рррр гг:хв:сс"
+        spans = {"minute": 60e3, "10min": 600e3, "hour": 3600e3, "day": 86400e3, "week": 7 * 86400e3, "month": 30 * 86400e3}
+        for zoom, span in spans.items():
+            page.click(f"button[data-zoom='{zoom}']")
+            page.wait_for_function(f"() => {{ const c = document.querySelector('canvas.timeline[data-camera=mel-p]'); "
+                                   f"return c.dataset.span == '{int(span)}' && c.dataset.ticks.split('|').length >= 3; }}",
+                                   timeout=10000)
+            ticks = page.get_attribute("canvas.timeline[data-camera=mel-p]", "data-ticks").split("|")
+            pattern = r"\d\d\.\d\d" if zoom in ("week", "month") else r"\d\d:\d\d(:\d\d)?"
+            assert all(re.fullmatch(pattern, x) for x in ticks), (zoom, ticks)
+        page.click("button[data-zoom='10min']")
         shot(page, "playback")
         # Export an interval marked on the timeline: progress, then a playable MP4 to download.
         page.click("#mark-in")
@@ -243,7 +262,6 @@ def test_playback_seeks_shows_the_gap_exports_and_is_refused_to_police(browser, 
         # Saved under a name of its own (camera, day, interval), not "<camera>.mp4" that the next
         # export would overwrite; the page gives the interval, length and SHA-256 of the file.
         import hashlib
-        import re
 
         assert re.fullmatch(r"mel-p_\d{4}-\d\d-\d\d_\d{6}-\d{6}\.mp4", dl.value.suggested_filename), \
             dl.value.suggested_filename

@@ -2,7 +2,7 @@
 // the analytics alarms and events, and the evidence registers (evidence.js). Plain ES modules, no build step; everything it shows
 // comes from /api and is limited there by the policy.
 import { LivePlayer } from "./live.js";
-import { ArchivePlayer, ZOOMS, drawTimeline, eventAt, loadEvents, loadRanges } from "./playback.js";
+import { ArchivePlayer, ZOOMS, drawTimeline, eventAt, gapAt, loadEvents, loadRanges } from "./playback.js";
 import { lang, setLang, t } from "./i18n.js";
 import { $, api, h } from "./ui.js";
 import { adminView } from "./admin.js";
@@ -35,6 +35,24 @@ function navigate() {
   current.leave();
   current = new Navigation();
   return current;
+}
+
+// "03.12.2026 10:15:00" <-> "2026-12-03T10:15:00" (city time, no offset: the server reads it so).
+function cityToIso(text) {
+  const m = /^\s*(\d{1,2})\.(\d{1,2})\.(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$/.exec(text || "");
+  if (!m) return /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(text || "") ? text : "";
+  const p2 = (v) => String(v).padStart(2, "0");
+  return `${m[3]}-${p2(m[2])}-${p2(m[1])}T${p2(m[4])}:${m[5]}:${m[6] || "00"}`;
+}
+
+function isoToCity(iso) {
+  const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d))?/.exec(iso || "");
+  return m ? `${m[3]}.${m[2]}.${m[1]} ${m[4]}:${m[5]}:${m[6] || "00"}` : "";
+}
+
+function gapText(g) {
+  const k = `rs_${g.reason}`;
+  return t(k) === k ? (lang === "en" ? g.description || g.reason : t("rs_unknown")) : t(k);
 }
 
 function cityTime(ms, withDate = true) {
@@ -191,10 +209,16 @@ async function playbackView(nav, params) {
   const chosen = (params.get("cameras") || "").split(",").filter((c) => cams.some((x) => x.id === c)).slice(0, 4);
   const picker = h("select", { id: "pb-cameras", multiple: true, size: Math.min(6, cams.length || 1) },
     cams.map((c) => h("option", { value: c.id, selected: chosen.includes(c.id) }, `${c.id} ${c.name || ""}`)));
-  const when = h("input", { id: "pb-time", type: "datetime-local", step: 1, value: params.get("t") && !/[zZ+]/.test(params.get("t")) ? params.get("t") : "" });
+  // The city's dd.mm.yyyy hh:mm:ss, whatever the browser's locale (a datetime-local field
+  // shows mm/dd/yyyy and AM/PM in an English browser beside the console's own clock).
+  const shownT = params.get("t") && !/[zZ+]/.test(params.get("t")) ? isoToCity(params.get("t")) : "";
+  const when = h("input", { id: "pb-time", type: "text", inputmode: "numeric", placeholder: t("timeFormat"),
+    pattern: "\\d{2}\\.\\d{2}\\.\\d{4} \\d{2}:\\d{2}(:\\d{2})?", size: 19, value: shownT });
   const go = h("button", { id: "pb-go", onclick: () => {
     const ids = [...picker.selectedOptions].map((o) => o.value).slice(0, 4);
-    const p = new URLSearchParams({ cameras: ids.join(","), t: when.value || params.get("t") || "" });
+    const typed = cityToIso(when.value);
+    if (when.value && !typed) { when.setCustomValidity(t("timeFormat")); when.reportValidity(); return; }
+    const p = new URLSearchParams({ cameras: ids.join(","), t: typed || params.get("t") || "" });
     location.hash = `#/playback?${p}`;
   } }, t("play"));
   const bar = h("div", { class: "toolbar" }, picker, when, go);
@@ -225,7 +249,7 @@ async function playbackView(nav, params) {
           can(me, "event.view") ? loadEvents(r.id, a, b, nav.signal) : []]);
         r.data = { ...ranges, events };
       } catch (e) { if (nav.signal.aborted) return; status.textContent = e.message; }
-      r.gaps.replaceChildren(...r.data.gaps.map((g) => h("li", { "data-reason": g.reason }, `${cityTime(g.start)} – ${cityTime(g.end)}: ${g.description || g.reason}`)));
+      r.gaps.replaceChildren(...r.data.gaps.map((g) => h("li", { "data-reason": g.reason }, `${cityTime(g.start)} – ${cityTime(g.end)}: ${gapText(g)}`)));
       r.events.replaceChildren(...r.data.events.map((ev) => h("li", { "data-event": ev.id, "data-severity": ev.severity },
         h("a", { href: `#/events/${ev.id}` }, `${cityText(ev.startText)} ${ev.rule}`))));
       r.canvas.title = r.data.events.length ? t("eventsOnTimeline") : "";
@@ -234,7 +258,7 @@ async function playbackView(nav, params) {
   }
   function redraw() {
     const [a, b] = windowOf();
-    for (const r of rows) drawTimeline(r.canvas, a, b, r.data, r.player.sb ? r.player.wall() : atMs, marks);
+    for (const r of rows) drawTimeline(r.canvas, a, b, r.data, r.player.sb ? r.player.wall() : atMs, marks, me.timezone);
     if (master.sb) clock.textContent = cityTime(master.wall());
   }
   for (const r of rows) {
@@ -252,7 +276,10 @@ async function playbackView(nav, params) {
       const [a, b] = windowOf();
       const hit = eventAt(r.canvas, a, b, r.data.events, ev.offsetX);
       r.canvas.classList.toggle("on-event", !!hit);
-      r.canvas.title = hit ? `${cityText(hit.startText)} · ${hit.rule} (${t(`sev_${hit.severity}`)})` : (r.data.events.length ? t("eventsOnTimeline") : "");
+      const gap = hit ? null : gapAt(r.canvas, a, b, r.data.gaps, ev.offsetX);  // why nothing was recorded there
+      r.canvas.title = hit ? `${cityText(hit.startText)} · ${hit.rule} (${t(`sev_${hit.severity}`)})`
+        : gap ? `${gapText(gap)} (${cityTime(gap.start)} – ${cityTime(gap.end)})`
+          : (r.data.events.length ? t("eventsOnTimeline") : "");
     });
   }
   const speed = h("select", { id: "pb-speed", onchange: (e) => rows.forEach((r) => { r.video.playbackRate = +e.target.value; }) },
@@ -260,7 +287,7 @@ async function playbackView(nav, params) {
   const progress = h("progress", { id: "export-progress", max: 1, value: 0, hidden: true });
   const links = h("span", { id: "export-links" });
   const controls = h("div", { class: "toolbar" },
-    h("button", { id: "pb-play", onclick: () => rows.forEach((r) => (r.video.paused ? r.video.play() : r.video.pause())) }, "⏯"),
+    h("button", { id: "pb-play", onclick: () => rows.forEach((r) => (r.video.paused ? r.video.play() : r.video.pause())) }, t("playPause")),
     h("button", { id: "pb-back", onclick: () => rows.forEach((r) => r.player.step(-1)) }, "◀|"),
     h("button", { id: "pb-fwd", onclick: () => rows.forEach((r) => r.player.step(1)) }, "|▶"),
     speed, clock,
@@ -273,7 +300,10 @@ async function playbackView(nav, params) {
     progress, links, status);
   const grid = h("div", { class: `wall playback n${rows.length === 1 ? 1 : 4}` },
     rows.map((r) => h("figure", { class: "tile", "data-camera": r.id }, r.video, h("figcaption", {}, h("b", {}, r.id)))));
-  main.replaceChildren(bar, controls, grid, ...rows.map((r) => h("div", { class: "track" }, h("b", {}, r.id), r.canvas, r.gaps, r.events)));
+  const legend = h("div", { id: "pb-legend", class: "legend" },
+    ["lgRecorded", "lgOutage", "lgNotRegistered", "lgScheduleOff", "lgInProgress", "lgEvents"]
+      .map((key) => h("span", { "data-key": key }, h("i", {}), t(key))));  // colours in style.css (no inline styles: CSP)
+  main.replaceChildren(bar, controls, grid, ...rows.map((r) => h("div", { class: "track" }, h("b", {}, r.id), r.canvas, r.gaps, r.events)), legend);
   for (const r of rows) await r.player.open(atMs);
   if (!params.get("paused")) rows.forEach((r) => r.video.play().catch(() => {}));
   await refreshTimelines();

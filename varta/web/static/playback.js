@@ -186,23 +186,71 @@ export function eventAt(canvas, fromMs, toMs, events, offsetX, slop = 6) {
   return best;
 }
 
-export function drawTimeline(canvas, fromMs, toMs, data, cursorMs, marks = {}) {
-  const w = canvas.width = canvas.clientWidth || 800, h = canvas.height = 36;
+// Gaps by what they mean: a real outage, footage not expected (not yet registered, not
+// recorded by the schedule), or the segment being recorded now.
+export const GAP_STYLES = {
+  outage: "#b33", no_recording: "#666", schedule_off: "#555", in_progress: "#3b6fb6",
+};
+export const gapStyle = (reason) => GAP_STYLES[reason] || GAP_STYLES.outage;
+
+// The gap under x (canvas pixels), or null.
+export function gapAt(canvas, fromMs, toMs, gaps, offsetX) {
+  const w = canvas.clientWidth || canvas.width;
+  const ms = fromMs + (offsetX / w) * (toMs - fromMs);
+  return (gaps || []).find((g) => g.start <= ms && ms <= g.end) || null;
+}
+
+// Tick steps for the time axis, the smallest giving labels at least 90 px apart.
+const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800]
+  .map((s) => s * 1000);
+
+function axis(g, w, h, fromMs, toMs, x, timeZone) {
+  const span = toMs - fromMs;
+  const step = STEPS.find((s) => (s / span) * w >= 90) || STEPS[STEPS.length - 1];
+  const dated = step >= 86400e3;
+  const fmt = new Intl.DateTimeFormat("uk-UA", dated
+    ? { timeZone, day: "2-digit", month: "2-digit" }
+    : { timeZone, hour: "2-digit", minute: "2-digit", second: step < 60e3 ? "2-digit" : undefined, hour12: false });
+  // Ticks fall on whole steps of the city's clock: shift by the zone's offset at the window's start.
+  const offset = (() => {
+    const p = Object.fromEntries(new Intl.DateTimeFormat("en-GB", { timeZone, hourCycle: "h23", year: "numeric",
+      month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+      .formatToParts(new Date(fromMs)).map((q) => [q.type, q.value]));
+    return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) - Math.floor(fromMs / 1000) * 1000;
+  })();
+  g.fillStyle = "#ccc"; g.font = "11px sans-serif"; g.textBaseline = "top";
+  const ticks = [];
+  for (let t = Math.ceil((fromMs + offset) / step) * step - offset; t <= toMs; t += step) {
+    const px = x(t);
+    g.fillRect(px, h - 18, 1, 5);
+    const label = fmt.format(new Date(t));
+    g.fillText(label, Math.min(Math.max(px - 14, 0), w - 40), h - 12);
+    ticks.push(label);
+  }
+  return ticks;
+}
+
+export function drawTimeline(canvas, fromMs, toMs, data, cursorMs, marks = {}, timeZone = "Europe/Kyiv") {
+  const w = canvas.width = canvas.clientWidth || 800, h = canvas.height = 54;
   const g = canvas.getContext("2d");
   const x = (ms) => ((ms - fromMs) / (toMs - fromMs)) * w;
   g.fillStyle = "#222"; g.fillRect(0, 0, w, h);
-  g.fillStyle = "#b33";
-  for (const gap of data.gaps) g.fillRect(x(gap.start), 8, Math.max(1, x(gap.end) - x(gap.start)), 20);
+  for (const gap of data.gaps) {
+    g.fillStyle = gapStyle(gap.reason);
+    g.fillRect(x(gap.start), 8, Math.max(1, x(gap.end) - x(gap.start)), 20);
+  }
   g.fillStyle = "#2e9e57";
   for (const [a, b] of data.ranges) g.fillRect(x(a), 8, Math.max(1, x(b) - x(a)), 20);
-  if (marks.in && marks.out) { g.fillStyle = "rgba(76,141,255,.35)"; g.fillRect(x(marks.in), 0, x(marks.out) - x(marks.in), h); }
+  if (marks.in && marks.out) { g.fillStyle = "rgba(76,141,255,.35)"; g.fillRect(x(marks.in), 0, x(marks.out) - x(marks.in), 36); }
   for (const ev of data.events || []) {
     const colour = EVENT_COLOURS[ev.severity] || "#fff";
     const a = x(ev.start), b = x(ev.end ?? Math.min(toMs, Date.now()));
     g.fillStyle = colour;
     g.fillRect(a, 30, Math.max(2, b - a), 5);                                     // how long it lasted
     g.beginPath(); g.moveTo(a - 5, 0); g.lineTo(a + 5, 0); g.lineTo(a, 8); g.closePath(); g.fill();  // where it began
-    g.fillRect(a - 0.5, 0, 1, h);
+    g.fillRect(a - 0.5, 0, 1, 36);
   }
-  if (cursorMs) { g.fillStyle = "#fff"; g.fillRect(x(cursorMs) - 1, 0, 2, h); }
+  canvas.dataset.ticks = axis(g, w, h, fromMs, toMs, x, timeZone).join("|");
+  canvas.dataset.span = Math.round(toMs - fromMs);
+  if (cursorMs) { g.fillStyle = "#fff"; g.fillRect(x(cursorMs) - 1, 0, 2, 36); }
 }
