@@ -75,7 +75,8 @@ def test_sign_in_and_the_live_wall_plays(browser, camsim, tmp_path):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         sign_in(page, v.base_url, "olena", "wrong-password-123")
         page.wait_for_selector("#login-error:not(:empty)")
-        assert "wrong login or password" in page.inner_text("#login-error")
+        # Worded in the page's language by the refusal's code (the server's text is English).
+        assert page.inner_text("#login-error") == "Невірний логін або пароль"
         sign_in(page, v.base_url, "olena", password)
         page.wait_for_selector(".tile[data-camera=mel-w1] video")
         assert "Test Olena User" in page.inner_text("#who")

@@ -81,10 +81,20 @@ function loginView(message = "") {
       me = await api("POST", "/api/auth/login", { login: f.get("login"), password: f.get("password"), otp: f.get("otp") || null });
       route();
     } catch (e) {
-      $("#login-error").textContent = e.message;
+      $("#login-error").textContent = loginError(e);
     }
   });
   $("#main").replaceChildren(form);
+}
+
+// The server's refusal worded in the console's language by its code; a lockout's time in
+// the city's time (the server gives it with the city's offset).
+function loginError(e) {
+  const code = e.data && e.data.code;
+  const key = `login_${code}`;
+  if (!code || t(key) === key) return e.message;
+  const until = /(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)/.exec(e.message || "");
+  return t(key).replace("{until}", until ? cityText(until[1]) : "");
 }
 
 function passwordView() {
