@@ -394,6 +394,10 @@ def test_administration_pages_within_the_policy(browser, tmp_path):
         page.click("#cabinet-form button[type=submit]")
         page.wait_for_selector("#cabinet-form span.ok")
         page.wait_for_function("() => document.querySelector('#journal').innerText.includes('Коваль Андрій')")
+        # The newest lines first (the cabinet entry just made is at the top), readable links.
+        seqs = [int(x) for x in page.eval_on_selector_all("#journal tbody tr td:first-child", "els => els.map(e => e.textContent)")]
+        assert seqs == sorted(seqs, reverse=True) and len(seqs) > 3, seqs
+        assert page.eval_on_selector("a.report-link", "a => getComputedStyle(a).color") == "rgb(140, 196, 255)"
         shot(page, "admin-journal")
         # The administrator's walk journaled no refused live views (it was never offered one).
         with v.api("auditor", "department") as c:

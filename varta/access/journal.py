@@ -150,8 +150,12 @@ class Journal:
 
     def lines(self, from_us: int | None = None, to_us: int | None = None, *, account: str | None = None,
               action: str | None = None, obj: str | None = None, result: str | None = None,
-              access: str | None = None, after_seq: int = 0, limit: int | None = None) -> list[dict]:
-        q = select(journal).where(journal.c.seq > after_seq).order_by(journal.c.seq)
+              access: str | None = None, after_seq: int = 0, limit: int | None = None,
+              newest_first: bool = False) -> list[dict]:
+        """Lines after ``after_seq`` in order; ``newest_first``: the newest ``limit`` lines,
+        newest first (what a person reading the journal on a screen wants)."""
+        q = select(journal).where(journal.c.seq > after_seq).order_by(
+            journal.c.seq.desc() if newest_first else journal.c.seq)
         if from_us is not None:
             q = q.where(journal.c.time_us >= from_us)
         if to_us is not None:

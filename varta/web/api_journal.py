@@ -31,6 +31,7 @@ def read_journal(
     access: str | None = Query(None, pattern="^(direct|remote)$",
                                description="direct: the direct-access journal (A4.3)"),
     after_seq: int = 0, limit: int = Query(1000, ge=1, le=MAX_LINES),
+    order: str = Query("oldest", pattern="^(oldest|newest)$", description="newest: the newest lines first"),
     format: str = Query("json", pattern="^(json|csv|pdf)$"),
     caller: Caller = guard("journal.read"), svc: AppServices = Depends(services),
 ):
@@ -39,7 +40,8 @@ def read_journal(
     t1 = time_param(from_, "from", svc) if from_ else None
     t2 = time_param(to, "to", svc) if to else None
     lines = svc.access.journal.lines(t1, t2, account=account, action=action, obj=object, result=result,
-                                     access=access, after_seq=after_seq, limit=limit)
+                                     access=access, after_seq=after_seq, limit=limit,
+                                     newest_first=order == "newest")
     period = f"{format_time(t1, tz) if t1 else '…'} – {format_time(t2, tz) if t2 else '…'}"
     filters = {k: v for k, v in (("account", account), ("action", action), ("object", object),
                                  ("result", result), ("access", access)) if v}
@@ -55,7 +57,8 @@ def read_journal(
                                  f"{caller.account.full_name} ({caller.account.login})")
         return Response(pdf, media_type="application/pdf",
                         headers={"Content-Disposition": 'attachment; filename="varta-journal.pdf"'})
-    return {"lines": [_line_out(ln, tz) for ln in lines], "next_after_seq": lines[-1]["seq"] if lines else after_seq}
+    last = max((ln["seq"] for ln in lines), default=after_seq)
+    return {"lines": [_line_out(ln, tz) for ln in lines], "next_after_seq": last}
 
 
 @router.get("/verify")

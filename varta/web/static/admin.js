@@ -130,11 +130,12 @@ async function journalPage(body, canCabinet) {
   async function load() {
     const p = query();
     p.set("limit", "500");
-    const data = await api("GET", `/api/journal?${p}`);
+    const shown = new URLSearchParams(p); shown.set("order", "newest");  // on screen: the newest first
+    const data = await api("GET", `/api/journal?${shown}`);
     const csv = new URLSearchParams(p); csv.set("format", "csv");
     const pdf = new URLSearchParams(p); pdf.set("format", "pdf");
-    links.replaceChildren(h("a", { href: `/api/journal?${csv}`, download: "varta-journal.csv" }, "CSV"), " ",
-      h("a", { href: `/api/journal?${pdf}`, download: "varta-journal.pdf" }, "PDF"));
+    links.replaceChildren(h("a", { href: `/api/journal?${csv}`, download: "varta-journal.csv", class: "report-link" }, "CSV"), " ",
+      h("a", { href: `/api/journal?${pdf}`, download: "varta-journal.pdf", class: "report-link" }, "PDF"));
     table.replaceChildren(
       h("thead", {}, h("tr", {}, ["№", t("time"), t("login"), t("name"), t("role"), t("source"), t("action"), t("object"), t("result"), t("detail")]
         .map((x) => h("th", {}, x)))),
