@@ -157,8 +157,6 @@ class ClipCost:
     core_naive: float = 0.0
     core_before: float = 0.0  # as before issue 14: FP32, 416x416 canvas, whole frames
     region_share: float | None = None  # detector runs on a region: mean share of the picture
-    core_gated_cv1: float | None = None  # diagnostic: cv2.setNumThreads(1)
-    core_motion_cv1: float | None = None
 
     @property
     def motion_share(self) -> float:

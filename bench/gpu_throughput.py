@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -65,7 +64,6 @@ def main() -> None:
                 torch.cuda.synchronize()
             ms = start.elapsed_time(end) / n
             print(f"| {'FP16' if half else 'FP32'} | {b} | {1000 * b / ms:.0f} | {ms:.2f} |", flush=True)
-    time.sleep(0)
 
 
 if __name__ == "__main__":

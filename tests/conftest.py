@@ -148,6 +148,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_gently(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Ctrl-C as a person would, then kill if it does not stop in ``timeout`` seconds."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class VartaHome:
     """A data folder plus helpers to run ``varta`` commands and a ``varta serve`` process."""
 
@@ -209,12 +219,7 @@ class VartaHome:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_gently(self.proc)
         self.proc = None
 
     def kill9(self) -> None:

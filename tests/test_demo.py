@@ -5,7 +5,6 @@ is installed, and its banner must say how to install it while it is not."""
 from __future__ import annotations
 
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, have_ffmpeg, login_client
+from conftest import free_port, have_ffmpeg, login_client, stop_gently
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not have_ffmpeg(), reason="ffmpeg not installed")]
 
@@ -65,12 +64,7 @@ class Demo:
         return login_client(f"http://127.0.0.1:{self.port}", "operator", password)
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_gently(self.proc)
 
 
 def test_demo_starts_prints_url_and_records(tmp_path):

@@ -417,13 +417,10 @@ async function healthView(nav) {
   const cams = await nav.get("/api/cameras");
   let storage = null;
   try { storage = await nav.get("/api/system/storage"); } catch { /* not for every role */ }
-  const said = (prefix, code) => { const k = `${prefix}${code}`; return code ? (t(k) === k ? code : t(k)) : ""; };
-  const rows = cams.map((c) => h("tr", { "data-state": c.status.state },
-    h("td", {}, c.id), h("td", {}, c.name), h("td", { class: "state" }, said("cs_", c.status.state)),
-    h("td", { class: "reason", title: c.status.detail || "" }, said("rs_", c.status.reason)),
-    h("td", { class: "last-frame" }, cityText(c.status.last_segment_end)),
-    h("td", {}, c.status.fps ?? ""), h("td", {}, c.status.bitrate_kbps ?? ""), h("td", {}, c.viewers ?? 0),
-    h("td", { class: "analytics", "data-camera": c.id }, "…")));
+  const rows = cams.map((c) => fillHealthRow(h("tr", {},
+    h("td", {}, c.id), h("td", {}, c.name), h("td", { class: "state" }), h("td", { class: "reason" }),
+    h("td", { class: "last-frame" }), h("td", {}), h("td", {}), h("td", {}),
+    h("td", { class: "analytics", "data-camera": c.id }, "…")), c));
   const table = h("table", { id: "health" },
     h("thead", {}, h("tr", {}, [t("camera"), t("cameraName"), t("stateCol"), t("reason"), t("lastFrame"), t("fps"), t("bitrate"), t("viewers"), t("analytics")]
       .map((x) => h("th", {}, x)))),
@@ -447,15 +444,7 @@ async function healthView(nav) {
       const now = await nav.get("/api/cameras");
       for (const c of now) {
         const tr = [...table.tBodies[0].rows].find((r) => r.cells[0].textContent === c.id);
-        if (!tr) continue;
-        tr.dataset.state = c.status.state;
-        tr.cells[2].textContent = said("cs_", c.status.state);
-        tr.cells[3].textContent = said("rs_", c.status.reason);
-        tr.cells[3].title = c.status.detail || "";
-        tr.cells[4].textContent = cityText(c.status.last_segment_end);
-        tr.cells[5].textContent = c.status.fps ?? "";
-        tr.cells[6].textContent = c.status.bitrate_kbps ?? "";
-        tr.cells[7].textContent = c.viewers ?? 0;
+        if (tr) fillHealthRow(tr, c);
       }
       table.dataset.refreshed = Date.now();
       analyticsStatus(nav, table, now);
@@ -463,6 +452,21 @@ async function healthView(nav) {
     setTimeout(refresh, 5000);
   };
   setTimeout(refresh, 5000);
+}
+
+// A health row's recorder cells (state and reason worded, last frame in city time), drawn
+// and refreshed by the same code.
+function fillHealthRow(tr, c) {
+  const said = (prefix, code) => { const k = `${prefix}${code}`; return code ? (t(k) === k ? code : t(k)) : ""; };
+  tr.dataset.state = c.status.state;
+  tr.cells[2].textContent = said("cs_", c.status.state);
+  tr.cells[3].textContent = said("rs_", c.status.reason);
+  tr.cells[3].title = c.status.detail || "";
+  tr.cells[4].textContent = cityText(c.status.last_segment_end);
+  tr.cells[5].textContent = c.status.fps ?? "";
+  tr.cells[6].textContent = c.status.bitrate_kbps ?? "";
+  tr.cells[7].textContent = c.viewers ?? 0;
+  return tr;
 }
 
 // System alarms (disk, storage forecast, nodes, archive, webhook, overdue requests): the
