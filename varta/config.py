@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # Reverse proxies whose X-Forwarded-For is believed; nobody else's is.
     trusted_proxies: AddressList = Field(default=[])
     session_idle_s: float = Field(default=1800.0, gt=0, description="sign out after this long without a request")
+    archive_view_idle_s: float = Field(default=30.0, ge=1.0, le=3600.0,
+                                       description="a paused archive playback is journaled as ended after this long")
     session_max_s: float = Field(default=12 * 3600.0, gt=0, description="sign out this long after signing in")
     # Send the session cookie only over HTTPS (browsers treat http://localhost as secure).
     cookie_secure: bool = Field(default=True)

@@ -235,6 +235,28 @@ api_tokens = Table(
     Column("last_used_us", BigInteger),
 )
 
+# Archive viewings not yet journaled: one row per viewer and camera while a recording is
+# played, one journal line when it ends (varta/access/viewings.py).
+archive_views = Table(
+    "archive_views",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("viewer", String(80), nullable=False),  # session id (a hash) or "token:<id>"
+    Column("camera_id", String(64), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("full_name", String(200), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("access", String(8), nullable=False),
+    Column("from_us", BigInteger, nullable=False),
+    Column("to_us", BigInteger, nullable=False),
+    Column("segments", Integer, nullable=False),
+    Column("opened_us", BigInteger, nullable=False),
+    Column("touched_us", BigInteger, nullable=False),
+)
+Index("ix_archive_views_viewer", archive_views.c.viewer, archive_views.c.camera_id)
+Index("ix_archive_views_touched", archive_views.c.touched_us)
+
 # A city may tighten the order's permission matrix, never loosen it: a row here removes
 # one action from one role (varta.access.policy).
 policy_restrictions = Table(

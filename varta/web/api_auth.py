@@ -83,6 +83,7 @@ def logout(request: Request, body: LogoutIn | None = None, svc: AppServices = De
     else:
         svc.access.sessions.end(request.cookies[SESSION_COOKIE])
         n = 1
+    svc.viewings.close_all(caller.session.id)  # what it was playing is journaled before the sign-out
     caller.record("session.logout", f"user:{caller.account.login}",
                   detail=f"{n} session(s) ended{' (everywhere)' if body and body.everywhere else ''}; "
                          f"session lasted {(time.time() * 1e6 - caller.session.created_us) / 1e6:.0f} s")

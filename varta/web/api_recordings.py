@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from varta.clock import US, format_time
 from varta.playback.hls import vod_playlist
 from varta.playback.query import recordings_report
-from varta.web.auth import Caller, SeenOnce, guard
+from varta.web.auth import Caller, guard
 from varta.web.deps import AppServices, services, time_param
 from varta.web.files_http import segment_file_response
 
@@ -17,7 +17,6 @@ router = APIRouter(tags=["recordings"])
 MAX_PLAYLIST_US = 24 * 3600 * US
 FROM = Query(None, alias="from", description="ISO 8601; the city's time zone when no offset is given")
 TO = Query(None, alias="to", description="ISO 8601; the city's time zone when no offset is given")
-_segments_seen = SeenOnce()  # one journal line per viewer and segment, not per range request
 
 
 def _camera(svc: AppServices, camera_id: str) -> None:
@@ -98,9 +97,7 @@ def segment_file(segment_id: int, request: Request, caller: Caller = guard("arch
         raise HTTPException(404, f"no segment {segment_id}")
     caller.require("archive.play", seg.camera_id)
     viewer = caller.session.id if caller.session else f"token:{caller.token.id}"
-    if _segments_seen.first((viewer, segment_id)):
-        tz = svc.settings.tz
-        caller.record("archive.play", f"camera:{seg.camera_id}",
-                      detail=f"segment {segment_id}: {format_time(seg.start_us, tz)} – {format_time(seg.end_us, tz)}")
+    # Recorded before a byte leaves; journaled as one line per viewed interval when it ends.
+    svc.viewings.served(caller.principal, viewer, seg.camera_id, seg.start_us, seg.end_us)
     return segment_file_response(svc, request, seg, filename=f"{seg.camera_id}-{seg.path.rsplit('/', 1)[-1]}",
                                  what=f"segment {segment_id}")

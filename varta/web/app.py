@@ -19,6 +19,7 @@ from varta.playback.jobs import ExportJobs
 from varta.recording.ffmpeg import find_ffmpeg
 from varta.recording.index import ArchiveIndex
 from varta.access.service import AccessControl
+from varta.access.viewings import ArchiveViewings, ViewingSweeper
 from varta.live.hub import LiveHub
 from varta.web import (api_admin, api_auth, api_cameras, api_events, api_exports, api_holds, api_incidents,
                        api_journal, api_live, api_nodes, api_recordings, api_requests, api_system)
@@ -44,15 +45,18 @@ def console_csp(tile_url: str) -> str:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
-    """Background work of a web node: the daily deadline report is written. (Jobs are the
-    node's job runner's: varta/jobs/runner.py.)"""
+    """Background work of a web node: the daily deadline report is written and finished
+    archive viewings are journaled. (Jobs are the node's job runner's: varta/jobs/runner.py.)"""
     svc = app.state.services
     daily = DailyReporter(svc.evidence, svc.alarms, svc.settings.home / "reports", svc.settings.daily_report_hour)
     daily.start()
+    sweeper = ViewingSweeper(svc.viewings)
+    sweeper.start()
     try:
         yield
     finally:
         daily.halt()
+        sweeper.halt()
 
 
 def _standalone(settings, engine):
@@ -100,6 +104,8 @@ def create_app(settings, engine, node=None) -> FastAPI:
         files=node.files,
     )
     svc = app.state.services
+    svc.viewings = ArchiveViewings(engine, svc.access.journal, settings.tz, settings.segment_seconds,
+                                  settings.archive_view_idle_s)
     svc.evidence = Evidence(engine, settings, registry=svc.registry, index=svc.index, ffmpeg=ffmpeg,
                             access=svc.access, runner=node.runner, files=node.files, identity=node.identity)
     for module in (api_auth, api_cameras, api_live, api_recordings, api_exports, api_system, api_journal, api_admin,

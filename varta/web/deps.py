@@ -36,6 +36,7 @@ class AppServices:
     files: object = None  # varta.storage.files.NodeFiles: files on any node
     events: object = None  # api_events.EventsApi, made on first use
     evidence: object = None  # varta.evidence.service.Evidence
+    viewings: object = None  # varta.access.viewings.ArchiveViewings: archive.play journaled per interval
 
 
 def services(request: Request) -> AppServices:
