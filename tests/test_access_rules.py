@@ -112,6 +112,13 @@ def test_direct_or_remote_by_source_address():
         Site.from_settings(["dispatch-room"], [])
 
 
+def test_a_remote_entrance_makes_any_arrival_remote_and_never_direct():
+    site = Site.from_settings(["10.20.0.0/24", "127.0.0.1"], ["10.20.0.10"], [], ["172.16.5.1"])
+    assert site.classify("10.20.0.10", "10.20.0.1") == (DIRECT, True)      # at the dispatch room's address
+    assert site.classify("10.20.0.10", "172.16.5.1") == (REMOTE, False)    # the VPN-facing address
+    assert site.classify("203.0.113.7", "10.20.0.1") == (REMOTE, False)    # never the other way round
+
+
 def test_progressive_lockout():
     assert [credentials.lock_seconds(n) for n in range(1, 9)] == [0, 0, 0, 0, 30, 60, 120, 240]
     assert credentials.lock_seconds(40) == credentials.LOCKOUT_MAX_S

@@ -67,6 +67,45 @@ class Demo:
         stop_gently(self.proc)
 
 
+def _walk_the_order(demo: Demo, text: str, operator, tmp_path: Path) -> None:
+    """The banner's mayor, at the banner's remote address, lets a newcomer walk the order:
+    the operator registers a request, the mayor resolves it, the operator prepares the
+    package, and the package verifies against the instance's key."""
+    import pyotp
+
+    remote = re.search(r"http://(127\.0\.0\.2:\d+)/ is remote access", text).group(1)
+    password = re.search(r"^\s+mayor\s+(\S+)", text, re.MULTILINE).group(1)
+    # On site the mayor is refused: A4.3 gives the mayor remote access only.
+    login_client(f"http://127.0.0.1:{demo.port}", "mayor", password, expect=403)
+    mayor = login_client(f"http://{remote}", "mayor", password)
+    assert mayor.me["access"] == "remote" and mayor.me["stage"] == "totp_enrol", mayor.me
+    secret = mayor.post("/api/auth/totp/setup").json()["secret"]
+    assert mayor.post("/api/auth/totp/confirm", json={"secret": secret, "otp": pyotp.TOTP(secret).now()}).status_code == 200
+
+    segs = operator.get("/api/cameras/mel-demo-01/segments", params={"from": "now-5m", "to": "now"}).json()
+    body = {"kind": "police", "incoming_no": "77/1-2026", "incoming_date": segs[0]["start"][:10],
+            "requester": "Мелітопольський РВП", "contact": "слідчий Бондар І. С.", "basis": "ст. 93 КПК України",
+            "items": [{"camera_id": "mel-demo-01", "from": segs[0]["start"], "to": segs[1]["end"]}]}
+    r = operator.post("/api/requests", json=body)
+    assert r.status_code == 201, r.text
+    req = r.json()
+    r = mayor.post(f"/api/requests/{req['id']}/resolve", json={"decision": "approve", "text": "Погоджую"})
+    assert r.status_code == 200 and r.json()["state"] == "approved", r.text
+    job = operator.post(f"/api/requests/{req['id']}/prepare").json()
+    deadline = time.monotonic() + 120
+    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        job = operator.get(f"/api/requests/jobs/{job['id']}").json()
+    assert job["status"] == "done", job
+    package = operator.get(f"/api/requests/{req['id']}/package", timeout=60)
+    assert package.status_code == 200
+    (tmp_path / "package.zip").write_bytes(package.content)
+    fingerprint = operator.get("/api/evidence/key").json()["fingerprint"]
+    ok = subprocess.run([sys.executable, "-m", "varta.cli", "verify", str(tmp_path / "package.zip"),
+                         "--fingerprint", fingerprint], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
 def test_demo_starts_prints_url_and_records(tmp_path):
     _require_gst()
     demo = Demo(tmp_path / "demo", cameras=3)
@@ -97,6 +136,7 @@ def test_demo_starts_prints_url_and_records(tmp_path):
             time.sleep(0.5)
         assert recorded(), demo.output()
         assert motion_only(), demo.output()
+        _walk_the_order(demo, text, api, tmp_path)
     finally:
         demo.stop()
     # Ctrl-C stops the simulator too: nothing keeps listening on its port.

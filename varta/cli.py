@@ -312,12 +312,12 @@ def _print_forecast(fc) -> None:
 
 
 # --- running ---------------------------------------------------------------------------
-def run_server(settings: Settings, listen: str, roles: set[str], banner=None) -> None:
+def run_server(settings: Settings, listen: str, roles: set[str], banner=None, remote_listen=()) -> None:
     """Run a node with these roles until SIGINT/SIGTERM (varta/node/runtime.py)."""
     from varta.node.runtime import NodeStartError, run_node
 
     try:
-        run_node(settings, roles, listen, banner)
+        run_node(settings, roles, listen, banner, tuple(remote_listen))
     except NodeStartError as exc:
         _fail(str(exc))
 
@@ -332,13 +332,18 @@ def _roles(*base: str, settings: Settings) -> set[str]:
 @app.command("serve")
 def serve(
     listen: str = typer.Option("127.0.0.1:8080", "--listen", help="HOST:PORT for the web console and API"),
+    remote_listen: list[str] = typer.Option([], "--remote-listen", help="HOST:PORT (repeatable) also serving the "
+                                            "console and API, where every session is remote access (A4.3): "
+                                            "the address a VPN or a port forward brings outside users to"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run everything: recorder, analytics, retention and the web API (a town's single server)."""
     _logging(verbose)
     settings = _settings()
     run_server(settings, listen, _roles("recorder", "web", settings=settings),
-               banner=lambda rt: typer.echo(f"Varta is running: http://{listen}/"))
+               banner=lambda rt: typer.echo(f"Varta is running: http://{listen}/"
+                                            + "".join(f"  (remote access: http://{r}/)" for r in remote_listen)),
+               remote_listen=remote_listen)
 
 
 @app.command("recorder")
@@ -358,13 +363,17 @@ def recorder_cmd(
 @app.command("web")
 def web_cmd(
     listen: str = typer.Option("127.0.0.1:8080", "--listen", help="HOST:PORT for the web console and API"),
+    remote_listen: list[str] = typer.Option([], "--remote-listen", help="HOST:PORT (repeatable) also serving the "
+                                            "console and API, where every session is remote access (A4.3): "
+                                            "the address a VPN or a port forward brings outside users to"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run a web node: the console and API without recording (any number behind a load balancer)."""
     _logging(verbose)
     settings = _settings()
     run_server(settings, listen, {"web"},
-               banner=lambda rt: typer.echo(f"web node {settings.node_name} running: http://{listen}/"))
+               banner=lambda rt: typer.echo(f"web node {settings.node_name} running: http://{listen}/"),
+               remote_listen=remote_listen)
 
 
 @app.command("demo")
@@ -374,6 +383,10 @@ def demo(
                                 help="number of demonstration cameras: the first two show real footage "
                                      "with analytics rules, the rest test patterns"),
     rtsp_port: int = typer.Option(8554, "--rtsp-port", help="port of the built-in camera simulator"),
+    remote_listen: Optional[str] = typer.Option(None, "--remote-listen",
+                                                help="HOST:PORT where sessions are remote access, as the mayor's "
+                                                     "must be (A4.3); default 127.0.0.2 and the --listen port; "
+                                                     "'off' for none"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Varta with demonstration cameras (a built-in RTSP simulator), SQLite and local disk.
@@ -385,11 +398,14 @@ def demo(
     _logging(verbose)
     settings = _settings()
     engine = _engine(settings)
+    if remote_listen is None:
+        remote_listen = f"127.0.0.2:{listen.rsplit(':', 1)[-1]}"
+    remote = () if remote_listen.lower() in ("", "off", "none") else (remote_listen,)
     sim, info = start_demo(settings, engine, cameras, rtsp_port)
     engine.dispose()
     try:
         run_server(settings, listen, _roles("recorder", "web", settings=settings),
-                   banner=lambda rt: typer.echo(info(listen)))
+                   banner=lambda rt: typer.echo(info(listen, remote[0] if remote else None)), remote_listen=remote)
     finally:
         sim.stop()
 

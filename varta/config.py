@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     restricted_workstations: AddressList = Field(default=["127.0.0.0/8", "::1/128"])
     # Reverse proxies whose X-Forwarded-For is believed; nobody else's is.
     trusted_proxies: AddressList = Field(default=[])
+    # This server's own addresses (the interface a VPN or a port forward brings outside
+    # users to) whose connections are remote access whatever the client's address says.
+    # It can only make access stricter: `varta serve --remote-listen` adds one.
+    remote_entrances: AddressList = Field(default=[])
     session_idle_s: float = Field(default=1800.0, gt=0, description="sign out after this long without a request")
     archive_view_idle_s: float = Field(default=30.0, ge=1.0, le=3600.0,
                                        description="a paused archive playback is journaled as ended after this long")
@@ -171,7 +175,8 @@ class Settings(BaseSettings):
             raise ValueError(f"retention must be at least {MIN_RETENTION_DAYS} days (order clause A4.6)")
         return v
 
-    @field_validator("onsite_networks", "restricted_workstations", "trusted_proxies", "detector_providers",
+    @field_validator("onsite_networks", "restricted_workstations", "trusted_proxies", "remote_entrances",
+                     "detector_providers",
                      "extra_days_off", "extra_working_days", "node_groups", mode="before")
     @classmethod
     def _address_list(cls, v):

@@ -48,12 +48,14 @@ class Site:
     onsite: tuple[Network, ...]
     restricted: tuple[Network, ...]
     trusted_proxies: tuple[Network, ...] = ()
+    remote_entrances: tuple[Network, ...] = ()  # our own addresses whose arrivals are remote
 
     @classmethod
-    def from_settings(cls, onsite, restricted, proxies=()) -> "Site":
+    def from_settings(cls, onsite, restricted, proxies=(), remote_entrances=()) -> "Site":
         site = cls(parse_networks(onsite, "on-site networks"),
                    parse_networks(restricted, "restricted-zone workstations"),
-                   parse_networks(proxies, "trusted proxies"))
+                   parse_networks(proxies, "trusted proxies"),
+                   parse_networks(remote_entrances, "remote entrances"))
         for r in site.restricted:
             if not any(r.version == o.version and r.subnet_of(o) for o in site.onsite):
                 raise ValueError(f"restricted-zone workstation {r} is not inside the on-site networks: "
@@ -74,9 +76,10 @@ class Site:
                 return hop
         return hops[0] if hops else peer
 
-    def classify(self, address: str) -> tuple[str, bool]:
-        """(direct|remote, restricted-zone) for a source address; unparsable means remote."""
+    def classify(self, address: str, entrance: str = "") -> tuple[str, bool]:
+        """(direct|remote, restricted-zone) for a source address arriving at our address
+        ``entrance``; unparsable means remote, and so does a remote entrance."""
         addr = _address(address)
-        if not _inside(addr, self.onsite):
+        if not _inside(addr, self.onsite) or _inside(_address(entrance), self.remote_entrances):
             return REMOTE, False
         return DIRECT, _inside(addr, self.restricted)

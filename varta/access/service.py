@@ -90,7 +90,8 @@ class AccessControl:
 
     @classmethod
     def from_settings(cls, engine: Engine, settings) -> "AccessControl":
-        site = Site.from_settings(settings.onsite_networks, settings.restricted_workstations, settings.trusted_proxies)
+        site = Site.from_settings(settings.onsite_networks, settings.restricted_workstations, settings.trusted_proxies,
+                                 settings.remote_entrances)
         return cls(engine, site, settings.session_idle_s, settings.session_max_s, settings.instance_name,
                    tz=settings.tz)
 
@@ -141,8 +142,8 @@ class AccessControl:
                                          result=result, detail=detail))
 
     # --- signing in --------------------------------------------------------------------
-    def login(self, login: str, password: str, otp: str | None, source: str) -> LoginOutcome:
-        access, restricted = self.site.classify(source)
+    def login(self, login: str, password: str, otp: str | None, source: str, entrance: str = "") -> LoginOutcome:
+        access, restricted = self.site.classify(source, entrance)
         login = (login or "").strip().lower()[:64]
         now = now_us()
         acc = self.accounts.get(login) if login else None

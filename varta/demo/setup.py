@@ -10,6 +10,8 @@ the rest show synthetic test patterns.
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 from varta.access import credentials
@@ -23,6 +25,10 @@ from varta.demo.media import make_test_stream
 from varta.demo.simulator import CameraSimulator, gst_rtsp_available
 
 FOOTAGE = Path(__file__).resolve().with_name("footage")
+# The command as the user can type it: the virtual environment's own, which is not on PATH
+# unless the environment is activated.
+_BIN = Path(sys.executable).parent / "varta"
+VARTA = str(_BIN) if _BIN.is_file() and not shutil.which("varta") else "varta"
 
 # Real footage first, with rules that fire on it (docs/analytics.md for the JSON). Points are
 # shares of the picture; the rules are armed around the clock in the demo. Rule names are
@@ -120,12 +126,12 @@ def start_demo(settings, engine, count: int, rtsp_port: int):
         if _detector_installed(settings):
             return (f"  real footage with analytics: {', '.join(real)}: alarms with pictures and directions "
                     f"appear within a minute (console: Events)\n")
-        home = f"VARTA_HOME={settings.home} "
+        home = f"VARTA_HOME={settings.home} {VARTA} "
         return (f"  no detector model yet, so motion only is analysed meanwhile; for alarms on people and "
-                f"vehicles install it: {home}varta model install {DEFAULT_MODEL}  (offline: {home}varta model "
+                f"vehicles install it: {home}model install {DEFAULT_MODEL}  (offline: {home}model "
                 f"install {DEFAULT_MODEL} --from FILE), then start the demo again\n")
 
-    def banner(listen: str) -> str:
+    def banner(listen: str, remote: str | None = None) -> str:
         synthetic = len(mounts) - len(real)
         return (
             f"\nVarta demo is running: http://{listen}/  (API: http://{listen}/api/docs)\n"
@@ -135,11 +141,19 @@ def start_demo(settings, engine, count: int, rtsp_port: int):
             + analytics_line()
             + f"  data folder: {settings.home.resolve()}  (SQLite database and recordings)\n"
             f"  first login (printed once; new passwords at every demo start):\n"
-            + "".join(f"    {login:<9} {pw}   {what}\n" for login, pw, what in logins)
+            + "".join(f"    {login:<9} {pw}   {what}\n" for login, pw, what in logins if login != "mayor"
+                      or remote)
             + f"  sign in: curl -c jar -X POST http://{listen}/api/auth/login -H 'Content-Type: application/json' "
             f"-d '{{\"login\": \"operator\", \"password\": \"…\"}}'\n"
-            f"  the server listens on {listen} only: sessions from this machine are on-site (direct) access\n"
-            f"  try:  VARTA_HOME={settings.home} varta recordings --camera mel-demo-01 --from now-5m --to now\n"
+            f"  http://{listen}/ is on-site (direct) access: this machine's own console\n"
+            + (f"  http://{remote}/ is remote access, as from outside the city hall: the mayor signs in there "
+               f"(A4.3: the mayor's access is remote only) and enrols a second factor at the first sign-in: scan "
+               f"the QR code with an authenticator app, or read the code with\n"
+               f"      .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\"   (SECRET: shown "
+               f"under the QR code)\n"
+               f"  the whole order in a few minutes: operator registers a request (Evidence → Requests), mayor "
+               f"resolves it, operator prepares the package and verifies it\n" if remote else "")
+            + f"  try:  VARTA_HOME={settings.home} {VARTA} recordings --camera mel-demo-01 --from now-5m --to now\n"
             f"Stop with Ctrl-C."
         )
 
@@ -153,13 +167,14 @@ def _detector_installed(settings) -> bool:
 
 
 def _demo_accounts(engine) -> list[tuple[str, str, str]]:
-    """An administrator and a Responsible Department operator, with fresh generated passwords
-    (no default password, even in the demo)."""
+    """An administrator, a Responsible Department operator and the mayor (who resolves
+    requests), with fresh generated passwords (no default password, even in the demo)."""
     accounts = Accounts(engine)
     out = []
     for login, name, role, what in (
         ("admin", "Адміністратор Демо Системи", "admin", "administrator: accounts, cameras, policy (sees no video)"),
         ("operator", "Оператор Демо Відділу", "department", "Responsible Department: live, archive, export, journal"),
+        ("mayor", "Міський Голова Демо", "mayor", "mayor: resolves requests for footage (remote access only)"),
     ):
         password = credentials.generate_password()
         if accounts.get(login) is None:

@@ -340,9 +340,9 @@ def stop_node(rt: NodeRuntime) -> None:
         rt._lock.release()
 
 
-def serve_http(app, sock: socket.socket, on_started=None) -> None:
-    """Serve ``app`` on ``sock`` until SIGINT/SIGTERM (handled here, so the caller's
-    clean-up always runs afterwards)."""
+def serve_http(app, sock: socket.socket, on_started=None, more: tuple[socket.socket, ...] = ()) -> None:
+    """Serve ``app`` on ``sock`` (and the ``more`` sockets) until SIGINT/SIGTERM (handled
+    here, so the caller's clean-up always runs afterwards)."""
     import uvicorn
 
     class _Server(uvicorn.Server):
@@ -371,7 +371,7 @@ def serve_http(app, sock: socket.socket, on_started=None) -> None:
             if server.started:
                 on_started()
         threading.Thread(target=announce, daemon=True).start()
-    server.run(sockets=[sock])
+    server.run(sockets=[sock, *more])
 
 
 def internal_app(rt: NodeRuntime):
@@ -388,9 +388,14 @@ def internal_app(rt: NodeRuntime):
     return Starlette(routes=[Route("/api/system/health", health), *internal_routes(rt)])
 
 
-def run_node(settings, roles: set[str], listen: str, banner=None) -> None:
-    """Run a node until SIGINT/SIGTERM."""
+def run_node(settings, roles: set[str], listen: str, banner=None, remote_listen: tuple[str, ...] = ()) -> None:
+    """Run a node until SIGINT/SIGTERM. ``remote_listen``: more addresses for the console
+    and API whose connections are remote access (settings.remote_entrances)."""
     sock = bind(listen)
+    more = tuple(bind(r) for r in remote_listen)
+    if more:
+        settings = settings.model_copy(update={"remote_entrances": [
+            *settings.remote_entrances, *(s.getsockname()[0] for s in more)]})
     rt = start_node(settings, roles, sock)
     try:
         if WEB in roles:
@@ -399,6 +404,6 @@ def run_node(settings, roles: set[str], listen: str, banner=None) -> None:
             app = create_app(settings, rt.engine, rt)
         else:
             app = internal_app(rt)
-        serve_http(app, sock, on_started=(lambda: banner(rt)) if banner else None)
+        serve_http(app, sock, on_started=(lambda: banner(rt)) if banner else None, more=more)
     finally:
         stop_node(rt)

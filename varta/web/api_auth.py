@@ -13,7 +13,8 @@ from varta.access.accounts import AccountError
 from varta.access.policy import ROLE_TITLES
 from varta.access.service import principal_of, session_stage
 from varta.access.sessions import FULL, MUST_CHANGE_PASSWORD, TOTP_ENROL
-from varta.web.auth import CSRF_COOKIE, SESSION_COOKIE, Caller, authenticate, guard, public, source_address
+from varta.web.auth import (CSRF_COOKIE, SESSION_COOKIE, Caller, authenticate, entrance_address, guard, public,
+                            source_address)
 from varta.web.deps import AppServices, services
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -54,7 +55,8 @@ def _set_cookies(resp: Response, token: str, csrf: str, svc: AppServices) -> Non
 def login(body: LoginIn, request: Request, svc: AppServices = Depends(services)):
     """Sign in. Remote sessions need ``otp`` once a second factor is enrolled; a session
     whose ``stage`` is not ``full`` can only change its password or enrol a second factor."""
-    out = svc.access.login(body.login, body.password, body.otp, source_address(request, svc.access))
+    out = svc.access.login(body.login, body.password, body.otp, source_address(request, svc.access),
+                           entrance_address(request))
     if not out.ok:
         return JSONResponse({"detail": out.message, "code": out.code}, status_code=out.status)
     resp = JSONResponse(_me(svc, out.session, out.account))

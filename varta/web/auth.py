@@ -67,6 +67,12 @@ def source_address(request: HTTPConnection, access: AccessControl) -> str:
     return access.site.client_address(peer, request.headers.get("x-forwarded-for"))
 
 
+def entrance_address(conn: HTTPConnection) -> str:
+    """Our own address the connection arrived at (a remote entrance makes it remote access)."""
+    server = conn.scope.get("server")
+    return str(server[0]) if server else ""
+
+
 def _bearer(request: HTTPConnection) -> str | None:
     auth = request.headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
@@ -103,7 +109,7 @@ def identify(conn: HTTPConnection, stages=(FULL,)) -> Caller:
         if token is None or acc is None or not acc.active:
             raise HTTPException(401, why or "the token's account is disabled",
                                 headers={"WWW-Authenticate": "Bearer"})
-        kind, restricted = access.site.classify(source)
+        kind, restricted = access.site.classify(source, entrance_address(conn))
         who = principal_of(acc, kind, restricted, source, scopes=token.scopes)
         return Caller(who, acc, access, svc, token=token)
     session, why = access.sessions.resolve(conn.cookies.get(SESSION_COOKIE))
