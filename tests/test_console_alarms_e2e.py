@@ -219,7 +219,7 @@ def test_alarm_card_actions_events_page_and_police_scope(browser, tmp_path):  # 
         page.click("#nav a[data-page=events]")
         page.wait_for_selector("#system-alarms:not([hidden])", timeout=10000)
         banner = page.inner_text("#system-alarms")
-        assert "1 активних системних тривог" in banner and "сховища не вистачить" in banner, banner
+        assert "Активні системні тривоги: 1" in banner and "сховища не вистачить" in banner, banner
         assert "storage holds" not in banner
         page.click("#system-alarms a")
         page.wait_for_selector("#system-alarm-list li[data-kind=storage_forecast][data-severity=warning]")

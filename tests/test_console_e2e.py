@@ -97,6 +97,10 @@ def test_sign_in_and_the_live_wall_plays(browser, camsim, tmp_path):
         assert later["lag"] is not None and later["lag"] < 2.0  # kept near the live edge
         viewers = page.inner_text(".tile[data-camera=mel-w1] .viewers")
         assert "1" in viewers
+        # The delay caption: seconds with two decimals and a tooltip saying what is measured.
+        page.wait_for_function("() => /^\\d+\\.\\d\\d с$/.test(document.querySelector("
+                               "'.tile[data-camera=mel-w1] .delay').textContent)", timeout=10000)
+        assert "від миті, коли кадр надійшов" in page.get_attribute(".tile[data-camera=mel-w1] .delay", "title")
         shot(page, "live-wall")
         # The group filter and the 1-camera layout.
         page.select_option("#group", "north")
@@ -215,6 +219,16 @@ def test_playback_seeks_shows_the_gap_exports_and_is_refused_to_police(browser, 
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         sign_in(page, v.base_url, "olena", password)
         page.wait_for_selector("#nav a[data-page=playback]")
+        # Archive from the menu opens on the last minutes of the recording camera, not on an empty form.
+        page.click("#nav a[data-page=playback]")
+        page.wait_for_selector("video[data-camera=mel-p]")
+        opened = page.input_value("#pb-time")
+        assert re.fullmatch(r"\d\d\.\d\d\.\d{4} \d\d:\d\d:\d\d", opened), opened
+        from datetime import datetime as _dt
+        from zoneinfo import ZoneInfo as _Zone
+
+        ago = _dt.now(_Zone("Europe/Kyiv")).replace(tzinfo=None) - _dt.strptime(opened, "%d.%m.%Y %H:%M:%S")
+        assert 280 <= ago.total_seconds() <= 360, (opened, ago)
         page.goto(f"{v.base_url}/#/playback?cameras=mel-p&zoom=10min&paused=1&t={quote(asked)}")
         sel = "video[data-camera=mel-p]"
         page.wait_for_function(f"() => {{ const v = document.querySelector('{sel}'); "
@@ -384,13 +398,13 @@ def test_administration_pages_within_the_policy(browser, tmp_path):
         page.wait_for_selector("#journal tbody tr")
         assert page.locator("a[href='#/admin/users']").count() == 0  # not an administrator
         text = page.inner_text("#journal")
-        assert "user:kovalenko" in text and "camera:mel-a1" in text
+        assert "користувач kovalenko" in text and "камера mel-a1" in text
         page.click("#verify")
         page.wait_for_selector("#journal-verify.ok")
         page.fill("#cabinet-form input[name=person]", "Коваль Андрій Іванович")
         page.fill("#cabinet-form input[name=purpose]", "заміна диска")
         page.fill("#cabinet-form input[name=let_in_by]", "Коваленко М. І.")
-        page.fill("#cabinet-form input[name=entered]", "2026-11-21T09:10:00")
+        page.fill("#cabinet-form input[name=entered]", "21.11.2026 09:10:00")  # the city's own form
         page.click("#cabinet-form button[type=submit]")
         page.wait_for_selector("#cabinet-form span.ok")
         page.wait_for_function("() => document.querySelector('#journal').innerText.includes('Коваль Андрій')")

@@ -137,3 +137,39 @@ def test_a_printed_register_does_not_flood_the_log(caplog):
     assert pdf.startswith(b"%PDF") and len(pdf) > 1000
     noisy = [r for r in caplog.records if r.name.startswith("fontTools") and r.levelno < logging.WARNING]
     assert not noisy, f"{len(noisy)} fontTools lines, e.g. {noisy[0].getMessage()}"
+
+
+def test_the_journal_reads_in_ukrainian_without_changing_what_is_stored():
+    from varta.access import wording
+
+    samples = {
+        "restricted-zone workstation; stage full": "робоче місце обмеженої зони; етап: повний доступ",
+        "remote; second factor; stage full": "віддалений доступ; другий фактор; етап: повний доступ",
+        "wrong password (failure 2; locked until 2026-12-04T16:00:00.000+02:00)":
+            "невірний пароль (спроба 2; заблоковано до 2026-12-04T16:00:00.000+02:00)",
+        "live sub stream stopped after 12 s": "додатковий потік: перегляд завершено за 12 с",
+        "viewed 2026-12-04T16:00:00.000+02:00 – 2026-12-04T16:00:30.000+02:00 (3 segments)":
+            "переглянуто 2026-12-04T16:00:00.000+02:00 – 2026-12-04T16:00:30.000+02:00 (3 фрагменти)",
+        "viewed a – b (11 segments)": "переглянуто a – b (11 фрагментів)",
+        "json … – … {} (21 lines)": "перегляд … – … (21 рядок)",
+        "node 1f2e started: analytics, recorder, web at http://127.0.0.1:8080":
+            "вузол 1f2e запущено: аналітика, запис, веб, адреса http://127.0.0.1:8080",
+        "play recorded video: only from a restricted-zone workstation (A4.4, A4.5)":
+            "перегляд записів: лише з робочого місця обмеженої зони (A4.4, A4.5)",
+        "live video: not permitted to role admin (A4.3, R1, R11)":
+            "відео наживо: не дозволено ролі «Адміністратор системи» (A4.3, R1, R11)",
+        '{"person": "Коваль А. І.", "organisation": "", "purpose": "заміна диска", "let_in_by": "Коваленко М. І.", '
+        '"entered": "2026-11-21T09:10:00.000+02:00", "left": null}':
+            "хто: Коваль А. І.; мета: заміна диска; допустив(-ла): Коваленко М. І.; увійшов(-ла): 2026-11-21T09:10:00.000+02:00",
+    }
+    for stored, shown in samples.items():
+        assert wording.detail(stored, "uk") == shown
+        assert wording.detail(stored, "en") == stored  # English: as written
+    assert wording.detail("something no pattern knows", "uk") == "something no pattern knows"
+    ln = {"account": "os:root", "full_name": "operating-system user root", "role": "console", "source": "console:root",
+          "access": "direct", "action": "camera.manage", "object": "camera:mel-0012", "result": "refused", "detail": ""}
+    uk = wording.line(ln, "uk")
+    assert (uk["account"], uk["role"], uk["source"], uk["action"], uk["object"], uk["result"], uk["access"]) == (
+        "ОС:root", "консоль сервера", "консоль:root", "керування камерами", "камера mel-0012", "відмовлено", "безпосередній")
+    assert wording.line(ln, "en")["object"] == "camera mel-0012" and wording.line(ln, "en")["account"] == "os:root"
+    assert set(wording.ACTIONS) >= set(__import__("varta.access.policy", fromlist=["MATRIX"]).MATRIX)

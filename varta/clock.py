@@ -9,6 +9,7 @@ output carries the offset of the city's time zone so that a person reads local t
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -33,8 +34,12 @@ def from_datetime(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds
 
 
+_CITY_FORMAT = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+
+
 def parse_time(text: str, tz: ZoneInfo) -> int:
-    """Parse ISO 8601 (``2026-03-03T14:05``, ``2026-03-03 14:05:00+02:00``, ``...Z``).
+    """Parse ISO 8601 (``2026-03-03T14:05``, ``2026-03-03 14:05:00+02:00``, ``...Z``), or
+    the city's ``03.03.2026 14:05[:00]``.
 
     Without an offset the time is local to ``tz`` (the city). ``now`` and
     ``now-15m`` / ``now-2h`` / ``now-1d`` are accepted for convenience on the command line.
@@ -54,6 +59,10 @@ def parse_time(text: str, tz: ZoneInfo) -> int:
                 sign = -1 if rest[0] == "-" else 1
                 return now_us() + sign * int(n * units[rest[-1]] * US)
         raise ValueError(f"cannot read time {text!r}: use e.g. now-15m, now-2h")
+    city = _CITY_FORMAT.fullmatch(s)
+    if city:  # the console's and the city's own dd.mm.yyyy hh:mm[:ss]
+        d, mo, y, hh, mm, ss = city.groups()
+        s = f"{y}-{int(mo):02d}-{int(d):02d}T{int(hh or 0):02d}:{mm or '00'}:{ss or '00'}"
     if s.endswith("Z") or s.endswith("z"):
         s = s[:-1] + "+00:00"
     try:
@@ -61,7 +70,7 @@ def parse_time(text: str, tz: ZoneInfo) -> int:
     except ValueError:
         raise ValueError(
             f"cannot read time {text!r}: expected ISO 8601 such as 2026-03-03T14:05:00 "
-            "or 2026-03-03T14:05:00+02:00"
+            "or 2026-03-03T14:05:00+02:00, or the city's 03.03.2026 14:05:00"
         ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=tz)

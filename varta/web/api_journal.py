@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from varta.access import wording
 from varta.access.journal import heads_dir, load_heads
 from varta.access.reports import journal_csv, journal_report_pdf
 from varta.clock import format_time
@@ -33,6 +34,8 @@ def read_journal(
     after_seq: int = 0, limit: int = Query(1000, ge=1, le=MAX_LINES),
     order: str = Query("oldest", pattern="^(oldest|newest)$", description="newest: the newest lines first"),
     format: str = Query("json", pattern="^(json|csv|pdf)$"),
+    lang: str | None = Query(None, pattern="^(uk|en)$", description="add each line as a reader sees it in this "
+                                                                   "language (`shown`); the stored words stay"),
     caller: Caller = guard("journal.read"), svc: AppServices = Depends(services),
 ):
     """Journal lines in order, filtered; ``format=csv|pdf`` for a report to keep or print."""
@@ -58,7 +61,9 @@ def read_journal(
         return Response(pdf, media_type="application/pdf",
                         headers={"Content-Disposition": 'attachment; filename="varta-journal.pdf"'})
     last = max((ln["seq"] for ln in lines), default=after_seq)
-    return {"lines": [_line_out(ln, tz) for ln in lines], "next_after_seq": last}
+    out = [_line_out(ln, tz) | ({"shown": wording.line(ln, lang)} if lang else {}) for ln in lines]
+    return {"lines": out, "next_after_seq": last,
+            "actions": {a: names[0 if lang == "uk" else 1] for a, names in wording.ACTIONS.items()}}
 
 
 @router.get("/verify")

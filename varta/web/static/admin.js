@@ -1,7 +1,7 @@
 // Administration pages: cameras (with their recording schedule), accounts and the access
 // journal. Each is shown only to roles whose policy allows it; the server checks anyway.
-import { t } from "./i18n.js";
-import { api, h } from "./ui.js";
+import { lang, said, t } from "./i18n.js";
+import { api, cityTimeInput, h } from "./ui.js";
 
 const MODES = ["continuous", "off", "motion", "events"];
 
@@ -46,24 +46,103 @@ async function camerasPage(body) {
       catch (err) { message(note, err.message); }
     } }, MODES.map((m) => h("option", { value: m, selected: c.schedule?.default === m }, t(`mode_${m}`))));
     return h("tr", { "data-camera": c.id },
-      h("td", {}, c.id), h("td", {}, c.name), h("td", {}, c.group), h("td", {}, c.kind), h("td", {}, c.main_url || ""),
+      h("td", {}, c.id), h("td", {}, c.name), h("td", {}, c.group), h("td", {}, said("ck_", c.kind)), h("td", {}, c.main_url || ""),
       h("td", {}, `${c.retention_days} ${t("days")}`),
-      h("td", {}, mode, h("button", { class: "timetable", title: t("timetable"), onclick: async () => {
-        // The weekly timetable (R8) as JSON: {"default": mode, "rules": [{"days": [...], "from", "to", "mode"}]}.
-        const text = prompt(t("timetable"), JSON.stringify(c.schedule));
-        if (text === null) return;
-        try { await api("PATCH", `/api/cameras/${c.id}`, { schedule: JSON.parse(text) }); await camerasPage(body); }
-        catch (e) { message(note, e.message); }
-      } }, "⋯")),
-      h("td", {}, c.status.state),
+      h("td", {}, mode, " ", h("button", { class: "timetable", type: "button", onclick: () => {
+        editor.replaceChildren(timetableEditor(c, async () => camerasPage(body), () => editor.replaceChildren()));
+        editor.scrollIntoView({ block: "nearest" });
+      } }, `${t("timetable")}…`), c.schedule?.rules?.length ? h("span", { class: "muted" }, ` (${c.schedule.rules.length})`) : ""),
+      h("td", { "data-state": c.status.state }, said("cs_", c.status.state)),
       h("td", {}, h("button", { class: "remove", onclick: async () => {
         if (!confirm(`${t("remove")} ${c.id}?`)) return;
         try { await api("DELETE", `/api/cameras/${c.id}`); await camerasPage(body); } catch (e) { message(note, e.message); }
       } }, t("remove"))));
   });
-  body.replaceChildren(form, note, h("table", {},
+  const editor = h("div", { id: "timetable-slot" });
+  body.replaceChildren(form, note, editor, h("table", {},
     h("thead", {}, h("tr", {}, ["ID", t("name"), t("group"), t("kind"), "URL", t("retention"), t("schedule"), t("stateCol"), ""]
       .map((x) => h("th", {}, x)))), h("tbody", {}, rows)));
+}
+
+// --- the weekly timetable (R8) ---------------------------------------------------------------
+// {"default": mode, "rules": [{"days": ["mon", ...], "from": "HH:MM", "to": "HH:MM", "mode"}]}:
+// the default mode, and rules of which the last that covers a moment wins; a rule whose
+// "to" is before its "from" runs past midnight into the next day (varta/cameras/schedule.py).
+const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const HHMM = "([01]\\d|2[0-3]):[0-5]\\d|24:00";
+const SLOTS = 48;  // half-hours in the preview
+
+const minutes = (hhmm) => { const [h, m] = hhmm.split(":").map(Number); return h * 60 + m; };
+
+// The mode in force on day d (0 = Monday) at minute m of the day: the server's rule, here
+// for the preview (the server decides; this only shows what it will decide).
+export function modeAt(schedule, d, m) {
+  let mode = schedule.default;
+  for (const r of schedule.rules) {
+    const start = minutes(r.from), end = minutes(r.to);
+    const on = (day) => r.days.includes(DAYS[(day + 7) % 7]);
+    const covers = start <= end ? on(d) && m >= start && m < end : (on(d) && m >= start) || (on(d - 1) && m < end);
+    if (covers) mode = r.mode;
+  }
+  return mode;
+}
+
+function timetableEditor(cam, saved, close) {
+  const base = cam.schedule && typeof cam.schedule === "object" ? cam.schedule : { default: cam.schedule || "continuous", rules: [] };
+  const modeSelect = (value, cls) => h("select", { class: cls }, MODES.map((m) => h("option", { value: m, selected: m === value }, t(`mode_${m}`))));
+  const def = modeSelect(base.default || "continuous", "default-mode");
+  const rules = h("div", { class: "tt-rules" });
+  const note = h("p", { class: "error" });
+  const grid = h("table", { class: "tt-grid" });
+  const ruleRow = (r) => {
+    const row = h("div", { class: "tt-rule" },
+      DAYS.map((d) => h("label", { class: "day" }, h("input", { type: "checkbox", value: d, checked: r.days.includes(d) }), t(`day_${d}`))),
+      h("input", { class: "from", value: r.from, pattern: HHMM, size: 5, placeholder: t("hhmm"), "aria-label": t("from") }), "–",
+      h("input", { class: "to", value: r.to, pattern: HHMM, size: 5, placeholder: t("hhmm"), "aria-label": t("to") }),
+      modeSelect(r.mode, "mode"),
+      h("button", { type: "button", class: "remove-rule", title: t("remove"), onclick: () => { row.remove(); draw(); } }, "×"));
+    row.addEventListener("input", draw);
+    row.addEventListener("change", draw);
+    return row;
+  };
+  const read = () => ({
+    default: def.value,
+    rules: [...rules.children].map((row) => ({
+      days: [...row.querySelectorAll(".day input:checked")].map((i) => i.value),
+      from: row.querySelector(".from").value.trim(), to: row.querySelector(".to").value.trim(),
+      mode: row.querySelector("select.mode").value,
+    })),
+  });
+  const valid = (s) => s.rules.every((r) => r.days.length && new RegExp(`^(${HHMM})$`).test(r.from) && new RegExp(`^(${HHMM})$`).test(r.to));
+  function draw() {
+    const s = read();
+    if (!valid(s)) return;  // half-typed: keep the last picture
+    grid.replaceChildren(
+      h("thead", {}, h("tr", {}, h("th", {}), Array.from({ length: 24 }, (_, hr) => h("th", { colspan: 2 }, hr % 3 ? "" : String(hr).padStart(2, "0"))))),
+      h("tbody", {}, DAYS.map((d, di) => h("tr", { "data-day": d }, h("th", {}, t(`day_${d}`)),
+        Array.from({ length: SLOTS }, (_, i) => { const m = modeAt(s, di, i * 30); return h("td", { class: `m-${m}`, "data-mode": m }); })))));
+  }
+  def.addEventListener("change", draw);
+  for (const r of base.rules || []) rules.append(ruleRow(r));
+  const form = h("form", { id: "timetable", class: "card", "data-camera": cam.id },
+    h("h3", {}, `${t("timetable")}: ${cam.id}${cam.name ? ` · ${cam.name}` : ""}`),
+    h("label", {}, `${t("ttDefault")} `, def),
+    h("p", { class: "hint" }, t("ttHint")), rules,
+    h("button", { type: "button", class: "add-rule", onclick: () => {
+      rules.append(ruleRow({ days: ["mon", "tue", "wed", "thu", "fri"], from: "22:00", to: "06:00", mode: "motion" })); draw();
+    } }, t("ttAddRule")),
+    grid,
+    h("div", { class: "legend" }, MODES.map((m) => h("span", {}, h("i", { class: `m-${m}` }), ` ${t(`mode_${m}`)} `))),
+    h("div", { class: "toolbar" }, h("button", { type: "submit" }, t("save")), h("button", { type: "button", class: "cancel", onclick: close }, t("cancel"))), note);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const s = read();
+    if (!valid(s)) { message(note, t("ttInvalid")); return; }
+    try { await api("PATCH", `/api/cameras/${encodeURIComponent(cam.id)}`, { schedule: s }); await saved(); }
+    catch (e) { message(note, e.message); }
+  });
+  draw();
+  return form;
 }
 
 // --- accounts -------------------------------------------------------------------------------
@@ -75,7 +154,7 @@ async function usersPage(body) {
   const form = h("form", { id: "user-form", class: "inline" },
     h("input", { name: "login", placeholder: "shevchenko.o", required: true }),
     h("input", { name: "full_name", placeholder: "Шевченко Олена Петрівна", required: true, size: 28 }),
-    h("select", { name: "role" }, ROLES.map((r) => h("option", { value: r }, r))),
+    h("select", { name: "role" }, ROLES.map((r) => h("option", { value: r }, t(`role_${r}`)))),
     h("input", { name: "position", placeholder: t("position") }),
     h("input", { name: "organisation", placeholder: t("organisation") }),
     h("input", { name: "camera_groups", placeholder: t("groupsComma") }),
@@ -97,7 +176,7 @@ async function usersPage(body) {
     } catch (e) { message(note, e.message); }
   };
   const rows = users.map((u) => h("tr", { "data-login": u.login },
-    h("td", {}, u.login), h("td", {}, u.full_name), h("td", {}, u.role), h("td", {}, u.camera_groups.join(", ")),
+    h("td", {}, u.login), h("td", {}, u.full_name), h("td", { "data-role": u.role }, t(`role_${u.role}`)), h("td", {}, u.camera_groups.join(", ")),
     h("td", {}, [u.active ? "" : t("disabled"), u.locked ? t("locked") : "", u.totp_enabled ? "2FA" : ""].filter(Boolean).join(" · ")),
     h("td", {},
       h("button", { class: "toggle", onclick: async () => {
@@ -105,7 +184,8 @@ async function usersPage(body) {
       } }, u.active ? t("disable") : t("enable")),
       h("button", { onclick: act(u.login, "reset-password", "") }, t("resetPassword")),
       h("button", { onclick: act(u.login, "reset-totp", t("totpReset")) }, t("resetTotp")))));
-  body.replaceChildren(form, note, h("table", {},
+  const editor = h("div", { id: "timetable-slot" });
+  body.replaceChildren(form, note, editor, h("table", {},
     h("thead", {}, h("tr", {}, [t("login"), t("name"), t("role"), t("groups"), "", ""].map((x) => h("th", {}, x)))),
     h("tbody", {}, rows)));
 }
@@ -113,9 +193,10 @@ async function usersPage(body) {
 // --- the access journal --------------------------------------------------------------------
 async function journalPage(body, canCabinet) {
   const filters = h("form", { id: "journal-filter", class: "inline" },
-    h("input", { name: "from", type: "datetime-local", step: 1 }), h("input", { name: "to", type: "datetime-local", step: 1 }),
-    h("input", { name: "account", placeholder: t("login") }), h("input", { name: "action", placeholder: "archive.*" }),
-    h("input", { name: "object", placeholder: "camera:mel-0012" }),
+    cityTimeInput({ name: "from", placeholder: `${t("from")}: ${t("timeFormat")}` }),
+    cityTimeInput({ name: "to", placeholder: `${t("to")}: ${t("timeFormat")}` }),
+    h("input", { name: "account", placeholder: t("login") }), h("select", { name: "action" }, h("option", { value: "" }, t("allActions"))),
+    h("input", { name: "camera", placeholder: t("camera") }),
     h("select", { name: "access" }, h("option", { value: "" }, "—"), h("option", { value: "direct" }, t("direct")),
       h("option", { value: "remote" }, t("remote"))),
     h("button", { type: "submit" }, t("show")));
@@ -124,14 +205,20 @@ async function journalPage(body, canCabinet) {
   const table = h("table", { id: "journal" });
   const query = () => {
     const p = new URLSearchParams();
-    for (const [k, v] of new FormData(filters)) if (v) p.set(k, v);
+    for (const [k, v] of new FormData(filters)) if (v) p.set(k === "camera" ? "object" : k, k === "camera" ? `camera:${v}` : v);
     return p;
   };
   async function load() {
     const p = query();
     p.set("limit", "500");
     const shown = new URLSearchParams(p); shown.set("order", "newest");  // on screen: the newest first
+    shown.set("lang", lang);  // each line as read in the console's language (the stored words stay)
     const data = await api("GET", `/api/journal?${shown}`);
+    const pick = filters.elements.action;
+    if (pick.options.length === 1) {
+      for (const [code, name] of Object.entries(data.actions)) pick.append(h("option", { value: code }, name));
+      pick.value = p.get("action") || "";
+    }
     const csv = new URLSearchParams(p); csv.set("format", "csv");
     const pdf = new URLSearchParams(p); pdf.set("format", "pdf");
     links.replaceChildren(h("a", { href: `/api/journal?${csv}`, download: "varta-journal.csv", class: "report-link" }, "CSV"), " ",
@@ -139,10 +226,11 @@ async function journalPage(body, canCabinet) {
     table.replaceChildren(
       h("thead", {}, h("tr", {}, ["№", t("time"), t("login"), t("name"), t("role"), t("source"), t("action"), t("object"), t("result"), t("detail")]
         .map((x) => h("th", {}, x)))),
-      h("tbody", {}, data.lines.map((l) => h("tr", { "data-result": l.result },
-        h("td", {}, l.seq), h("td", {}, l.time.slice(0, 19).replace("T", " ")), h("td", {}, l.account), h("td", {}, l.full_name),
-        h("td", {}, l.role), h("td", {}, `${l.source} (${l.access})`), h("td", {}, l.action), h("td", {}, l.object),
-        h("td", {}, l.result), h("td", { class: "detail" }, l.detail)))));
+      h("tbody", {}, data.lines.map((l) => h("tr", { "data-result": l.result, "data-action": l.action },
+        h("td", {}, l.seq), h("td", {}, l.time.slice(0, 19).replace("T", " ")), h("td", {}, l.shown.account),
+        h("td", {}, l.shown.full_name), h("td", {}, l.shown.role), h("td", {}, `${l.shown.source} (${l.shown.access})`),
+        h("td", {}, l.shown.action), h("td", {}, l.shown.object), h("td", {}, l.shown.result),
+        h("td", { class: "detail" }, l.shown.detail)))));
   }
   filters.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
   const verify = h("button", { id: "verify", onclick: async () => {
@@ -163,8 +251,8 @@ function cabinetForm(reload) {
     h("input", { name: "organisation", placeholder: t("organisation") }),
     h("input", { name: "purpose", placeholder: t("purpose"), required: true }),
     h("input", { name: "let_in_by", placeholder: t("letInBy"), required: true }),
-    h("input", { name: "entered", type: "datetime-local", step: 1, required: true }),
-    h("input", { name: "left", type: "datetime-local", step: 1 }),
+    cityTimeInput({ name: "entered", required: true, placeholder: `${t("entered")}: ${t("timeFormat")}` }),
+    cityTimeInput({ name: "left", placeholder: `${t("left")}: ${t("timeFormat")}` }),
     h("button", { type: "submit" }, t("save")), note);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();

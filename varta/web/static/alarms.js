@@ -4,7 +4,7 @@
 // gives them (the city's clock); the policy is applied by the server, the console only
 // hides buttons a role may not use.
 import { lang, t } from "./i18n.js";
-import { api, h } from "./ui.js";
+import { api, cityTimeInput, h } from "./ui.js";
 
 const HEADINGS = ["up", "up-right", "right", "down-right", "down", "down-left", "left", "up-left"];
 const CARDED = new Set(["alarm", "warning"]);  // info events go to the events page only
@@ -370,8 +370,8 @@ export async function eventsView(me, main, params) {
   const form = h("form", { id: "events-filter", class: "inline" },
     h("select", { name: "camera" }, opt("", t("allCameras"), v("camera")),
       cams.map((c) => opt(c.id, `${c.id} ${c.name || ""}`, v("camera")))),
-    h("label", {}, `${t("from")} `, h("input", { name: "from", type: "datetime-local", step: 1, value: v("from") })),
-    h("label", {}, `${t("to")} `, h("input", { name: "to", type: "datetime-local", step: 1, value: v("to") })),
+    h("label", {}, `${t("from")} `, cityTimeInput({ name: "from", value: v("from") })),
+    h("label", {}, `${t("to")} `, cityTimeInput({ name: "to", value: v("to") })),
     h("select", { name: "label", title: t("label") }, opt("", `${t("label")}: ${t("any")}`, v("label")),
       LABELS.map((l) => opt(l, labelText(l), v("label")))),
     h("input", { name: "rule", placeholder: t("rule"), value: v("rule"), size: 12 }),

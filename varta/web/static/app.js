@@ -3,8 +3,8 @@
 // comes from /api and is limited there by the policy.
 import { LivePlayer } from "./live.js";
 import { ArchivePlayer, ZOOMS, drawTimeline, eventAt, gapAt, loadEvents, loadRanges } from "./playback.js";
-import { lang, setLang, t } from "./i18n.js";
-import { $, api, h } from "./ui.js";
+import { lang, said, setLang, t } from "./i18n.js";
+import { $, api, cityTimeInput, cityToIso, h, isoToCity } from "./ui.js";
 import { adminView } from "./admin.js";
 import { AlarmCenter, can, cityText, eventView, eventsView, labelText } from "./alarms.js";
 import { evidenceNav, evidenceView } from "./evidence.js";
@@ -35,19 +35,6 @@ function navigate() {
   current.leave();
   current = new Navigation();
   return current;
-}
-
-// "03.12.2026 10:15:00" <-> "2026-12-03T10:15:00" (city time, no offset: the server reads it so).
-function cityToIso(text) {
-  const m = /^\s*(\d{1,2})\.(\d{1,2})\.(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$/.exec(text || "");
-  if (!m) return /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(text || "") ? text : "";
-  const p2 = (v) => String(v).padStart(2, "0");
-  return `${m[3]}-${p2(m[2])}-${p2(m[1])}T${p2(m[4])}:${m[5]}:${m[6] || "00"}`;
-}
-
-function isoToCity(iso) {
-  const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d))?/.exec(iso || "");
-  return m ? `${m[3]}.${m[2]}.${m[1]} ${m[4]}:${m[5]}:${m[6] || "00"}` : "";
 }
 
 function gapText(g) {
@@ -156,7 +143,7 @@ async function liveView(nav, params) {
     h("select", { id: "group", onchange: (e) => go({ group: e.target.value }) },
       h("option", { value: "" }, t("allGroups")), groups.map((g) => h("option", { value: g, selected: g === group }, g))),
     h("select", { id: "kind", onchange: (e) => go({ kind: e.target.value }) },
-      h("option", { value: "" }, t("allKinds")), kinds.map((k) => h("option", { value: k, selected: k === kind }, k))),
+      h("option", { value: "" }, t("allKinds")), kinds.map((k) => h("option", { value: k, selected: k === kind }, said("ck_", k)))),
     h("span", {}, t("layout")),
     LAYOUTS.map((n) => h("button", { class: n === layout ? "on" : "", "data-layout": n, onclick: () => go({ layout: n }) }, `${n}`)),
     enlarged ? h("button", { id: "back", onclick: () => go({ camera: "" }) }, t("back")) : "");
@@ -188,18 +175,22 @@ function tile(nav, cam, stream, enlarge) {
       if (msg.state) {
         state.textContent = t(`state_${msg.state}`);
         el.dataset.state = msg.state;
-        state.title = msg.detail || "";
+        state.title = lang === "en" ? msg.detail || "" : "";  // the camera's own words: English page only
       }
       if (msg.viewers !== undefined) viewers.textContent = `${t("viewers")}: ${msg.viewers}`;
     },
   });
   nav.onLeave(() => player.close());
   const delay = h("span", { class: "delay" });
+  const lags = [];
   $("figcaption", el).insertBefore(delay, $(".actions", el));
   nav.every(1000, () => {
+    // The median of the last 10 s (one reading a second): what the picture lags, not its jitter.
     const d = player.delay();
-    delay.textContent = d === null ? "" : `${d.toFixed(1)} s`;
-    delay.title = t("delay");
+    if (d !== null) { lags.push(d); if (lags.length > 10) lags.shift(); }
+    const mid = [...lags].sort((a, b) => a - b)[Math.floor(lags.length / 2)];
+    delay.textContent = mid === undefined ? "" : `${mid.toFixed(2)} ${t("sec")}`;
+    delay.title = t("delayHow");
   });
   return el;
 }
@@ -214,16 +205,29 @@ async function toMs(nav, text, cameraId) {
   return Date.parse(rep.from);
 }
 
+// Now minus ``seconds`` in the city's time, as the server reads it (no offset).
+function cityNowMinus(seconds) {
+  const parts = new Intl.DateTimeFormat("sv-SE", { timeZone: me.timezone, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }).format(new Date(Date.now() - seconds * 1000));
+  return parts.replace(" ", "T");
+}
+
 async function playbackView(nav, params) {
   const cams = await nav.get("/api/cameras");
+  if (!params.get("cameras") && !params.get("t") && cams.length) {
+    // Opened from the menu: the last minutes of the first camera that records (the address
+    // says so, and the form below can change it).
+    const first = cams.find((c) => c.status?.state === "recording") || cams[0];
+    location.replace(`#/playback?${new URLSearchParams({ cameras: first.id, t: cityNowMinus(300) })}`);
+    return;
+  }
   const chosen = (params.get("cameras") || "").split(",").filter((c) => cams.some((x) => x.id === c)).slice(0, 4);
   const picker = h("select", { id: "pb-cameras", multiple: true, size: Math.min(6, cams.length || 1) },
     cams.map((c) => h("option", { value: c.id, selected: chosen.includes(c.id) }, `${c.id} ${c.name || ""}`)));
   // The city's dd.mm.yyyy hh:mm:ss, whatever the browser's locale (a datetime-local field
   // shows mm/dd/yyyy and AM/PM in an English browser beside the console's own clock).
   const shownT = params.get("t") && !/[zZ+]/.test(params.get("t")) ? isoToCity(params.get("t")) : "";
-  const when = h("input", { id: "pb-time", type: "text", inputmode: "numeric", placeholder: t("timeFormat"),
-    pattern: "\\d{2}\\.\\d{2}\\.\\d{4} \\d{2}:\\d{2}(:\\d{2})?", size: 19, value: shownT });
+  const when = cityTimeInput({ id: "pb-time", value: shownT });
   const go = h("button", { id: "pb-go", onclick: () => {
     const ids = [...picker.selectedOptions].map((o) => o.value).slice(0, 4);
     const typed = cityToIso(when.value);
@@ -244,7 +248,10 @@ async function playbackView(nav, params) {
     const video = h("video", { muted: true, playsinline: true, "data-camera": id });
     const canvas = h("canvas", { class: "timeline", "data-camera": id });
     const gaps = h("ul", { class: "gaps", "data-camera": id });
-    const player = new ArchivePlayer(video, id, { onState: (m) => { status.textContent = m.detail || ""; video.dataset.state = m.state; } });
+    const player = new ArchivePlayer(video, id, { onState: (m) => {
+      status.textContent = m.state === "nothing" ? t("pbNothing") : m.state === "error" ? `${t("pbError")} ${m.detail || ""}` : "";
+      video.dataset.state = m.state;
+    } });
     nav.onLeave(() => player.close());
     const events = h("ul", { class: "events", "data-camera": id });
     return { id, video, canvas, gaps, events, player, data: { ranges: [], gaps: [], events: [] } };
@@ -376,10 +383,13 @@ async function mapView(nav, params) {
   const legend = h("div", { class: "legend" }, Object.entries(STATE_COLOURS).map(([s, c]) => {
     const dot = h("i");
     dot.style.background = c;  // CSSOM, allowed by the console's strict CSP (no inline style attributes)
-    return h("span", {}, dot, ` ${s} `);
+    return h("span", { "data-state": s }, dot, ` ${said("cs_", s)} `);
   }));
   nav.main().replaceChildren(legend, box, note);
-  const map = L.map(box, { zoomControl: true, attributionControl: true });
+  const map = L.map(box, { zoomControl: false, attributionControl: true });
+  L.control.zoom({ zoomInTitle: t("zoomIn"), zoomOutTitle: t("zoomOut") }).addTo(map);
+  map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');  // the name, not its English motto
+  map.on("popupopen", (e) => e.popup.getElement()?.querySelector(".leaflet-popup-close-button")?.setAttribute("aria-label", t("close")));
   nav.onLeave(() => map.remove());
   if (me.map.tile_url) {
     const layer = L.tileLayer(me.map.tile_url, { maxZoom: 19, attribution: me.map.attribution || "" }).addTo(map);
@@ -391,7 +401,8 @@ async function mapView(nav, params) {
     const m = L.circleMarker([c.latitude, c.longitude], {
       radius: 9, weight: 2, color: "#000", fillOpacity: 0.9, fillColor: STATE_COLOURS[c.status.state] || "#888",
     }).addTo(map);
-    m.bindPopup(`<b>${c.id}</b> ${escapeHtml(c.name || "")}<br>${escapeHtml(c.status.state)} ${escapeHtml(c.status.reason || "")}` +
+    m.bindPopup(`<b>${c.id}</b> ${escapeHtml(c.name || "")}<br>${escapeHtml(said("cs_", c.status.state))}` +
+                (c.status.reason ? ` · ${escapeHtml(said("rs_", c.status.reason))}` : "") +
                 (can(me, "live.view") ? `<br><a href="#/live?camera=${encodeURIComponent(c.id)}">${t("live")}</a>` : ""));
     m.camera = c;
     return m;
@@ -431,7 +442,7 @@ async function healthView(nav) {
     const d = storage.disk;
     const short = storage.days_capacity != null && storage.days_capacity < storage.required_days;
     parts.unshift(h("p", { id: "storage", class: short ? "short" : "" },
-      `${t("disk")}: ${t("diskFree")} ${(d.free_bytes / 1e9).toFixed(1)} ${t("of")} ${(d.total_bytes / 1e9).toFixed(1)} GB · ` +
+      `${t("disk")}: ${t("diskFree")} ${(d.free_bytes / 1e9).toFixed(1)} ${t("ofTotal")} ${(d.total_bytes / 1e9).toFixed(1)} GB · ` +
       `${t("daysLeft")}: ${storage.days_capacity ?? "—"} (≥ ${storage.required_days})`));
   }
   if (can(me, "system.view")) parts.unshift(await systemAlarmList(nav));
@@ -457,11 +468,11 @@ async function healthView(nav) {
 // A health row's recorder cells (state and reason worded, last frame in city time), drawn
 // and refreshed by the same code.
 function fillHealthRow(tr, c) {
-  const said = (prefix, code) => { const k = `${prefix}${code}`; return code ? (t(k) === k ? code : t(k)) : ""; };
   tr.dataset.state = c.status.state;
   tr.cells[2].textContent = said("cs_", c.status.state);
   tr.cells[3].textContent = said("rs_", c.status.reason);
-  tr.cells[3].title = c.status.detail || "";
+  // The camera's or ffmpeg's own words, for IT: on the English page only (like system alarms).
+  tr.cells[3].title = lang === "en" ? c.status.detail || "" : "";
   tr.cells[4].textContent = cityText(c.status.last_segment_end);
   tr.cells[5].textContent = c.status.fps ?? "";
   tr.cells[6].textContent = c.status.bitrate_kbps ?? "";
@@ -503,7 +514,7 @@ const systemAlarms = {
     if (!list.length) return;
     el.dataset.severity = list.some((a) => a.severity === "critical") ? "critical" : "warning";
     el.dataset.count = list.length;
-    el.replaceChildren(`⚠ ${list.length} ${t("sysAlarmsActive")}: ${alarmTitle(list[0])}`,
+    el.replaceChildren(`⚠ ${t("sysAlarmsActive")}: ${list.length} · ${alarmTitle(list[0])}`,
       h("a", { href: "#/health" }, t("sysAlarmsOpen")));
   },
 };
@@ -530,7 +541,7 @@ async function analyticsStatus(nav, table, cams) {
         cell.append(h("div", { class: "why" }, t(slowed ? "an_why_slowed" : "an_why_behind")));
         cell.title = status.updated || "";
       } else {
-        cell.title = [status.detail, status.updated].filter(Boolean).join(" · ");
+        cell.title = [lang === "en" ? status.detail : "", status.updated].filter(Boolean).join(" · ");
       }
     } catch (e) {
       cell.textContent = "";

@@ -5,7 +5,7 @@
 // a role may not do and shows the server's reason when it refuses. Times are the city's, as
 // the server writes them; times typed in are city time too (the server places them).
 import { t } from "./i18n.js";
-import { api, h } from "./ui.js";
+import { api, cityTimeInput, h } from "./ui.js";
 import { can, cityText } from "./alarms.js";
 
 const KINDS = ["police", "court", "third_party", "council_unit"];
@@ -292,8 +292,7 @@ function intervalRow(cams, it) {
     ? h("select", { class: "camera", required: true, "aria-label": t("camera") }, opt("", `${t("camera")}…`, it.camera_id || ""),
       cams.map((c) => opt(c.id, `${c.id}${c.name ? ` · ${c.name}` : ""}`, it.camera_id)))
     : h("input", { class: "camera", required: true, value: it.camera_id || "", placeholder: "mel-0012", "aria-label": t("camera") });
-  const time = (cls, v) => h("input", { class: cls, type: "datetime-local", step: 1, required: true, value: v || "",
-                                        "aria-label": t(cls) });
+  const time = (cls, v) => cityTimeInput({ class: cls, required: true, value: v || "", "aria-label": t(cls) });
   const row = h("div", { class: "interval" }, camera, time("from", it.from), "–", time("to", it.to),
     h("button", { type: "button", class: "remove-interval", title: t("remove"),
                   onclick: () => { if (row.parentNode.children.length > 1) row.remove(); } }, "×"));
@@ -561,7 +560,7 @@ async function holdsTab(ctx) {
 function holdRow(x) {
   return h("tr", { "data-number": x.number, "data-active": x.active ? "1" : "0", "data-kind": x.kind },
     h("td", {}, h("b", {}, x.number)), h("td", {}, t(`holdkind_${x.kind}`)),
-    h("td", {}, x.instruction ? instructionText(x.instruction) : x.reason),
+    h("td", {}, x.instruction ? instructionText(x.instruction) : String(x.reason || "").replace(/^request /, `${t("forRequest")} `)),
     h("td", {}, camerasOf(x.intervals)), h("td", { class: "nowrap" }, cityText(x.created)),
     h("td", { class: "state" }, x.active ? t("holdActive") : t("holdReleased")));
 }
@@ -723,8 +722,8 @@ function incidentFields(cams, x = {}) {
       [...cams, ...extra].map((c) => h("option", { value: c.id, selected: (x.cameras || []).includes(c.id) },
         `${c.id}${c.name ? ` · ${c.name}` : ""}`)))),
     h("div", { class: "pair" },
-      field(t("from"), h("input", { name: "from", type: "datetime-local", step: 1, required: true, value: at(x.from) })),
-      field(t("to"), h("input", { name: "to", type: "datetime-local", step: 1, value: at(x.to) }))),
+      field(t("from"), cityTimeInput({ name: "from", required: true, value: at(x.from) })),
+      field(t("to"), cityTimeInput({ name: "to", value: at(x.to) }))),
   ];
 }
 

@@ -3,6 +3,16 @@
 
 const TEXT = {
   uk: {
+    ttDefault: "Звичайний режим:", ttAddRule: "Додати правило", ttHint: "Правила діють у позначені дні в зазначені години; пізніше правило переважає раннє; якщо «до» раніше за «від», правило триває після півночі.", ttInvalid: "Позначте дні й укажіть час як ГГ:ХХ (00:00–24:00)", hhmm: "ГГ:ХХ", cancel: "Скасувати",
+    day_mon: "Пн", day_tue: "Вт", day_wed: "Ср", day_thu: "Чт", day_fri: "Пт", day_sat: "Сб", day_sun: "Нд",
+    delayHow: "Затримка картинки: від миті, коли кадр надійшов від камери на сервер, до показу на цьому екрані (медіана за 10 с). Власна затримка камери (кодування, зазвичай 0,1–0,3 с) сюди не входить; годинники сервера й цього комп’ютера мають бути синхронізовані (NTP).",
+    entered: "Увійшов(-ла)", left: "Вийшов(-ла)", allActions: "Усі дії", pbNothing: "Від цього моменту записів немає", pbError: "Не вдалося відтворити:",
+    zoomIn: "Наблизити", zoomOut: "Віддалити", close: "Закрити", forRequest: "за запитом",
+    role_mayor: "Міський голова", role_first_deputy: "Перший заступник міського голови", role_deputy_mayor: "Заступник міського голови",
+    role_department: "Відповідальний підрозділ", role_contractor: "Обслуговуюча організація", role_police: "Національна поліція",
+    role_admin: "Адміністратор системи",
+    ck_intersection: "перехрестя", ck_square: "площа", ck_street: "вулиця", ck_transport_stop: "зупинка транспорту",
+    ck_building_perimeter: "периметр будівлі", ck_building_inside: "усередині будівлі", ck_other: "інше",
     title: "Варта", login: "Логін", password: "Пароль", otp: "Код автентифікатора", signIn: "Увійти",
     signOut: "Вийти", live: "Наживо", health: "Стан", playback: "Архів", journal: "Журнал",
     allGroups: "Усі групи", allKinds: "Усі типи", layout: "Сітка", snapshot: "Знімок", fullscreen: "На весь екран",
@@ -25,7 +35,7 @@ const TEXT = {
     disable: "Вимкнути", enable: "Увімкнути", resetPassword: "Новий пароль", resetTotp: "Скинути 2FA", totpReset: "2FA скинуто",
     show: "Показати", time: "Час", source: "Звідки", action: "Дія", object: "Об'єкт", result: "Результат", detail: "Подробиці",
     verify: "Перевірити цілісність", journalIntact: "Журнал цілий, рядків", journalBroken: "ЖУРНАЛ ПОШКОДЖЕНО, перший рядок",
-    timetable: "Тижневий розклад (JSON)", cabinet: "Доступ до шафи сервера:", person: "Хто (ПІБ)", purpose: "Мета", letInBy: "Хто допустив", noTiles: "Сервер тайлів не налаштовано (map_tile_url): камери показано за координатами.",
+    timetable: "Тижневий розклад", cabinet: "Доступ до шафи сервера:", person: "Хто (ПІБ)", purpose: "Мета", letInBy: "Хто допустив", noTiles: "Сервер тайлів не налаштовано (map_tile_url): камери показано за координатами.",
     tilesFailed: "Тайли мапи не завантажуються; камери показано за координатами.",
     // video-analytics alarms and events
     events: "Події", alarms: "Тривоги", unhandled: "необроблених", collapse: "Згорнути", expand: "Розгорнути",
@@ -54,8 +64,8 @@ const TEXT = {
     an_allowed: "дозволено", an_lag: "відставання, с",
     exportKeyframe: "починається на {s} с раніше позначки: з опорного кадру (копія без перекодування)",
     rs_refused: "з'єднання відхилено: за адресою камери ніхто не слухає", rs_timeout: "камера не відповіла або перестала надсилати", rs_auth: "камера не прийняла ім'я або пароль", rs_not_found: "у камери немає потоку за цим шляхом", rs_unreachable: "мережа недоступна або вузол невідомий", rs_stream_ended: "камера завершила потік", rs_bad_stream: "потік не вдалося прочитати (непідтримувані або пошкоджені дані)", rs_process_died: "процес запису несподівано завершився", rs_stalled: "відео довго не надходило; запис перезапущено", rs_disk_full: "диск заповнено: запис неможливий", rs_write_error: "запис не вдалося зберегти на диск", rs_schedule_off: "за розкладом не записується", rs_recorder_down: "реєстратор не працював", rs_node_failover: "вузол зупинився; камеру перебрав інший вузол", rs_file_missing: "файл запису зник з диска", rs_no_recording: "нічого не записано (камеру ще не зареєстровано або не призначено)", rs_in_progress: "записується зараз: поточний фрагмент ще не завершено", rs_unknown: "запис зупинився з невідомої причини", rs_fenced: "камеру записує інший вузол", rs_handover: "камеру передано іншому вузлу",
-    cs_recording: "запис", cs_reconnecting: "повторне з'єднання", cs_starting: "запуск", cs_failed: "збій", cs_off: "вимкнено", cs_disabled: "вимкнено", cs_stopped: "зупинено",
-    cameraName: "Назва", autoRefresh: "оновлюється кожні 5 с", diskFree: "вільно", of: "з",
+    cs_recording: "запис", cs_reconnecting: "повторне з'єднання", cs_starting: "запуск", cs_failed: "збій", cs_off: "вимкнено", cs_disabled: "вимкнено", cs_stopped: "зупинено", cs_unknown: "невідомо: реєстратор ще не повідомив",
+    cameraName: "Назва", autoRefresh: "оновлюється кожні 5 с", diskFree: "вільно", ofTotal: "з",
     login_bad_credentials: "Невірний логін або пароль", login_otp_required: "Введіть код із застосунку-автентифікатора",
     login_otp_invalid: "Код автентифікатора невірний або застарів", login_disabled: "Обліковий запис вимкнено",
     login_refused: "Вхід із цього місця заборонено політикою доступу (A4.3)",
@@ -63,7 +73,7 @@ const TEXT = {
     playPause: "Відтворити / пауза", timeFormat: "дд.мм.рррр гг:хв:сс",
     lgRecorded: "записано", lgOutage: "збій запису", lgNotRegistered: "камеру ще не зареєстровано", lgScheduleOff: "не записується за розкладом",
     lgInProgress: "записується зараз", lgEvents: "події",
-    sysAlarms: "Системні тривоги", sysAlarmsActive: "активних системних тривог", sysAlarmsNone: "Активних системних тривог немає", sysAlarmsOpen: "Переглянути",
+    sysAlarms: "Системні тривоги", sysAlarmsActive: "Активні системні тривоги", sysAlarmsNone: "Активних системних тривог немає", sysAlarmsOpen: "Переглянути",
     sa_node_down: "вузол не відповідає", sa_disk_full: "диск заповнено", sa_storage_forecast: "сховища не вистачить на строк зберігання",
     sa_footage_freed_early: "записи видалено раніше строку", sa_archive_delete_refused: "сховище відмовило у видаленні",
     sa_archive_unreachable: "сховище архіву недоступне", sa_archive_backlog: "черга вивантаження в архів зростає",
@@ -143,6 +153,16 @@ const TEXT = {
     nodesNotAllowed: "Стан вузлів для вашої ролі недоступний",
   },
   en: {
+    ttDefault: "Usual mode:", ttAddRule: "Add a rule", ttHint: "Rules apply on the ticked days between the hours given; a later rule wins over an earlier one; when “to” is before “from”, the rule runs past midnight.", ttInvalid: "Tick the days and give times as HH:MM (00:00–24:00)", hhmm: "HH:MM", cancel: "Cancel",
+    day_mon: "Mon", day_tue: "Tue", day_wed: "Wed", day_thu: "Thu", day_fri: "Fri", day_sat: "Sat", day_sun: "Sun",
+    delayHow: "Picture delay: from the moment the frame reached the server from the camera to its showing on this screen (median over 10 s). The camera's own delay (encoding, typically 0.1–0.3 s) is not included; the server's and this computer's clocks must agree (NTP).",
+    entered: "Entered", left: "Left", allActions: "All actions", pbNothing: "No recording at or after this time", pbError: "Cannot play:",
+    zoomIn: "Zoom in", zoomOut: "Zoom out", close: "Close", forRequest: "for request",
+    role_mayor: "Mayor", role_first_deputy: "First deputy mayor", role_deputy_mayor: "Deputy mayor",
+    role_department: "Responsible Department", role_contractor: "Contractor", role_police: "Police",
+    role_admin: "System administrator",
+    ck_intersection: "intersection", ck_square: "square", ck_street: "street", ck_transport_stop: "transport stop",
+    ck_building_perimeter: "building perimeter", ck_building_inside: "inside a building", ck_other: "other",
     title: "Varta", login: "Login", password: "Password", otp: "Authenticator code", signIn: "Sign in",
     signOut: "Sign out", live: "Live", health: "Health", playback: "Archive", journal: "Journal",
     allGroups: "All groups", allKinds: "All kinds", layout: "Layout", snapshot: "Snapshot", fullscreen: "Fullscreen",
@@ -165,7 +185,7 @@ const TEXT = {
     disable: "Disable", enable: "Enable", resetPassword: "New password", resetTotp: "Reset 2FA", totpReset: "2FA reset",
     show: "Show", time: "Time", source: "From", action: "Action", object: "Object", result: "Result", detail: "Detail",
     verify: "Verify integrity", journalIntact: "Journal intact, lines", journalBroken: "JOURNAL BROKEN, first bad line",
-    timetable: "Weekly timetable (JSON)", cabinet: "Server cabinet access:", person: "Who (full name)", purpose: "Purpose", letInBy: "Let in by", noTiles: "No tile server configured (map_tile_url): cameras are placed by their coordinates.",
+    timetable: "Weekly timetable", cabinet: "Server cabinet access:", person: "Who (full name)", purpose: "Purpose", letInBy: "Let in by", noTiles: "No tile server configured (map_tile_url): cameras are placed by their coordinates.",
     tilesFailed: "Map tiles cannot be loaded; cameras are placed by their coordinates.",
     // video-analytics alarms and events
     events: "Events", alarms: "Alarms", unhandled: "unhandled", collapse: "Collapse", expand: "Expand",
@@ -194,8 +214,8 @@ const TEXT = {
     an_allowed: "allowed", an_lag: "behind, s",
     exportKeyframe: "starts {s} s before the mark: at the keyframe (a copy without re-encoding)",
     rs_refused: "connection refused: nothing listens at the camera's address", rs_timeout: "the camera did not answer or stopped sending", rs_auth: "the camera refused the user name or password", rs_not_found: "the camera has no stream at this path", rs_unreachable: "network unreachable or host unknown", rs_stream_ended: "the camera ended the stream", rs_bad_stream: "the stream could not be read (unsupported or corrupt data)", rs_process_died: "the recording process died unexpectedly", rs_stalled: "no video for too long; recording restarted", rs_disk_full: "the disk is full: recording could not write", rs_write_error: "the recording could not be written to disk", rs_schedule_off: "not recorded by schedule", rs_recorder_down: "the recorder was not running", rs_node_failover: "the node stopped; another node took the camera over", rs_file_missing: "the recorded file has vanished from disk", rs_no_recording: "nothing recorded (camera not yet registered or assigned)", rs_in_progress: "being recorded now: the current segment is not finished", rs_unknown: "recording stopped for an unknown reason", rs_fenced: "another node records the camera", rs_handover: "the camera was handed to another node",
-    cs_recording: "recording", cs_reconnecting: "reconnecting", cs_starting: "starting", cs_failed: "failed", cs_off: "off", cs_disabled: "disabled", cs_stopped: "stopped",
-    cameraName: "Name", autoRefresh: "refreshed every 5 s", diskFree: "free", of: "of",
+    cs_recording: "recording", cs_reconnecting: "reconnecting", cs_starting: "starting", cs_failed: "failed", cs_off: "off", cs_disabled: "disabled", cs_stopped: "stopped", cs_unknown: "unknown: no recorder has reported yet",
+    cameraName: "Name", autoRefresh: "refreshed every 5 s", diskFree: "free", ofTotal: "of",
     login_bad_credentials: "Wrong login or password", login_otp_required: "Enter the code from your authenticator app",
     login_otp_invalid: "The authenticator code is wrong or expired", login_disabled: "This account is disabled",
     login_refused: "Signing in from here is refused by the access policy (A4.3)",
@@ -203,7 +223,7 @@ const TEXT = {
     playPause: "Play / pause", timeFormat: "dd.mm.yyyy hh:mm:ss",
     lgRecorded: "recorded", lgOutage: "recording outage", lgNotRegistered: "camera not yet registered", lgScheduleOff: "not recorded by schedule",
     lgInProgress: "being recorded now", lgEvents: "events",
-    sysAlarms: "System alarms", sysAlarmsActive: "active system alarms", sysAlarmsNone: "No active system alarms", sysAlarmsOpen: "Show",
+    sysAlarms: "System alarms", sysAlarmsActive: "Active system alarms", sysAlarmsNone: "No active system alarms", sysAlarmsOpen: "Show",
     sa_node_down: "node not answering", sa_disk_full: "disk full", sa_storage_forecast: "storage will not last the retention period",
     sa_footage_freed_early: "footage deleted before its time", sa_archive_delete_refused: "the archive refused a deletion",
     sa_archive_unreachable: "archive storage unreachable", sa_archive_backlog: "the archive upload backlog grows",
@@ -288,6 +308,14 @@ export let lang = localStorage.getItem("varta.lang") || "uk";
 
 export function t(key) {
   return (TEXT[lang] && TEXT[lang][key]) || TEXT.en[key] || key;
+}
+
+// A server code (camera state, outage reason, kind) worded in the console's language; an
+// unknown code is shown as it is.
+export function said(prefix, code) {
+  if (!code) return "";
+  const k = `${prefix}${code}`;
+  return t(k) === k ? code : t(k);
 }
 
 export function setLang(l) {

@@ -1,5 +1,32 @@
-// Small helpers shared by the console's views: element building and the API call.
+// Small helpers shared by the console's views: element building, the API call and the
+// city's time field.
+import { t } from "./i18n.js";
+
 export const $ = (sel, root = document) => root.querySelector(sel);
+
+// "03.12.2026 10:15:00" <-> "2026-12-03T10:15:00" (city time, no offset: the server reads both).
+export function cityToIso(text) {
+  const m = /^\s*(\d{1,2})\.(\d{1,2})\.(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$/.exec(text || "");
+  if (!m) return /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(text || "") ? text : "";
+  const p2 = (v) => String(v).padStart(2, "0");
+  return `${m[3]}-${p2(m[2])}-${p2(m[1])}T${p2(m[4])}:${m[5]}:${m[6] || "00"}`;
+}
+
+export function isoToCity(iso) {
+  const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d))?/.exec(iso || "");
+  return m ? `${m[3]}.${m[2]}.${m[1]} ${m[4]}:${m[5]}:${m[6] || "00"}` : "";
+}
+
+// A date and time field in the city's dd.mm.yyyy hh:mm:ss, whatever the browser's locale
+// (a datetime-local field shows mm/dd/yyyy and AM/PM in an English browser). An ISO value
+// is shown in the city's form; either form typed is accepted (the server reads both).
+export const CITY_TIME_PATTERN = "\\d{1,2}\\.\\d{1,2}\\.\\d{4} \\d{1,2}:\\d{2}(:\\d{2})?|\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2})?";
+
+export function cityTimeInput(attrs = {}) {
+  const value = attrs.value ? isoToCity(attrs.value) || attrs.value : "";
+  return h("input", { type: "text", inputmode: "numeric", placeholder: t("timeFormat"), pattern: CITY_TIME_PATTERN,
+                      size: 19, ...attrs, value });
+}
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
