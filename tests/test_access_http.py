@@ -57,6 +57,7 @@ EXPECTED = {
     "request.resolve": {REMOTE: LEADERS, ONSITE: set(), ZONE: set()},
     "request.prepare": {REMOTE: set(), ONSITE: set(), ZONE: {"department"}},  # reads the archive (A4.5)
     "request.transfer": {REMOTE: {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
+    "request.file": {REMOTE: {"police"}, ONSITE: set(), ZONE: set()},  # R11: the police's own system
 }
 
 CABINET = {"person": "Коваль Андрій Іванович", "organisation": "ТОВ Сервіс", "purpose": "заміна диска",
@@ -88,6 +89,7 @@ REQUESTS = {  # one representative request per action, on camera mel-c (group "c
     "request.resolve": ("POST", "/api/requests/999999/resolve", {"decision": "approve", "text": "погоджую"}),
     "request.prepare": ("POST", "/api/requests/999999/prepare", None),
     "request.transfer": ("POST", "/api/requests/999999/link", None),
+    "request.file": ("GET", "/api/requests/filed", None),
 }
 
 
@@ -243,7 +245,8 @@ def test_every_route_is_guarded_by_the_policy(tmp_path):
     unguarded = [route for route, action in actions.items() if action is None]
     assert not unguarded, f"routes with no policy action: {unguarded}"
     public = sorted(path for (method, path), a in actions.items() if a.startswith("public"))
-    assert public == ["/", "/api/auth/login", "/api/auth/logout", "/api/docs", "/api/evidence/key", "/api/system/health"]
+    assert public == ["/", "/api/auth/login", "/api/auth/logout", "/api/docs", "/api/evidence/key",
+                      "/api/exchange/openapi.json", "/api/system/health"]
     assert {a for a in actions.values() if not a.startswith("public")} <= set(ACTIONS)
     # Besides the API routes only the OpenAPI description (no data in it; its viewer is public above).
     others = sorted(r.path for r in app.routes if isinstance(r, Route) and not hasattr(r, "dependant"))

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     # It can only make access stricter: `varta serve --remote-listen` adds one.
     remote_entrances: AddressList = Field(default=[])
     session_idle_s: float = Field(default=1800.0, gt=0, description="sign out after this long without a request")
+    token_rate_per_min: float = Field(default=120.0, ge=0.0, description="calls a minute per API token and web "
+                                                                        "node (0: no limit)")
     archive_view_idle_s: float = Field(default=30.0, ge=1.0, le=3600.0,
                                        description="a paused archive playback is journaled as ended after this long")
     session_max_s: float = Field(default=12 * 3600.0, gt=0, description="sign out this long after signing in")

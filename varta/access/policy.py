@@ -99,6 +99,10 @@ MATRIX: dict[str, Rule] = {
     "request.view": _r(_LEADERS | {DEPARTMENT}, {DEPARTMENT}, "A4.7–A4.10", "requests for recordings and deadlines"),
     "request.register": _r({DEPARTMENT}, {DEPARTMENT}, "A4.7–A4.9", "register and withdraw requests"),
     "request.resolve": _r(_LEADERS, (), "A4.8, A4.10", "resolve requests (third-party: the mayor only)"),
+    # The police's own system files its requests on line and follows them (R11, MVS-3;
+    # docs/police-exchange.md): registered and held as if typed in, resolved and prepared
+    # by the same people; the filer sees its own requests only.
+    "request.file": _r({POLICE}, (), "R11, MVS-3, A4.7", "file requests on line and follow one's own"),
     "request.prepare": _r((), {DEPARTMENT}, "A4.4, A4.5, A4.10", "build and download evidence packages",
                           restricted_zone=True),
     "request.transfer": _r({DEPARTMENT}, {DEPARTMENT}, "A4.11", "upload packages and issue download links"),

@@ -35,6 +35,7 @@ ACTIONS = {
     "request.view": ("реєстр запитів", "request register"),
     "request.register": ("реєстрація запиту", "request registration"),
     "request.resolve": ("резолюція на запит", "request resolution"),
+    "request.file": ("подання запиту онлайн", "on-line request filing"),
     "request.prepare": ("підготовка пакета", "package preparation"),
     "request.transfer": ("передача пакета", "package transfer"),
     "system.maintain": ("обслуговування системи", "system maintenance"),

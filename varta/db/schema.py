@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -454,8 +455,75 @@ evidence_requests = Table(
     Column("transfer", JSON),  # the last transfer: target, location, url, expiry, sse
     Column("closed_us", BigInteger),
     Column("updated_us", BigInteger, nullable=False),
+    # Filed on line by an outside system (R11, docs/police-exchange.md): the filing account,
+    # which alone of the police sees it; null when the department typed it in.
+    Column("filed_by", String(64)),
 )
 Index("ix_evidence_requests_state", evidence_requests.c.state, evidence_requests.c.due_date)
+Index("ix_evidence_requests_filed_by", evidence_requests.c.filed_by)
+
+# Documents that came with a request (the scanned letter), kept with their SHA-256 and
+# listed in the package's manifest. In the database: every node reads them, a backup has them.
+request_attachments = Table(
+    "request_attachments",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("request_id", BigInteger, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("added_by", String(64), nullable=False),
+    Column("added_us", BigInteger, nullable=False),
+)
+Index("ix_request_attachments_request", request_attachments.c.request_id)
+
+# A retried call never registers twice: (account, Idempotency-Key) -> what it made.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("body_sha256", String(64), nullable=False),
+    Column("request_id", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+# Outside systems told of what happens (varta/exchange): a subscription per receiver, and
+# its deliveries in order (the outbox), written in the same transaction as the change.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("owner", String(64), nullable=False),  # the account whose rights apply at delivery
+    Column("kind", String(16), nullable=False),  # requests | alarms
+    Column("url", Text, nullable=False),
+    Column("secret_nonce", String(64), nullable=False),  # the HMAC secret is derived, never stored
+    Column("filters", JSON, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+Index("ix_subscriptions_owner", subscriptions.c.owner)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("subscription_id", BigInteger, nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("event_id", String(80), nullable=False),  # the receiver's idempotency key
+    Column("payload", JSON, nullable=False),
+    Column("state", String(12), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_us", BigInteger, nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("created_us", BigInteger, nullable=False),
+    Column("delivered_us", BigInteger),
+)
+Index("ix_deliveries_queue", deliveries.c.subscription_id, deliveries.c.state, deliveries.c.id)
 
 # The incident register (R7).
 incidents = Table(

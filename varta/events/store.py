@@ -14,7 +14,7 @@ from sqlalchemy import Engine, and_, func, insert, or_, select, update
 
 from varta.clock import now_us, to_datetime
 from varta.cluster.leases import check_fence
-from varta.db.schema import event_actions, events, motion_spans
+from varta.db.schema import cameras, event_actions, events, motion_spans
 
 ACTIONS = ("ack", "true", "false", "note")
 LIST_COLUMNS = [c for c in events.c if c.name != "path"]
@@ -73,7 +73,16 @@ class EventStore:
             if change.snapshot:
                 rel = self._write_snapshot(camera_id, event_id, change.wall_us, change.snapshot)
                 conn.execute(update(events).where(events.c.id == event_id).values(snapshot=rel))
+            if change.severity == "alarm":  # outside subscribers are told, in this transaction
+                self._tell_subscribers(conn, event_id, camera_id, values, change.snapshot)
         return event_id
+
+    def _tell_subscribers(self, conn, event_id: int, camera_id: str, values: dict, jpeg: bytes | None) -> None:
+        from varta.exchange.store import enqueue_alarm
+
+        cam = conn.execute(select(cameras.c.name, cameras.c.group_name, cameras.c.address, cameras.c.latitude,
+                                  cameras.c.longitude).where(cameras.c.id == camera_id)).first()
+        enqueue_alarm(conn, event_id, camera_id, values, cam, jpeg)
 
     def update_event(self, event_id: int, change, end: bool = False, fence=None) -> None:
         occ = change.occurrence

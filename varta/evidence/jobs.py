@@ -114,7 +114,20 @@ class EvidenceJobs:
         return self.get(job_id)
 
     # --- the work ----------------------------------------------------------------------
-    # --- the work ----------------------------------------------------------------------
+    def _documents(self, scratch: Path, request_id: int) -> list[tuple[Path, str, dict]]:
+        """The request's own documents (the letter filed with it), in the package under
+        ``documents/`` and in its manifest with their SHA-256."""
+        out = []
+        for i, a in enumerate(self.ev.requests.attachments(request_id), 1):
+            name, media_type, content = self.ev.requests.attachment(request_id, a["id"])
+            src = scratch / "documents" / f"{i:02d}"
+            src.parent.mkdir(parents=True, exist_ok=True)
+            src.write_bytes(content)
+            safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:120] or f"document-{i}"
+            out.append((src, f"documents/{i:02d}-{safe}", {"role": "request document", "name": name,
+                                                          "media_type": media_type}))
+        return out
+
     def _run_package(self, job: JobContext, request_id: int, who: Principal) -> dict:
         ev, settings = self.ev, self.ev.settings
         job_id = job.id
@@ -141,6 +154,7 @@ class EvidenceJobs:
                 base, span = 0.5, 0.45
             else:
                 base, span = 0.0, 0.95
+            extras += self._documents(scratch, request_id)
             with self._segments(scratch) as reader:
                 built = build_package(
                     index=ev.index, segments_from=reader, ffmpeg=ev.ffmpeg, out_dir=out_dir, name=name,

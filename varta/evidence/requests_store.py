@@ -3,18 +3,28 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 
 from sqlalchemy import Engine, insert, or_, select, update
 
 from varta.access.policy import Principal
 from varta.clock import now_us
-from varta.db.schema import evidence_requests
+from varta.db.schema import evidence_requests, idempotency_keys, request_attachments
 from varta.evidence import requests as rules
 from varta.evidence.holds_store import HeldInterval, HoldRegister
 from varta.evidence.records import (NotFound, add_history, city_today, fetch, fmt, history, next_number, numbered,
                                     parse_date)
 from varta.evidence.workdays import WorkingCalendar, deadline_state, due_date
+
+
+class AlreadyFiled(Exception):
+    """This account filed a request under this Idempotency-Key before (``same``: with the
+    same body)."""
+
+    def __init__(self, request_id: int, same: bool):
+        super().__init__(request_id)
+        self.request_id, self.same = request_id, same
 
 
 class RequestRegister:
@@ -24,11 +34,15 @@ class RequestRegister:
         self.calendar = calendar
         self.tz = tz
         self.soon_days = soon_days
+        # Told, inside each step's transaction, of every step of a request filed on line
+        # (conn, row, event type): the exchange's outbox (varta/exchange, set by Evidence).
+        self.notify = None
 
     # --- steps -------------------------------------------------------------------------
     def register(self, who: Principal, *, kind: str, incoming_no: str, incoming_date, requester: str, basis: str,
                  items: list[rules.Interval], contact: str = "", purpose: str = "", incident_id: int | None = None,
-                 redaction: dict | None = None) -> dict:
+                 redaction: dict | None = None, filed_by: str | None = None,
+                 attachments: list[tuple[str, str, bytes]] = (), idempotency: tuple[str, str] | None = None) -> dict:
         """Register an incoming request and hold its intervals at once, in one transaction:
         from this moment retention cannot take the footage (issue 6, A4.6)."""
         now = now_us()
@@ -44,15 +58,30 @@ class RequestRegister:
                       basis=basis.strip(), purpose=purpose.strip(),
                       items=[{"camera_id": i.camera_id, "start_us": i.start_us, "end_us": i.end_us} for i in items],
                       redaction=redaction, incident_id=incident_id, registered_by=who.login, registered_us=now,
-                      updated_us=now)
+                      updated_us=now, filed_by=filed_by)
+
         def work(conn) -> int:
+            if idempotency is not None:
+                seen = conn.execute(select(idempotency_keys).where(idempotency_keys.c.account == who.login,
+                                                                   idempotency_keys.c.key == idempotency[0])).first()
+                if seen is not None:
+                    raise AlreadyFiled(seen.request_id, seen.body_sha256 == idempotency[1])
             number = next_number(conn, evidence_requests, "REQ", today.year)
             rid = conn.execute(insert(evidence_requests).values(number=number, **values)).inserted_primary_key[0]
+            if idempotency is not None:  # the key's row: a retried call finds it (primary key: one wins)
+                conn.execute(insert(idempotency_keys).values(account=who.login, key=idempotency[0],
+                                                             body_sha256=idempotency[1], request_id=rid, created_us=now))
+            for name, media_type, content in attachments:
+                conn.execute(insert(request_attachments).values(
+                    request_id=rid, name=name, media_type=media_type, bytes=len(content),
+                    sha256=hashlib.sha256(content).hexdigest(), content=content, added_by=who.login, added_us=now))
             hold_id = self.holds.place_for_request(
                 conn, rid, number, [HeldInterval(i.camera_id, i.start_us, i.end_us) for i in items], who, now)
             conn.execute(update(evidence_requests).where(evidence_requests.c.id == rid).values(hold_order_id=hold_id))
             add_history(conn, "request", rid, who, "registered",
-                        {"incoming": f"{incoming_no} / {incoming}", "requester": requester}, now)
+                        {"incoming": f"{incoming_no} / {incoming}", "requester": requester,
+                         **({"filed by": filed_by} if filed_by else {})}, now)
+            self._tell(conn, rid, "request.registered")
             return rid
         rid = numbered(self.engine, work)
         return self.get(rid)
@@ -79,6 +108,7 @@ class RequestRegister:
                         {"text": text.strip(), "date": day.isoformat(), "due": due}, now)
             if target in rules.CLOSED:
                 self._close(conn, row, who, now, "refused")
+            self._tell(conn, request_id, "request.resolved")
         return self.get(request_id)
 
     def prepared(self, request_id: int, who: Principal, package: dict, fence=None) -> dict:
@@ -102,6 +132,16 @@ class RequestRegister:
             raise rules.RequestError("say why the request is withdrawn (e.g. the requester's letter)")
         return self._advance(request_id, who, "withdraw", "withdrawn", {}, {"reason": reason.strip()})
 
+    _EVENTS = {"prepared": "request.prepared", "transferred": "request.transferred", "new link": "request.link",
+               "withdrawn": "request.withdrawn"}
+
+    def _tell(self, conn, request_id: int, event_type: str) -> None:
+        if self.notify is None:
+            return
+        row = conn.execute(select(evidence_requests).where(evidence_requests.c.id == request_id)).first()
+        if row.filed_by:
+            self.notify(conn, row, event_type)
+
     def _advance(self, request_id: int, who: Principal, step: str | None, action: str, values: dict,
                  detail: dict, fence=None) -> dict:
         """One step: checked against the state machine (``step`` None: no state change),
@@ -118,6 +158,8 @@ class RequestRegister:
             add_history(conn, "request", request_id, who, action, detail, now)
             if target in rules.CLOSED and row.state not in rules.CLOSED:
                 self._close(conn, row, who, now, action)
+            if action in self._EVENTS:
+                self._tell(conn, request_id, self._EVENTS[action])
         return self.get(request_id)
 
     def _set(self, conn, request_id: int, expected_state: str, values: dict) -> None:
@@ -150,12 +192,33 @@ class RequestRegister:
     def get(self, request_id: int) -> dict:
         out = self.describe(self.row(request_id))
         out["history"] = history(self.engine, "request", request_id, self.tz)
+        out["attachments"] = self.attachments(request_id)
         return out
 
+    def attachments(self, request_id: int) -> list[dict]:
+        a = request_attachments.c
+        q = (select(a.id, a.name, a.media_type, a.bytes, a.sha256, a.added_by).where(a.request_id == request_id)
+             .order_by(a.id))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def attachment(self, request_id: int, attachment_id: int):
+        """(name, media_type, content) of one document of the request."""
+        a = request_attachments.c
+        with self.engine.connect() as conn:
+            r = conn.execute(select(a.name, a.media_type, a.content).where(
+                a.request_id == request_id, a.id == attachment_id)).first()
+        if r is None:
+            raise NotFound(f"request {request_id} has no document {attachment_id}")
+        return r
+
     def list(self, state: str | None = None, kind: str | None = None, open_only: bool = False, text: str = "",
-             since_us: int | None = None, until_us: int | None = None, limit: int = 500) -> list[dict]:
+             since_us: int | None = None, until_us: int | None = None, limit: int = 500,
+             filed_by: str | None = None) -> list[dict]:
         c = evidence_requests.c
         q = select(evidence_requests).order_by(c.id.desc()).limit(limit)
+        if filed_by is not None:
+            q = q.where(c.filed_by == filed_by)
         if state:
             q = q.where(c.state == state)
         if kind:
@@ -208,7 +271,7 @@ class RequestRegister:
             "deadline": self._deadline(r, today),
             "working_days_left": self.calendar.working_days_between(today, due) if due and r.closed_us is None else None,
             "package": r.package, "transfer": r.transfer,
-            "closed": fmt(r.closed_us, tz), "updated": fmt(r.updated_us, tz),
+            "closed": fmt(r.closed_us, tz), "updated": fmt(r.updated_us, tz), "filed_by": r.filed_by,
         }
 
 

@@ -18,6 +18,28 @@ from varta.evidence.signing import InstanceKey
 from varta.evidence.workdays import WorkingCalendar
 
 
+WEBHOOK_SECRETS = b"varta exchange webhook secrets"
+
+
+def now_iso(tz) -> str:
+    from varta.clock import format_time, now_us
+
+    return format_time(now_us(), tz)
+
+
+def filer_view(req: dict) -> dict:
+    """What the filing system is told of its request: its state and answer, not the
+    department's internal notes."""
+    keep = ("id", "number", "kind", "state", "incoming_no", "incoming_date", "items", "registered", "resolution",
+            "due_date", "closed")
+    out = {k: req.get(k) for k in keep}
+    if req.get("package"):
+        out["package"] = {k: req["package"].get(k) for k in ("name", "bytes", "sha256", "fingerprint", "built")}
+    if req.get("transfer"):
+        out["transfer"] = {k: req["transfer"].get(k) for k in ("url", "expires", "bytes", "target")}
+    return out
+
+
 def calendar_from(settings) -> WorkingCalendar:
     def days(values, what):
         try:
@@ -46,6 +68,16 @@ class Evidence:
         self.incidents = IncidentRegister(engine, tz)
         self.identity = identity
         self.jobs = EvidenceJobs(self, runner, files)
+        from varta.exchange.store import Exchange
+
+        # Outside systems told of their requests' steps (R11; docs/police-exchange.md).
+        self.exchange = Exchange(engine, lambda: self.key.derive(WEBHOOK_SECRETS), tz)
+        self.requests.notify = self._tell_filer
+
+    def _tell_filer(self, conn, row, event_type: str) -> None:
+        """In the step's transaction: the filing system's subscriptions get the step."""
+        self.exchange.enqueue(conn, row.filed_by, "requests", event_type, {
+            "time": now_iso(self.settings.tz), "request": filer_view(self.requests.describe(row))})
 
     @cached_property
     def key(self) -> InstanceKey:

@@ -87,6 +87,17 @@ class InstanceKey:
         return self._key.public_key().public_bytes(serialization.Encoding.PEM,
                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
 
+    def derive(self, purpose: bytes, length: int = 32) -> bytes:
+        """A secret of ``length`` bytes for ``purpose``, derived from this key (HKDF-SHA256):
+        every node holding the city's key derives the same one, so secrets made from it
+        (webhook signing secrets: varta/exchange) need never be stored."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        raw = self._key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                      serialization.NoEncryption())
+        return HKDF(algorithm=hashes.SHA256(), length=length, salt=b"varta", info=purpose).derive(raw)
+
     def fingerprint(self) -> str:
         """SHA-256 hex of the DER SubjectPublicKeyInfo: what the city publishes."""
         return fingerprint_of(self.public_pem())

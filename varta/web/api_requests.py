@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import Request, APIRouter, Depends, Query
+import base64
+import binascii
+import hashlib
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -10,7 +15,9 @@ from varta.clock import format_time, now_us
 from varta.evidence import requests as rules
 from varta.evidence.jobs import PACKAGE, TRANSFER
 from varta.evidence.registers import requests_csv, requests_pdf
-from varta.web.auth import Caller, guard, public
+from varta.evidence.requests_store import AlreadyFiled
+from varta.evidence.service import filer_view
+from varta.web.auth import Caller, guard, guard_any, public
 from varta.web.deps import AppServices, services, time_param
 from varta.web.evidence_http import IntervalIn, domain_errors, intervals, register_file
 
@@ -29,6 +36,17 @@ class RequestIn(BaseModel):
     items: list[IntervalIn] = Field(min_length=1)
     incident_id: int | None = None
     redaction: dict | None = Field(None, description="third parties only: {people: faces|people|none, plates, subject}")
+
+
+class AttachmentIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["лист-12-3456.pdf"])
+    media_type: str = Field("application/pdf", pattern="^(application/pdf|image/jpeg|image/png)$")
+    content_base64: str = Field(description="the file, base64 (at most 20 MB decoded)")
+
+
+class FiledRequestIn(RequestIn):
+    attachments: list[AttachmentIn] = Field(default=[], max_length=5,
+                                            description="the official letter and other documents (PDF, JPEG, PNG)")
 
 
 class ResolutionIn(BaseModel):
@@ -72,27 +90,131 @@ def deadlines(caller: Caller = guard("request.view"), svc: AppServices = Depends
     return {**d, "rules": svc.settings.holiday_rules}
 
 
-@router.post("", status_code=201)
-def register(body: RequestIn, caller: Caller = guard("request.register"), svc: AppServices = Depends(services)) -> dict:
-    """Register an incoming request; its intervals are held from this moment."""
+MAX_ATTACHMENT = 20 * 1024 * 1024
+_MAGIC = {"application/pdf": b"%PDF-", "image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG"}
+XROAD_HEADERS = ("X-Road-Client", "X-Road-Service", "X-Road-Id", "X-Road-UserId", "X-Road-Request-Hash")
+
+
+def _documents(body: FiledRequestIn) -> list[tuple[str, str, bytes]]:
+    out = []
+    for a in body.attachments:
+        try:
+            content = base64.b64decode(a.content_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise HTTPException(422, f"attachment {a.name!r}: content_base64 is not base64") from None
+        if not content or len(content) > MAX_ATTACHMENT:
+            raise HTTPException(422, f"attachment {a.name!r}: {len(content)} bytes; give 1 byte to 20 MB")
+        if not content.startswith(_MAGIC[a.media_type]):
+            raise HTTPException(422, f"attachment {a.name!r} is not a {a.media_type} file")
+        out.append((a.name, a.media_type, content))
+    return out
+
+
+def exchange_trace(request: Request) -> str:
+    """The X-Road (Trembita) message's identity, when the call came through it: journaled."""
+    got = [f"{h}: {request.headers[h][:200]}" for h in XROAD_HEADERS if request.headers.get(h)]
+    return f"; {'; '.join(got)}" if got else ""
+
+
+@router.post("", status_code=201, responses={200: {"description": "the request this Idempotency-Key filed before"},
+                                             422: {"description": "invalid, or the key was used for another body"}})
+def register(body: FiledRequestIn, request: Request, response: Response,
+             idempotency_key: str | None = Header(None, max_length=200, description="a retried call with the same "
+                                                  "key and body registers nothing new and answers the same request"),
+             caller: Caller = guard_any("request.register", "request.file"),
+             svc: AppServices = Depends(services)) -> dict:
+    """Register an incoming request; its intervals are held from this moment. The police's
+    own system files through here with a token scoped ``request.file``
+    (docs/police-exchange.md): the request is held and waits for the mayor's resolution
+    like any other, and only that account sees it afterwards."""
+    ev = svc.evidence
+    filer = not caller.may("request.register")
+    if filer and body.kind != "police":
+        caller.record("request.file", "requests", "refused", f"kind {body.kind!r}: the police file police requests")
+        raise HTTPException(403, "on-line filing is for police requests (kind 'police')")
+    if filer and (body.redaction or body.incident_id):
+        raise HTTPException(422, "redaction and incident links are the department's to set")
+    docs = _documents(body)
     items = [rules.Interval(*iv) for iv in intervals(body.items, svc)]
-    with domain_errors():
-        req = svc.evidence.requests.register(
-            caller.principal, kind=body.kind, incoming_no=body.incoming_no, incoming_date=body.incoming_date,
-            requester=body.requester, contact=body.contact, basis=body.basis, purpose=body.purpose, items=items,
-            incident_id=body.incident_id, redaction=body.redaction)
-    caller.record("request.register", _obj(req), detail=f"{req['kind']} {req['incoming_no']} of {req['incoming_date']} "
+    key = None
+    if idempotency_key:
+        digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+        key = (idempotency_key.strip(), digest)
+    action = "request.file" if filer else "request.register"
+    try:
+        with domain_errors():
+            req = ev.requests.register(
+                caller.principal, kind=body.kind, incoming_no=body.incoming_no, incoming_date=body.incoming_date,
+                requester=body.requester, contact=body.contact, basis=body.basis, purpose=body.purpose, items=items,
+                incident_id=body.incident_id, redaction=body.redaction, filed_by=caller.account.login if filer else None,
+                attachments=docs, idempotency=key)
+    except AlreadyFiled as seen:
+        if not seen.same:
+            caller.record(action, "requests", "refused", f"Idempotency-Key {key[0]!r} reused for another request body")
+            raise HTTPException(422, f"Idempotency-Key {key[0]!r} was used for a different request") from None
+        req = ev.requests.get(seen.request_id)
+        caller.record(action, _obj(req), detail=f"retried call (Idempotency-Key {key[0]}): nothing new registered"
+                      + exchange_trace(request))
+        response.status_code = 200
+        return _as_seen_by(caller, req)
+    caller.record(action, _obj(req), detail=f"{req['kind']} {req['incoming_no']} of {req['incoming_date']} "
                   f"from {req['requester']}; hold {req['hold_id']} on "
-                  + "; ".join(f"{i['camera_id']} {i['from']} – {i['to']}" for i in req["items"]))
-    return req
+                  + "; ".join(f"{i['camera_id']} {i['from']} – {i['to']}" for i in req["items"])
+                  + "".join(f"; document {a['name']} SHA-256 {a['sha256']}" for a in req.get("attachments", []))
+                  + exchange_trace(request))
+    return _as_seen_by(caller, req)
+
+
+def _as_seen_by(caller: Caller, req: dict) -> dict:
+    """The whole request for the department and leaders; the filer's view for the police."""
+    if caller.may("request.view"):
+        return req
+    return {**filer_view(req), "attachments": req.get("attachments", [])}
+
+
+def _own(caller: Caller, svc: AppServices, request_id: str):
+    """The request's row, if this caller may read it: ``request.view``, or its filer."""
+    with domain_errors():
+        row = svc.evidence.requests.find(request_id)
+    if caller.may("request.view"):
+        return row
+    if row.filed_by != caller.account.login:  # another unit's, or typed in: as if it did not exist
+        caller.record("request.file", f"request:{row.number}", "refused", "not filed by this account")
+        raise HTTPException(404, f"no request {request_id}")
+    return row
+
+
+@router.get("/filed")
+def filed(request: Request, caller: Caller = guard("request.file"), svc: AppServices = Depends(services)) -> dict:
+    """The requests this account filed on line, newest first, with their state and answer."""
+    reqs = [r for r in svc.evidence.requests.list(filed_by=caller.account.login)]
+    caller.record("request.file", "requests", detail=f"own requests ({len(reqs)}){exchange_trace(request)}")
+    return {"requests": [filer_view(r) for r in reqs]}
 
 
 @router.get("/{request_id}")
-def get_request(request_id: str, caller: Caller = guard("request.view"), svc: AppServices = Depends(services)) -> dict:
+def get_request(request_id: str, request: Request, caller: Caller = guard_any("request.view", "request.file"),
+                svc: AppServices = Depends(services)) -> dict:
     ev = svc.evidence
+    row = _own(caller, svc, request_id)
+    if not caller.may("request.view"):
+        caller.record("request.file", f"request:{row.number}", detail=f"state {row.state}{exchange_trace(request)}")
+        return _as_seen_by(caller, ev.requests.get(row.id))
+    return {**ev.requests.get(row.id), "jobs": ev.jobs.for_request(row.id)}
+
+
+@router.get("/{request_id}/documents/{document_id}", response_class=Response,
+            responses={200: {"content": {"application/pdf": {}, "image/jpeg": {}, "image/png": {}}}})
+def document(request_id: str, document_id: int, caller: Caller = guard_any("request.view", "request.file"),
+             svc: AppServices = Depends(services)) -> Response:
+    """A document filed with the request (the letter), as it came."""
+    row = _own(caller, svc, request_id)
     with domain_errors():
-        rid = ev.requests.find(request_id).id
-        return {**ev.requests.get(rid), "jobs": ev.jobs.for_request(rid)}
+        name, media_type, content = svc.evidence.requests.attachment(row.id, document_id)
+    caller.record("request.view" if caller.may("request.view") else "request.file", f"request:{row.number}",
+                  detail=f"document {name}")
+    return Response(content, media_type=media_type,
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
 
 
 @router.post("/{request_id}/resolve")

@@ -55,6 +55,12 @@ class Caller:
         if not d:
             raise HTTPException(403, d.reason)
 
+    def may(self, action: str) -> bool:
+        """Whether the policy gives this caller ``action`` at all (camera-scoped actions: on
+        some camera group it has), asked quietly: nothing is journaled."""
+        groups = self.principal.camera_groups
+        return bool(self.access.policy().decide(self.principal, action, groups[0] if groups else None))
+
     def sees_camera(self, cam) -> bool:
         return bool(self.access.policy().decide(self.principal, "camera.list", cam.group_name))
 
@@ -111,6 +117,12 @@ def identify(conn: HTTPConnection, stages=(FULL,)) -> Caller:
                                 headers={"WWW-Authenticate": "Bearer"})
         kind, restricted = access.site.classify(source, entrance_address(conn))
         who = principal_of(acc, kind, restricted, source, scopes=token.scopes)
+        wait = _token_rates.take(token.id, svc.settings.token_rate_per_min)
+        if wait:
+            access.record(who, "account.self", f"token:{token.id}", "refused",
+                          f"rate limit: more than {svc.settings.token_rate_per_min} calls a minute")
+            raise HTTPException(429, f"too many calls with this token: at most {svc.settings.token_rate_per_min} "
+                                     f"a minute; retry in {wait:.0f} s", headers={"Retry-After": str(max(1, round(wait)))})
         return Caller(who, acc, access, svc, token=token)
     session, why = access.sessions.resolve(conn.cookies.get(SESSION_COOKIE))
     if session is None:
@@ -145,6 +157,20 @@ def guard(action: str, camera_param: str | None = None, stages=(FULL,)):
         return caller
 
     dependency.varta_action = action
+    return Depends(dependency)
+
+
+def guard_any(*actions: str):
+    """Dependency: the caller, allowed at least one of ``actions`` (the route then decides
+    what each may see: e.g. the department every request, the police its own)."""
+
+    def dependency(request: Request) -> Caller:
+        caller = authenticate(request)
+        if not any(caller.may(a) for a in actions):
+            caller.require(actions[0])  # refused: journaled, 403 with the reason
+        return caller
+
+    dependency.varta_action = actions[0]
     return Depends(dependency)
 
 
@@ -213,6 +239,33 @@ def route_actions(app) -> dict[tuple[str, str], str | None]:
 
     walk(app.routes, "")
     return out
+
+
+class TokenRates:
+    """A token bucket per API token (per web node): ``rate`` calls a minute, bursts up to a
+    quarter of it. ``take`` returns 0 when the call may go, else the seconds to wait."""
+
+    def __init__(self):
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = Lock()
+
+    def take(self, key: str, rate_per_min: float) -> float:
+        import time as _time
+
+        if rate_per_min <= 0:
+            return 0.0
+        now, per_s, cap = _time.monotonic(), rate_per_min / 60.0, max(1.0, rate_per_min / 4)
+        with self._lock:
+            level, at = self._buckets.get(key, (cap, now))
+            level = min(cap, level + (now - at) * per_s)
+            if level >= 1.0:
+                self._buckets[key] = (level - 1.0, now)
+                return 0.0
+            self._buckets[key] = (level, now)
+            return (1.0 - level) / per_s
+
+
+_token_rates = TokenRates()
 
 
 class SeenOnce:

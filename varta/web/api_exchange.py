@@ -1,0 +1,114 @@
+"""/api/subscriptions: outside systems told of what concerns them, by signed webhook
+(docs/police-exchange.md; rules and outbox in varta/exchange)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from varta.exchange.rules import ExchangeError
+from varta.exchange.store import NotFound
+from varta.web.api_requests import exchange_trace
+from varta.web.auth import Caller, guard_any, public
+from varta.web.deps import AppServices, services
+
+router = APIRouter(prefix="/api/subscriptions", tags=["exchange"])
+profile_router = APIRouter(tags=["exchange"])
+
+# The exchange profile (docs/police-exchange.md): exactly these operations are published,
+# e.g. as a Trembita (X-Road) REST service.
+PROFILE = {("/api/requests", "post"), ("/api/requests/filed", "get"), ("/api/requests/{request_id}", "get"),
+           ("/api/requests/{request_id}/documents/{document_id}", "get"), ("/api/subscriptions", "post"),
+           ("/api/subscriptions", "get"), ("/api/subscriptions/{sid}", "get"), ("/api/subscriptions/{sid}", "delete"),
+           ("/api/subscriptions/{sid}/deliveries", "get"), ("/api/evidence/key", "get")}
+PROFILE_VERSION = "1.0"
+
+
+@profile_router.get("/api/exchange/openapi.json",
+                    dependencies=[public("the exchange profile's description: no data in it")])
+def exchange_openapi(request: Request) -> dict:
+    """OpenAPI 3 of the exchange with the police (profile version 1.0): the operations an
+    outside system uses, their schemas, nothing else."""
+    full = request.app.openapi()
+    paths = {p: {m: op for m, op in ops.items() if (p, m) in PROFILE} for p, ops in full["paths"].items()}
+    paths = {p: ops for p, ops in paths.items() if ops}
+    return {**full, "info": {**full["info"], "title": "Varta: exchange with the police (R11, MVS-3)",
+                             "version": PROFILE_VERSION,
+                             "description": "docs/police-exchange.md: filing requests, following them, "
+                                            "alarm and request webhooks"},
+            "paths": paths, "security": [{"bearer": []}],
+            "components": {**full.get("components", {}), "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "an API token (varta token create)"}}}}
+
+# Who may subscribe to what: a request's steps go to its filer, alarms to who may see them.
+KIND_ACTION = {"requests": "request.file", "alarms": "event.view"}
+
+
+class SubscriptionIn(BaseModel):
+    kind: str = Field(examples=["requests"], description="requests: the steps of the requests this account filed; "
+                                                         "alarms: the alarms of the cameras it may watch")
+    url: str = Field(examples=["https://dispatch.police.example/varta/hook"])
+    filters: dict = Field(default={}, description="requests: {events: [...]}; alarms: {groups, classes, rules, "
+                                                  "severities}: lists, empty = all")
+
+
+def _mine(caller: Caller) -> str | None:
+    """Whose subscriptions this caller sees: all for the administrator, else its own."""
+    return None if caller.may("token.manage") else caller.account.login
+
+
+def _get(svc: AppServices, caller: Caller, sid: int) -> dict:
+    try:
+        return svc.evidence.exchange.get(sid, _mine(caller))
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.post("", status_code=201)
+def subscribe(body: SubscriptionIn, request: Request, caller: Caller = guard_any("request.file", "event.view"),
+              svc: AppServices = Depends(services)) -> dict:
+    """A receiver for this account's events. The answer holds the signing secret, once: it
+    is derived from the city's key and never stored (docs/police-exchange.md, *Signatures*)."""
+    action = KIND_ACTION.get(body.kind)
+    if action is None:
+        raise HTTPException(422, f"kind: one of {', '.join(KIND_ACTION)}")
+    caller.require(action)
+    try:
+        sub, secret = svc.evidence.exchange.subscribe(caller.account.login, body.kind, body.url, body.filters,
+                                                      caller.account.login)
+    except ExchangeError as exc:
+        raise HTTPException(422, str(exc)) from None
+    caller.record(action, f"subscription:{sub['id']}", detail=f"subscribed {body.kind} → {sub['url']} "
+                  f"filters {sub['filters']}{exchange_trace(request)}")
+    return {"subscription": sub, "secret": secret}
+
+
+@router.get("")
+def list_subscriptions(caller: Caller = guard_any("request.file", "event.view", "token.manage"),
+                       svc: AppServices = Depends(services)) -> dict:
+    return {"subscriptions": svc.evidence.exchange.list(_mine(caller))}
+
+
+@router.get("/{sid}")
+def get_subscription(sid: int, caller: Caller = guard_any("request.file", "event.view", "token.manage"),
+                     svc: AppServices = Depends(services)) -> dict:
+    return _get(svc, caller, sid)
+
+
+@router.delete("/{sid}")
+def cancel(sid: int, request: Request, caller: Caller = guard_any("request.file", "event.view", "token.manage"),
+           svc: AppServices = Depends(services)) -> dict:
+    """Stop the deliveries (the log stays)."""
+    _get(svc, caller, sid)
+    sub = svc.evidence.exchange.cancel(sid)
+    caller.record("token.manage" if _mine(caller) is None else KIND_ACTION[sub["kind"]], f"subscription:{sid}",
+                  detail=f"cancelled{exchange_trace(request)}")
+    return sub
+
+
+@router.get("/{sid}/deliveries")
+def deliveries(sid: int, caller: Caller = guard_any("request.file", "event.view", "token.manage"),
+               svc: AppServices = Depends(services)) -> dict:
+    """The delivery log, newest first: each event, its attempts, the receiver's last answer."""
+    sub = _get(svc, caller, sid)
+    return {"subscription": sub, "deliveries": svc.evidence.exchange.deliveries(sid)}
