@@ -60,6 +60,68 @@ def _main(as_login: Optional[str] = typer.Option(
 
 
 # --- cameras ---------------------------------------------------------------------------
+def _view(text: str | None) -> tuple:
+    if not text:
+        return (None, None, None)
+    try:
+        d, a, r = (float(x) for x in text.split(","))
+    except ValueError:
+        raise CameraError(f"--view {text!r}: give DIRECTION,ANGLE,RANGE_M, e.g. 90,70,60") from None
+    return (d, a, r)
+
+
+@camera_app.command("near")
+def camera_near(
+    address: Optional[str] = typer.Option(None, "--address", help="found in the city's address list"),
+    lat: Optional[float] = typer.Option(None, "--lat"),
+    lon: Optional[float] = typer.Option(None, "--lon"),
+    radius_m: float = typer.Option(150.0, "--radius", help="metres"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Cameras that see a point (their field of view covers it), then those within a radius."""
+    from varta.cameras import geo
+    from varta.cameras.addresses import AddressBook
+
+    settings = _settings()
+    engine = _engine(settings)
+    access, who = authorize(settings, engine, "camera.list", obj="cameras")
+    if address:
+        found = AddressBook(engine).locate(address)
+        if found is None:
+            _fail(f"address {address!r} is not in the city's address list (varta addresses import FILE.csv)")
+        lat, lon = found["latitude"], found["longitude"]
+    elif lat is None or lon is None:
+        _fail("give --address, or --lat and --lon")
+    cams = {c.id: c for c in CameraRegistry(engine).list() if c.latitude is not None}
+    found = geo.near({cid: geo.View(c.latitude, c.longitude, c.view_direction, c.view_angle, c.view_range_m)
+                      for cid, c in cams.items()}, lat, lon, radius_m)
+    access.record(who, "camera.list", "cameras", detail=f"near {lat:.6f},{lon:.6f} within {radius_m:.0f} m: "
+                                                       f"{len(found)} cameras")
+    if as_json:
+        typer.echo(json.dumps({"point": {"latitude": lat, "longitude": lon}, "cameras": found}, ensure_ascii=False))
+        return
+    for f in found:
+        typer.echo(f"{f['id']:<16} {f['distance_m']:>7.1f} m  {'sees it' if f['sees'] else 'nearby'}  "
+                   f"{cams[f['id']].name}")
+
+
+@app.command("addresses")
+def addresses_import(file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                                 help="CSV: address, latitude, longitude (UTF-8)")) -> None:
+    """Import the city's address list (replaces it): the map's search and `camera near`."""
+    from varta.cameras.addresses import AddressBook, AddressError
+
+    settings = _settings()
+    engine = _engine(settings)
+    access, who = authorize(settings, engine, "camera.manage", obj="addresses")
+    try:
+        n = AddressBook(engine).import_csv(file.read_text(encoding="utf-8"))
+    except AddressError as exc:
+        _fail(f"{file}: {exc}")
+    access.record(who, "camera.manage", "addresses", detail=f"address list imported: {n} addresses from {file.name}")
+    typer.echo(f"{n} addresses imported")
+
+
 @camera_app.command("add")
 def camera_add(
     camera_id: str = typer.Argument(..., metavar="ID", help="stable id, e.g. mel-0042"),
@@ -75,15 +137,18 @@ def camera_add(
     schedule: Optional[str] = typer.Option(None, "--schedule", help="mode name or JSON timetable"),
     recorder: Optional[str] = typer.Option(None, "--recorder", help="pin to this recording node (name or id); "
                                                                     "default: placed automatically"),
+    view: Optional[str] = typer.Option(None, "--view", help="field of view DIRECTION,ANGLE,RANGE_M: degrees "
+                                                           "from north, width in degrees, metres (e.g. 90,70,60)"),
 ) -> None:
     """Register a camera; recording starts within seconds on a running Varta."""
     settings = _settings()
     try:
         sched = Schedule.from_json(json.loads(schedule) if schedule and schedule.startswith("{") else schedule)
+        fov = _view(view)
         cam = Camera(id=camera_id, main_url=url, sub_url=sub_url, name=name, kind=kind, address=address,
                      latitude=lat, longitude=lon, group_name=group,
                      retention_days=retention_days or settings.default_retention_days, schedule=sched,
-                     recorder=recorder)
+                     recorder=recorder, view_direction=fov[0], view_angle=fov[1], view_range_m=fov[2]).validated()
         engine = _engine(settings)
         access, who = authorize(settings, engine, "camera.manage", obj=f"camera:{camera_id}")
         CameraRegistry(engine).add(cam)

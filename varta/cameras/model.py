@@ -113,6 +113,11 @@ class Camera:
     schedule: Schedule = field(default_factory=Schedule.always)
     recorder: str | None = None
     enabled: bool = True
+    # Field of view on the map (cameras/geo.py): where it looks (degrees from north,
+    # clockwise), how wide, how far it makes out a person. None: not surveyed yet.
+    view_direction: float | None = None
+    view_angle: float | None = None
+    view_range_m: float | None = None
 
     def validated(self) -> "Camera":
         if not ID_PATTERN.match(self.id or ""):
@@ -136,6 +141,19 @@ class Camera:
             if not -180 <= float(self.longitude) <= 180:
                 raise CameraError(f"longitude {self.longitude} is outside -180..180")
             self.latitude, self.longitude = float(self.latitude), float(self.longitude)
+        fov = (self.view_direction, self.view_angle, self.view_range_m)
+        if any(v is not None for v in fov):
+            if any(v is None for v in fov):
+                raise CameraError("give the field of view whole: direction, angle and range")
+            if not 0 <= float(self.view_direction) < 360:
+                raise CameraError(f"view direction {self.view_direction} is outside 0..360 degrees (0 = north)")
+            if not 1 <= float(self.view_angle) <= 360:
+                raise CameraError(f"view angle {self.view_angle} is outside 1..360 degrees")
+            if not 1 <= float(self.view_range_m) <= 2000:
+                raise CameraError(f"view range {self.view_range_m} m is outside 1..2000 m")
+            if self.latitude is None:
+                raise CameraError("a field of view needs the camera's latitude and longitude")
+            self.view_direction, self.view_angle, self.view_range_m = (float(v) for v in fov)
         self.name = self.name or self.id
         return self
 
@@ -155,4 +173,6 @@ class Camera:
             "schedule": self.schedule.to_json(),
             "recorder": self.recorder,
             "enabled": self.enabled,
+            "view": ({"direction": self.view_direction, "angle": self.view_angle, "range_m": self.view_range_m}
+                     if self.view_range_m is not None else None),
         }

@@ -25,6 +25,9 @@ def _row_to_camera(row) -> Camera:
         schedule=Schedule.from_json(row.schedule),
         recorder=row.recorder,
         enabled=row.enabled,
+        view_direction=row.view_direction,
+        view_angle=row.view_angle,
+        view_range_m=row.view_range_m,
     )
 
 
@@ -42,6 +45,9 @@ def _values(cam: Camera) -> dict:
         "schedule": cam.schedule.to_json(),
         "recorder": cam.recorder,
         "enabled": cam.enabled,
+        "view_direction": cam.view_direction,
+        "view_angle": cam.view_angle,
+        "view_range_m": cam.view_range_m,
     }
 
 

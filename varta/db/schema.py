@@ -47,6 +47,9 @@ cameras = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    Column("view_direction", Float),  # field of view: degrees from north, clockwise
+    Column("view_angle", Float),  # its width, degrees
+    Column("view_range_m", Float),  # how far it makes out a person, metres
     # Removing a camera hides it and stops recording; its footage stays under retention
     # (and holds) like any other, so a removal never destroys evidence.
     Column("removed_us", BigInteger),
@@ -478,6 +481,19 @@ request_attachments = Table(
     Column("added_us", BigInteger, nullable=False),
 )
 Index("ix_request_attachments_request", request_attachments.c.request_id)
+
+# The city's address list (imported: no outside geocoding service), for "cameras that
+# see this address" (cameras/geo.py).
+addresses = Table(
+    "addresses",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("text", String(300), nullable=False),  # as the city writes it: "вул. Соборна, 12"
+    Column("key", String(300), nullable=False),  # normalised for search (cameras/geo.normalise)
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+)
+Index("ix_addresses_key", addresses.c.key)
 
 # A retried call never registers twice: (account, Idempotency-Key) -> what it made.
 idempotency_keys = Table(

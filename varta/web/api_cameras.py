@@ -8,6 +8,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from varta.cameras.importer import parse_camera_list
+from varta.cameras import geo
+from starlette.concurrency import run_in_threadpool
+
+from varta.cameras.addresses import AddressBook, AddressError
 from varta.cameras.model import Camera, CameraError
 from varta.cameras.schedule import Schedule, ScheduleError
 from varta.clock import format_time
@@ -15,6 +19,7 @@ from varta.web.auth import Caller, guard
 from varta.web.deps import AppServices, services
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
+addresses_router = APIRouter(prefix="/api/addresses", tags=["cameras"])
 
 
 class CameraIn(BaseModel):
@@ -31,6 +36,9 @@ class CameraIn(BaseModel):
     schedule: dict | str | None = None
     recorder: str | None = None
     enabled: bool = True
+    view_direction: float | None = Field(None, description="degrees from north, clockwise")
+    view_angle: float | None = Field(None, description="width of the field of view, degrees")
+    view_range_m: float | None = Field(None, description="how far it makes out a person, metres")
 
 
 class CameraPatch(BaseModel):
@@ -46,6 +54,9 @@ class CameraPatch(BaseModel):
     schedule: dict | str | None = None
     recorder: str | None = None
     enabled: bool | None = None
+    view_direction: float | None = None
+    view_angle: float | None = None
+    view_range_m: float | None = None
 
 
 _names_cache: dict = {"at": 0.0, "names": {}}
@@ -113,6 +124,53 @@ def _get(svc: AppServices, camera_id: str) -> Camera:
     return cam
 
 
+@router.get("/near")
+def cameras_near(lat: float | None = Query(None, ge=-90, le=90), lon: float | None = Query(None, ge=-180, le=180),
+                 address: str | None = Query(None, max_length=300, description="found in the city's address list"),
+                 radius_m: float = Query(150.0, gt=0, le=5000),
+                 caller: Caller = guard("camera.list"), svc: AppServices = Depends(services)) -> dict:
+    """Cameras whose field of view covers the point, then those within ``radius_m``, nearest
+    first — of the camera groups this account may see (police: its own)."""
+    point = {"latitude": lat, "longitude": lon, "address": None}
+    if address:
+        found = AddressBook(svc.engine).locate(address)
+        if found is None:
+            raise HTTPException(404, f"address {address!r} is not in the city's address list")
+        point = {"latitude": found["latitude"], "longitude": found["longitude"], "address": found["address"]}
+    elif lat is None or lon is None:
+        raise HTTPException(422, "give lat and lon, or an address")
+    cams = {c.id: c for c in svc.registry.list() if c.latitude is not None and caller.sees_camera(c)}
+    views = {cid: geo.View(c.latitude, c.longitude, c.view_direction, c.view_angle, c.view_range_m)
+             for cid, c in cams.items()}
+    found = geo.near(views, point["latitude"], point["longitude"], radius_m)
+    statuses = svc.index.statuses()
+    caller.record("camera.list", "cameras", detail=f"near {point['address'] or ''} "
+                  f"{point['latitude']:.6f},{point['longitude']:.6f} within {radius_m:.0f} m: {len(found)} cameras")
+    return {"point": point, "radius_m": radius_m,
+            "cameras": [_camera_out(svc, cams[f["id"]], statuses.get(f["id"]), _manages(svc, caller)) | f
+                        for f in found]}
+
+
+@addresses_router.get("")
+def search_addresses(q: str = Query(..., min_length=2, max_length=300), limit: int = Query(10, ge=1, le=50),
+                     caller: Caller = guard("camera.list"), svc: AppServices = Depends(services)) -> dict:
+    """Addresses of the city's list holding every word typed (for the map's search box)."""
+    return {"addresses": AddressBook(svc.engine).search(q, limit)}
+
+
+@addresses_router.put("", responses={200: {"description": "how many addresses the list now holds"}})
+async def import_addresses(request: Request, caller: Caller = guard("camera.manage"),
+                           svc: AppServices = Depends(services)) -> dict:
+    """Replace the address list with a CSV (address, latitude, longitude; UTF-8)."""
+    text = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        n = await run_in_threadpool(AddressBook(svc.engine).import_csv, text)
+    except AddressError as exc:
+        raise HTTPException(422, str(exc)) from None
+    await run_in_threadpool(caller.record, "camera.manage", "addresses", "ok", f"address list imported: {n} addresses")
+    return {"addresses": n}
+
+
 @router.get("/{camera_id}")
 def get_camera(camera_id: str, caller: Caller = guard("camera.list", "camera_id"),
                svc: AppServices = Depends(services)) -> dict:
@@ -128,6 +186,7 @@ def add_camera(body: CameraIn, caller: Caller = guard("camera.manage"), svc: App
             address=body.address, latitude=body.lat, longitude=body.lon, group_name=body.group,
             retention_days=body.retention_days or svc.settings.default_retention_days,
             schedule=Schedule.from_json(body.schedule), recorder=body.recorder, enabled=body.enabled,
+            view_direction=body.view_direction, view_angle=body.view_angle, view_range_m=body.view_range_m,
         )
         svc.registry.add(cam)
     except (CameraError, ScheduleError) as exc:

@@ -113,6 +113,7 @@ def create_app(settings, engine, node=None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(api_requests.key_router)
     app.include_router(api_exchange.profile_router)
+    app.include_router(api_cameras.addresses_router)
     if node.peers is not None:  # the node-to-node API, beside the public one on the same port
         from varta.node.internal import internal_routes
 

@@ -385,7 +385,22 @@ async function mapView(nav, params) {
     dot.style.background = c;  // CSSOM, allowed by the console's strict CSP (no inline style attributes)
     return h("span", { "data-state": s }, dot, ` ${said("cs_", s)} `);
   }));
-  nav.main().replaceChildren(legend, box, note);
+  // "Which cameras see this place?": an address from the city's list, or a click on the map.
+  const search = h("input", { id: "near-address", list: "near-addresses", placeholder: t("nearAddress"), size: 32 });
+  const choices = h("datalist", { id: "near-addresses" });
+  const radius = h("select", { id: "near-radius" }, [50, 100, 150, 300, 500].map((r) =>
+    h("option", { value: r, selected: r === 150 }, `${r} ${t("metres")}`)));
+  const nearPane = h("section", { id: "near", hidden: true });
+  search.addEventListener("input", async () => {
+    if (search.value.trim().length < 2) return;
+    try {
+      const got = await api("GET", `/api/addresses?q=${encodeURIComponent(search.value)}`, undefined, nav.signal);
+      choices.replaceChildren(...got.addresses.map((a) => h("option", { value: a.address })));
+    } catch { /* typing on: the next answer will do */ }
+  });
+  const finder = h("form", { id: "near-form", class: "toolbar" }, search, choices, radius,
+    h("button", { type: "submit" }, t("nearShow")), h("span", { class: "hint" }, t("nearHint")));
+  nav.main().replaceChildren(finder, nearPane, legend, box, note);
   const map = L.map(box, { zoomControl: false, attributionControl: true });
   L.control.zoom({ zoomInTitle: t("zoomIn"), zoomOutTitle: t("zoomOut") }).addTo(map);
   map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');  // the name, not its English motto
@@ -401,9 +416,11 @@ async function mapView(nav, params) {
     const m = L.circleMarker([c.latitude, c.longitude], {
       radius: 9, weight: 2, color: "#000", fillOpacity: 0.9, fillColor: STATE_COLOURS[c.status.state] || "#888",
     }).addTo(map);
-    m.bindPopup(`<b>${c.id}</b> ${escapeHtml(c.name || "")}<br>${escapeHtml(said("cs_", c.status.state))}` +
-                (c.status.reason ? ` · ${escapeHtml(said("rs_", c.status.reason))}` : "") +
-                (can(me, "live.view") ? `<br><a href="#/live?camera=${encodeURIComponent(c.id)}">${t("live")}</a>` : ""));
+    const info = h("div", { class: "popup", "data-camera": c.id }, h("b", {}, c.id), ` ${c.name || ""}`, h("br"),
+      said("cs_", c.status.state), c.status.reason ? ` · ${said("rs_", c.status.reason)}` : "",
+      can(me, "live.view") ? h("div", {}, h("a", { href: `#/live?camera=${encodeURIComponent(c.id)}` }, t("live"))) : "",
+      can(me, "camera.manage") ? viewForm(c) : "");
+    m.bindPopup(info);
     m.camera = c;
     return m;
   });
@@ -417,10 +434,71 @@ async function mapView(nav, params) {
   }
   box.dataset.markers = String(markers.length);
   if (wanted) { wanted.openPopup(); box.dataset.centred = wanted.camera.id; }
+  for (const c of placed) if (c.view) L.polygon(sector(c), { className: "fov", weight: 1 }).addTo(map);
+
+  let pin = null;
+  async function near(query) {
+    const p = new URLSearchParams({ ...query, radius_m: radius.value });
+    let found;
+    try { found = await api("GET", `/api/cameras/near?${p}`, undefined, nav.signal); }
+    catch (e) { if (e.name !== "AbortError") nearPane.replaceChildren(h("p", { class: "error" }, e.message)); nearPane.hidden = false; return; }
+    const at = [found.point.latitude, found.point.longitude];
+    if (pin) pin.remove();
+    pin = L.circleMarker(at, { radius: 7, weight: 3, color: "#fff", fillColor: "#ff5c5c", fillOpacity: 1 }).addTo(map);
+    map.setView(at, Math.max(map.getZoom(), 17));
+    const cams = found.cameras;
+    const tiles = can(me, "live.view") ? cams.slice(0, 4).map((c) => tile(nav, c, "sub", () => { location.hash = `#/live?camera=${encodeURIComponent(c.id)}`; })) : [];
+    nearPane.replaceChildren(
+      h("h3", {}, `${t("nearTitle")}: ${found.point.address || at.map((x) => x.toFixed(5)).join(", ")}`),
+      cams.length ? h("ol", { class: "near-list" }, cams.map((c) => h("li", { "data-camera": c.id, "data-sees": c.sees ? "1" : "0" },
+        h("b", {}, c.id), ` ${c.name || ""} · ${Math.round(c.distance_m)} ${t("metres")} · `,
+        h("span", { class: c.sees ? "ok" : "muted" }, c.sees ? t("nearSees") : t("nearNearby")))))
+        : h("p", {}, t("nearNone")),
+      tiles.length ? h("div", { class: `wall n${tiles.length === 1 ? 1 : 4} near-wall` }, tiles) : "");
+    nearPane.hidden = false;
+    nearPane.dataset.point = at.join(",");
+  }
+  finder.addEventListener("submit", (ev) => { ev.preventDefault(); if (search.value.trim()) near({ address: search.value.trim() }); });
+  map.on("click", (e) => near({ lat: e.latlng.lat.toFixed(6), lon: e.latlng.lng.toFixed(6) }));
 }
 
-function escapeHtml(s) {
-  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+// The field of view, edited where it is drawn (camera.manage): where the camera looks
+// (degrees from north, clockwise), how wide, how far; saved at once, the map redrawn.
+function viewForm(c) {
+  const v = c.view || { direction: 0, angle: 60, range_m: 50 };
+  const num = (name, value, max) => h("input", { name, type: "number", min: name === "direction" ? 0 : 1, max, step: 1,
+    value: Math.round(value), size: 4, required: true });
+  const note = h("span", { class: "error" });
+  const form = h("form", { class: "view-form" },
+    h("label", {}, `${t("viewDirection")} `, num("direction", v.direction, 359)),
+    h("label", {}, `${t("viewAngle")} `, num("angle", v.angle, 360)),
+    h("label", {}, `${t("viewRange")} `, num("range_m", v.range_m, 2000)),
+    h("button", { type: "submit" }, t("save")), note);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    try {
+      await api("PATCH", `/api/cameras/${encodeURIComponent(c.id)}`, { view_direction: +f.get("direction"),
+        view_angle: +f.get("angle"), view_range_m: +f.get("range_m") });
+      route();
+    } catch (e) { note.textContent = e.message; }
+  });
+  return form;
+}
+
+// A camera's field of view as a map polygon (the server's cameras/geo.sector, here to draw).
+function sector(c, steps = 16) {
+  const R = 6371008.8, rad = Math.PI / 180;
+  const dest = (brg, d) => {
+    const p1 = c.latitude * rad, l1 = c.longitude * rad, b = brg * rad, a = d / R;
+    const p2 = Math.asin(Math.sin(p1) * Math.cos(a) + Math.cos(p1) * Math.sin(a) * Math.cos(b));
+    const l2 = l1 + Math.atan2(Math.sin(b) * Math.sin(a) * Math.cos(p1), Math.cos(a) - Math.sin(p1) * Math.sin(p2));
+    return [p2 / rad, l2 / rad];
+  };
+  const v = c.view;
+  const pts = v.angle < 360 ? [[c.latitude, c.longitude]] : [];
+  for (let i = 0; i <= steps; i++) pts.push(dest(v.direction - v.angle / 2 + (v.angle * i) / steps, v.range_m));
+  return pts;
 }
 
 // --- health -------------------------------------------------------------------------------
