@@ -58,6 +58,7 @@ EXPECTED = {
     "request.prepare": {REMOTE: set(), ONSITE: set(), ZONE: {"department"}},  # reads the archive (A4.5)
     "request.transfer": {REMOTE: {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
     "request.file": {REMOTE: {"police"}, ONSITE: set(), ZONE: set()},  # R11: the police's own system
+    "search.tracks": {REMOTE: set(), ONSITE: set(), ZONE: ARCHIVE},  # A4.4, A4.5
 }
 
 CABINET = {"person": "Коваль Андрій Іванович", "organisation": "ТОВ Сервіс", "purpose": "заміна диска",
@@ -90,6 +91,7 @@ REQUESTS = {  # one representative request per action, on camera mel-c (group "c
     "request.prepare": ("POST", "/api/requests/999999/prepare", None),
     "request.transfer": ("POST", "/api/requests/999999/link", None),
     "request.file": ("GET", "/api/requests/filed", None),
+    "search.tracks": ("GET", "/api/search/tracks?from=now-1h&to=now", None),
 }
 
 

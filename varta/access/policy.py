@@ -106,6 +106,10 @@ MATRIX: dict[str, Rule] = {
     "request.prepare": _r((), {DEPARTMENT}, "A4.4, A4.5, A4.10", "build and download evidence packages",
                           restricted_zone=True),
     "request.transfer": _r({DEPARTMENT}, {DEPARTMENT}, "A4.11", "upload packages and issue download links"),
+    # Search across every camera's tracks reads what the archive saw (thumbnails of people):
+    # an archive action, from the restricted zone (A4.4, A4.5; MVS-2).
+    "search.tracks": _r((), _ARCHIVE_ROLES, "A4.4, A4.5, MVS-2", "search every camera's tracks",
+                        restricted_zone=True, camera_scoped=True),
     "system.maintain": _r((), {ADMIN, CONTRACTOR}, "C3",
                           "run, migrate, reconcile and apply retention; drain and resume nodes"),
     "system.view": _r({DEPARTMENT}, _DIRECT_ROLES | {ADMIN}, "R4, R5",

@@ -36,6 +36,7 @@ ACTIONS = {
     "request.register": ("реєстрація запиту", "request registration"),
     "request.resolve": ("резолюція на запит", "request resolution"),
     "request.file": ("подання запиту онлайн", "on-line request filing"),
+    "search.tracks": ("пошук за треками", "track search"),
     "request.prepare": ("підготовка пакета", "package preparation"),
     "request.transfer": ("передача пакета", "package transfer"),
     "system.maintain": ("обслуговування системи", "system maintenance"),

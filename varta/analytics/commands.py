@@ -235,6 +235,11 @@ def analyze(
     fps: Optional[float] = typer.Option(None, "--fps", help="frames analysed per second; 0 = every frame"),
     model: Optional[Path] = typer.Option(None, "--model", help="ONNX detector (default: the installed one)"),
     no_gate: bool = typer.Option(False, "--no-motion-gate", help="run the detector on every frame"),
+    store_tracks: Optional[str] = typer.Option(None, "--store-tracks", metavar="CAMERA",
+                                               help="keep the tracks for search as this camera's (footage "
+                                                    "brought in from elsewhere; needs --start)"),
+    start: Optional[str] = typer.Option(None, "--start", help="when the file's first frame was taken (ISO 8601, "
+                                                              "city time without an offset)"),
 ) -> None:
     """Run Varta's analytics over a file and print the events it would raise."""
     from varta.analytics.config import AnalyticsError, parse_config
@@ -245,6 +250,22 @@ def analyze(
     settings = load_settings()
     if model is not None:
         settings.detector_model = str(model)
+    camera = None
+    if store_tracks:
+        from varta.cameras.registry import CameraRegistry
+        from varta.clock import parse_time
+
+        if not start:
+            fail("--store-tracks needs --start: when the file's first frame was taken")
+        try:
+            start_us = parse_time(start, settings.tz)
+        except ValueError as exc:
+            fail(f"--start: {exc}")
+        engine = open_engine(settings)
+        access, who = authorize(settings, engine, "camera.manage", obj=f"camera:{store_tracks}")
+        camera = CameraRegistry(engine).get(store_tracks, include_removed=True)
+        if camera is None:
+            fail(f"no camera {store_tracks}")
     data = read_settings_file(rules) if rules else {}
     data.setdefault("enabled", True)
     try:
@@ -258,12 +279,23 @@ def analyze(
     out = mot.open("w", encoding="ascii") if mot else None
     try:
         result = analyze_file(video, cfg, detector, fps=fps, mot=out, gate=not no_gate,
-                              mot_labels=set(mot_class) or None)
+                              mot_labels=set(mot_class) or None,
+                              view_direction=camera.view_direction if camera else None)
     except SourceError as exc:
         fail(f"{video}: {exc}")
     finally:
         if out:
             out.close()
+    if camera is not None:
+        from varta.search.store import TrackStore
+
+        for r in result.records:
+            r.start_us += start_us
+            r.end_us += start_us
+        n = TrackStore(engine).insert(camera.id, result.records, worker=f"file:{video.name}")
+        access.record(who, "camera.manage", f"camera:{camera.id}",
+                      detail=f"{n} track records from the file {video.name} stored from {start}")
+        typer.echo(f"{n} tracks stored for search as camera {camera.id}'s", err=True)
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
         return

@@ -43,6 +43,7 @@ class OfflineResult:
     seconds: float  # wall time spent
     cpu_s: float
     region_share: float | None = None  # the share of the picture the detector looked at, per run
+    records: list = field(default_factory=list)  # TrackRecord, times from the file's start
 
     def to_json(self) -> dict:
         return {"events": [e.to_json() for e in self.events], "frames_decoded": self.frames_decoded,
@@ -53,10 +54,14 @@ class OfflineResult:
 
 
 def analyze_file(path: Path, config: AnalyticsConfig, detector=None, fps: float | None = None,
-                 mot: TextIO | None = None, gate: bool = True, mot_labels: set[str] | None = None) -> OfflineResult:
+                 mot: TextIO | None = None, gate: bool = True, mot_labels: set[str] | None = None,
+                 view_direction: float | None = None) -> OfflineResult:
     """Run the pipeline over ``path``. ``fps`` None = the config's rate, 0 = every frame.
-    ``gate=False`` runs the detector on every analysed frame (the naive baseline)."""
+    ``gate=False`` runs the detector on every analysed frame (the naive baseline). The
+    result's ``records`` are the track records (times from the file's start, µs)."""
     pipeline = CameraPipeline(config, detector)
+    pipeline.view_direction = view_direction
+    records = []
     if not gate:
         pipeline.always_detect = True
     source = FrameSource(str(path), config.fps if fps is None else fps, live=False, start_us=0)
@@ -90,17 +95,19 @@ def analyze_file(path: Path, config: AnalyticsConfig, detector=None, fps: float 
                 open_events.pop(ch.key, None)
         if writer is not None:
             writer.write(frame.index + 1, pipeline.tracker.tracks(), frame.t)
+        records += pipeline.take_records()
     if writer is not None:
         writer.close()
     for ch in pipeline.finish(last_t, int(last_t * 1e6)):  # files start at wall time 0
         ev = open_events.pop(ch.key, None)
         if ev is not None:
             ev.end_s = round(ch.wall_us / 1e6, 3)
+    records += pipeline.take_records()
     st = pipeline.stats
     looked = ((st.region_share + st.detections_run - st.region_runs) / st.detections_run
               if st.detections_run else None)
     return OfflineResult(events, source.decoded, st.frames, st.motion_frames, st.detections_run,
-                         time.perf_counter() - t0, time.process_time() - c0, looked)
+                         time.perf_counter() - t0, time.process_time() - c0, looked, records)
 
 
 class MotWriter:

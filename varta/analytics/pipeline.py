@@ -24,6 +24,7 @@ from varta.analytics.motion import MotionDetector
 from varta.analytics.rules import RuleEngine
 from varta.analytics.snapshot import draw_alarm, encode_jpeg
 from varta.analytics.tamper import TamperDetector
+from varta.analytics.trackrecords import TrackAccumulator, TrackRecord
 from varta.analytics.tracker import Tracker
 from varta.analytics.types import FrameInfo, Occurrence, Track
 
@@ -121,6 +122,11 @@ class CameraPipeline:
         self._last_motion_us = 0
         self._size = (0, 0)  # the last picture's, for events closed without one
         self.always_detect = False  # the naive baseline: detect on every frame (benchmarks)
+        # Search across tracks (trackrecords.py): a record per confirmed track, when it ends.
+        self.view_direction: float | None = None  # the camera's, for compass headings
+        self.keep_thumbnails = True
+        self._acc: dict[int, TrackAccumulator] = {}
+        self._records: list[TrackRecord] = []
 
     @property
     def motion_ongoing(self) -> bool:
@@ -152,6 +158,12 @@ class CameraPipeline:
             self._last_detect_t = t
             self.tracker.update(dets, t)
             detected = True
+            for tr in self.tracker.tracks():
+                if tr.observed(t):
+                    acc = self._acc.get(tr.id)
+                    if acc is None:
+                        acc = self._acc[tr.id] = TrackAccumulator(tr.id, tr.label, t, wall_us)
+                    acc.observe(t, wall_us, tr.seen_box, tr.seen_score, bgr)
         tracks = self.tracker.confirmed()
         info = FrameInfo(t=t, width=w, height=h, local=self._local(wall_us), motion=motion, tamper=tamper)
         changes = self._changes(info, tracks, bgr, wall_us)
@@ -215,10 +227,25 @@ class CameraPipeline:
                          tamper=frozenset({"video_lost"}))
         return Step(self._changes(info, [], None, wall_us), False, False)
 
+    def take_records(self) -> list[TrackRecord]:
+        """The track records finished since the last call (for the worker to store)."""
+        out, self._records = self._records, []
+        return out
+
+    def _record(self, tr: Track) -> None:
+        acc = self._acc.pop(tr.id, None)
+        if acc is None or not tr.confirmed:
+            return
+        rec = acc.finish(*self._size, self.view_direction, self.keep_thumbnails)
+        if rec is not None:
+            self._records.append(rec)
+
     def finish(self, t: float, wall_us: int) -> list[EventChange]:
         """Close everything still open (end of a file, camera removed, worker stopping)."""
         out = []
         live = {tr.id: tr for tr in self.tracker.tracks()}
+        for tr in live.values():
+            self._record(tr)
         for key in list(self._open):
             severity, _ = self._open.pop(key)
             occ = Occurrence(key=key, rule=key.split("\x1f")[0], kind="", t=t)
@@ -243,6 +270,8 @@ class CameraPipeline:
         opened, ongoing, closed = self.rules.step(info, tracks)
         # Tracks the tracker just dropped still close their events, with their full path.
         gone = {tr.id: tr for tr in self.tracker.ended()}
+        for tr in gone.values():
+            self._record(tr)
         by_id = {**gone, **{tr.id: tr for tr in self.tracker.tracks()}}
         out: list[EventChange] = []
         for occ in opened:

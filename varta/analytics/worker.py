@@ -110,6 +110,7 @@ class CameraAnalysis(threading.Thread):
         w = self.worker
         detector = w.detector if self.config.detect else None
         pipeline = CameraPipeline(self.config, detector, w.settings.tz)
+        pipeline.view_direction = self.camera.view_direction  # track records get compass headings
         backoff = 1.0
         last_frame = time.monotonic()
         last_status = 0.0
@@ -135,6 +136,7 @@ class CameraAnalysis(threading.Thread):
                     self.frames += 1
                     self.detections += step.detected
                     self._apply(step)
+                    self._store_tracks(pipeline)
                     if last_frame - last_status >= STATUS_EVERY_S:
                         counted = self._report(counted, detector is not None, source.first_frame_us())
                         last_status = last_frame
@@ -162,6 +164,7 @@ class CameraAnalysis(threading.Thread):
         try:
             for change in pipeline.finish(end_us / 1e6, end_us):
                 self._apply_change(change)
+            self._store_tracks(pipeline)
             if pipeline.motion_ongoing:
                 w.events.motion_end(self.camera.id, now_us(), fence=self.fence)
             w.settings_store.set_status(self.camera.id, w.name, "off", "analysis stopped", self.config.fps,
@@ -187,6 +190,17 @@ class CameraAnalysis(threading.Thread):
         self.worker.settings_store.set_status(self.camera.id, self.worker.name, self.state, detail,
                                               self.config.fps, fps, dfps, since_us, allowed_fps=self.fps,
                                               lag_s=lag_s)
+
+    def _store_tracks(self, pipeline) -> None:
+        """The tracks that ended, for search across cameras (under the camera's lease)."""
+        records = pipeline.take_records()
+        if records:
+            try:
+                self.worker.tracks.insert(self.camera.id, records, self.worker.name, fence=self.fence)
+            except Fenced:
+                self.stop()
+            except Exception:  # noqa: BLE001  (search records are not worth stopping analysis for)
+                log.exception("camera %s: %d track records not stored", self.camera.id, len(records))
 
     def _apply(self, step: Step) -> None:
         try:
@@ -241,6 +255,9 @@ class AnalyticsWorker:
         self.registry = CameraRegistry(engine)
         self.settings_store = AnalyticsSettings(engine)
         self.events = EventStore(engine, settings.events_dir, self.name, files=_bucket_files(settings, node_id))
+        from varta.search.store import TrackStore
+
+        self.tracks = TrackStore(engine)
         self.alarms = SystemAlarms(engine, self.name)
         self.sync_interval_s = sync_interval_s
         self.cameras: dict[str, CameraAnalysis] = {}

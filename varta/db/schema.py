@@ -482,6 +482,32 @@ request_attachments = Table(
 )
 Index("ix_request_attachments_request", request_attachments.c.request_id)
 
+# One record per track the analytics followed (varta/analytics/trackrecords.py), for search
+# across cameras (varta/search): found by time first, then camera, class, heading, colour.
+track_records = Table(
+    "track_records",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("camera_id", String(64), nullable=False),
+    Column("label", String(32), nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger, nullable=False),
+    Column("path", JSON, nullable=False),  # [[t_s, x, y]] normalised, simplified
+    Column("entry", String(8), nullable=False),
+    Column("exit", String(8), nullable=False),
+    Column("heading", String(12)),  # the picture's: up, up-right, ...
+    Column("compass", String(2)),  # n, ne, ... (the camera's view direction known)
+    Column("speed", Float, nullable=False),  # picture widths a second
+    Column("dwell_s", Float, nullable=False),
+    Column("colours", String(100), nullable=False),  # ",red,black,"
+    Column("score", Float, nullable=False),
+    Column("thumbnail", LargeBinary),  # JPEG, the best sighting, ≤ 96 px
+    Column("worker", String(100), nullable=False, default=""),
+)
+Index("ix_track_records_start", track_records.c.start_us)
+Index("ix_track_records_camera", track_records.c.camera_id, track_records.c.start_us)
+Index("ix_track_records_label", track_records.c.label, track_records.c.start_us)
+
 # The city's address list (imported: no outside geocoding service), for "cameras that
 # see this address" (cameras/geo.py).
 addresses = Table(

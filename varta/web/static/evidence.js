@@ -734,8 +734,11 @@ const incidentBody = (f) => ({ type: f.get("type"), status: f.get("status"), tit
 async function incidentForm(ctx) {
   const cams = await cameras(ctx);
   const error = h("p", { class: "error" });
+  // From a track found by search (#/search): its camera and time filled in.
+  const p = (k) => ctx.params.get(k) || "";
+  const preset = p("camera") ? { cameras: [p("camera")], from: p("from"), to: p("to"), title: p("title") } : {};
   const form = h("form", { class: "ev-form", id: "incident-form" }, h("h3", {}, t("newIncident")),
-    incidentFields(cams), h("button", { type: "submit" }, t("registerIt")), error);
+    incidentFields(cams, preset), h("button", { type: "submit" }, t("registerIt")), error);
   onSubmit(form, error, async (f) => {
     const inc = await api("POST", "/api/incidents", incidentBody(f));
     go(ctx, hashFor(ctx, inc.id));
