@@ -24,3 +24,5 @@ fi
 "$PY" bench/accuracy_bench.py ${ARGS[@]+"${ARGS[@]}"}
 "$PY" bench/analytics_bench.py ${ARGS[@]+"${ARGS[@]}"}
 "$PY" bench/evidence_bench.py ${ARGS[@]+"${ARGS[@]}"}
+"$PY" bench/search_bench.py ${ARGS[@]+"${ARGS[@]}"}
+"$PY" bench/exchange_bench.py ${ARGS[@]+"${ARGS[@]}"}

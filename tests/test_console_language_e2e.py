@@ -147,6 +147,7 @@ def test_every_page_speaks_one_language(browser, varta, camsim):  # noqa: F811
         ("#/evidence/requests", "#evidence[data-tab=requests]"), (f"#/evidence/requests/{req['id']}", "#request-detail"),
         ("#/evidence/holds", "#evidence[data-tab=holds]"), ("#/evidence/incidents", "#evidence[data-tab=incidents]"),
         ("#/map?camera=mel-lang-2", ".leaflet-popup-content"), ("#/health", "#health tbody tr"), ("#/nodes", "#nodes tbody tr"),
+        ("#/search?from=01.12.2026+00:00:00&to=04.12.2026+23:00:00&class=person", "#search-count"),
     ]
     for lang in ("uk", "en"):
         problems += _pages_of(page, lang, "operator", operator_routes)

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from conftest import have_ffmpeg, login_client
+from test_console_e2e import browser, shot, sign_in  # noqa: F401  (browser is a fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not have_ffmpeg(), reason="needs ffmpeg")]
 
@@ -67,7 +68,7 @@ def _unannotated(track) -> bool:
     return sum(1 for _, x, y in pts if x < 130 / W and y < 160 / H) > len(pts) / 2
 
 
-def test_searching_people_by_heading_finds_the_annotated_walkers(varta, test_data, tmp_path):
+def test_searching_people_by_heading_finds_the_annotated_walkers(browser, varta, test_data, tmp_path):  # noqa: F811
     clip = test_data / "annotated" / "PETS09-S2L1" / "PETS09-S2L1_f1-300_768x576_7fps.mp4"
     model = test_data / "models" / "yolox_nano.onnx"
     v = varta(onsite_networks="127.0.0.1/32", restricted_workstations="127.0.0.1/32", trusted_proxies="127.0.0.1/32")
@@ -126,3 +127,27 @@ def test_searching_people_by_heading_finds_the_annotated_walkers(varta, test_dat
     lines = dept.get("/api/journal", params={"action": "search.tracks", "limit": 50}).json()["lines"]
     assert any(ln["account"] == "olena.dept" and "'heading': ['w']" in ln["detail"] for ln in lines)
     assert httpx.get(f"{v.base_url}/api/search/tracks/{tracks[0]['id']}/thumbnail.jpg").status_code == 401
+
+    # In the console: the same search as a grid of pictures; one opens playback at the moment,
+    # another starts an incident with the camera and the time filled in.
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    password, _ = v.account("olena.console", "department")
+    sign_in(page, v.base_url, "olena.console", password)
+    page.wait_for_selector("#nav a[data-page=search]")
+    page.goto(v.base_url + "/#/search?from=04.12.2026+13:59:00&to=04.12.2026+14:05:00&class=person&heading=w")
+    page.wait_for_selector("#search-results .track-grid figure.track-card")
+    assert page.locator("figure.track-card").count() == by_cli["w"]
+    page.wait_for_function("() => [...document.querySelectorAll('figure.track-card img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert "на захід" in page.inner_text("figure.track-card figcaption")
+    shot(page, "search-tracks")
+    first = page.locator("figure.track-card").nth(0)
+    camera, href = first.get_attribute("data-camera"), first.locator("a.to-incident").get_attribute("href")
+    first.locator("a.to-incident").click()
+    page.wait_for_selector("#incident-form")
+    assert page.eval_on_selector("#incident-form select[name=cameras]", "s => [...s.selectedOptions].map(o => o.value)") == [camera]
+    assert page.input_value("#incident-form input[name=from]").startswith("04.12.2026 14:00"), href
+    page.go_back()
+    page.wait_for_selector("figure.track-card a.play")
+    page.locator("figure.track-card a.play").nth(0).click()
+    page.wait_for_selector(f"video[data-camera={camera}]")
+    assert "cameras=mel-pets" in page.url

@@ -9,6 +9,7 @@ import { adminView } from "./admin.js";
 import { AlarmCenter, can, cityText, eventView, eventsView, labelText } from "./alarms.js";
 import { evidenceNav, evidenceView } from "./evidence.js";
 import { nodesView } from "./nodes.js";
+import { searchView } from "./search.js";
 
 let me = null;
 const alarms = new AlarmCenter($("#alarms"));
@@ -659,6 +660,7 @@ async function route() {
     else if (path === "/playback") await playbackView(nav, params);
     else if (path === "/map") await mapView(nav, params);
     else if (path === "/nodes") await nodesView(me, nav);
+    else if (path === "/search") await searchView(me, nav, params, cityNowMinus);
     else if (path === "/events") await eventsView(me, nav.main, params);
     else if (path.startsWith("/events/")) await eventView(me, nav.main, path.slice(8), (ev) => alarms.handled(ev));
     else if (path.startsWith("/admin/")) await adminView(path.slice(7), me, nav.main);
@@ -690,6 +692,7 @@ function chrome() {
     can(me, "live.view") ? h("a", { href: "#/live", "data-page": "live" }, t("live")) : "",
     me && me.allowed_actions.includes("archive.play") ? h("a", { href: "#/playback", "data-page": "playback" }, t("playback")) : "",
     can(me, "event.view") ? h("a", { href: "#/events", "data-page": "events" }, t("events")) : "",
+    can(me, "search.tracks") ? h("a", { href: "#/search", "data-page": "search" }, t("searchNav")) : "",
     evidenceNav(me),  // with the red count of requests overdue or due soon
     h("a", { href: "#/map", "data-page": "map" }, t("map")),
     h("a", { href: "#/health", "data-page": "health" }, t("health")),

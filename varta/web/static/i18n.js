@@ -3,6 +3,10 @@
 
 const TEXT = {
   uk: {
+    searchNav: "Пошук", searchTracks: "Пошук за треками всіх камер", searchHint: "Що бачила аналітика: клас, час, напрямок руху, колір, тривалість. Клацніть знімок, щоб відтворити цей момент.", allClasses: "Усі класи", anyHeading: "Будь-який напрямок", compass: "Сторони світу", inPicture: "У кадрі", colour: "Колір", anyColour: "Будь-який колір", minDwell: "Від, с", found: "Знайдено", noTracks: "Нічого не знайдено", playMoment: "Відтворити момент", toIncident: "До інциденту", standing: "стоїть на місці",
+    hd_n: "на північ", hd_ne: "на північний схід", hd_e: "на схід", hd_se: "на південний схід", hd_s: "на південь", hd_sw: "на південний захід", hd_w: "на захід", hd_nw: "на північний захід",
+    "hp_up": "вгору кадру", "hp_up-right": "вгору-праворуч", "hp_right": "праворуч", "hp_down-right": "вниз-праворуч", "hp_down": "вниз кадру", "hp_down-left": "вниз-ліворуч", "hp_left": "ліворуч", "hp_up-left": "вгору-ліворуч",
+    col_red: "червоний", col_orange: "помаранчевий", col_yellow: "жовтий", col_green: "зелений", col_cyan: "блакитний", col_blue: "синій", col_purple: "фіолетовий", col_pink: "рожевий", col_brown: "коричневий", col_black: "чорний", col_grey: "сірий", col_white: "білий",
     ttDefault: "Звичайний режим:", ttAddRule: "Додати правило", ttHint: "Правила діють у позначені дні в зазначені години; пізніше правило переважає раннє; якщо «до» раніше за «від», правило триває після півночі.", ttInvalid: "Позначте дні й укажіть час як ГГ:ХХ (00:00–24:00)", hhmm: "ГГ:ХХ", cancel: "Скасувати",
     day_mon: "Пн", day_tue: "Вт", day_wed: "Ср", day_thu: "Чт", day_fri: "Пт", day_sat: "Сб", day_sun: "Нд",
     delayHow: "Затримка картинки: від миті, коли кадр надійшов від камери на сервер, до показу на цьому екрані (медіана за 10 с). Власна затримка камери (кодування, зазвичай 0,1–0,3 с) сюди не входить; годинники сервера й цього комп’ютера мають бути синхронізовані (NTP).",
@@ -155,6 +159,10 @@ const TEXT = {
     nodesNotAllowed: "Стан вузлів для вашої ролі недоступний",
   },
   en: {
+    searchNav: "Search", searchTracks: "Search every camera's tracks", searchHint: "What the analytics saw: class, time, direction of movement, colour, how long. Click a picture to play that moment.", allClasses: "All classes", anyHeading: "Any direction", compass: "Compass", inPicture: "In the picture", colour: "Colour", anyColour: "Any colour", minDwell: "From, s", found: "Found", noTracks: "Nothing found", playMoment: "Play the moment", toIncident: "To an incident", standing: "standing still",
+    hd_n: "north", hd_ne: "north-east", hd_e: "east", hd_se: "south-east", hd_s: "south", hd_sw: "south-west", hd_w: "west", hd_nw: "north-west",
+    "hp_up": "up the picture", "hp_up-right": "up and right", "hp_right": "right", "hp_down-right": "down and right", "hp_down": "down the picture", "hp_down-left": "down and left", "hp_left": "left", "hp_up-left": "up and left",
+    col_red: "red", col_orange: "orange", col_yellow: "yellow", col_green: "green", col_cyan: "cyan", col_blue: "blue", col_purple: "purple", col_pink: "pink", col_brown: "brown", col_black: "black", col_grey: "grey", col_white: "white",
     ttDefault: "Usual mode:", ttAddRule: "Add a rule", ttHint: "Rules apply on the ticked days between the hours given; a later rule wins over an earlier one; when “to” is before “from”, the rule runs past midnight.", ttInvalid: "Tick the days and give times as HH:MM (00:00–24:00)", hhmm: "HH:MM", cancel: "Cancel",
     day_mon: "Mon", day_tue: "Tue", day_wed: "Wed", day_thu: "Thu", day_fri: "Fri", day_sat: "Sat", day_sun: "Sun",
     delayHow: "Picture delay: from the moment the frame reached the server from the camera to its showing on this screen (median over 10 s). The camera's own delay (encoding, typically 0.1–0.3 s) is not included; the server's and this computer's clocks must agree (NTP).",

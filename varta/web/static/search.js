@@ -1,0 +1,66 @@
+// Search across every camera's tracks (#/search; GET /api/search/tracks): what the analytics
+// followed, by class, time, heading, colour, dwell and camera; a grid of thumbnails, each
+// opening playback at its moment or starting an incident from it. An archive action (A4.4,
+// A4.5): offered to the roles whose policy allows search.tracks.
+import { cityText, labelText } from "./alarms.js";
+import { t } from "./i18n.js";
+import { api, cityTimeInput, h } from "./ui.js";
+
+const COMPASS = ["n", "ne", "e", "se", "s", "sw", "w", "nw"];
+const PICTURE = ["up", "up-right", "right", "down-right", "down", "down-left", "left", "up-left"];
+const COLOURS = ["red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "brown", "black", "grey", "white"];
+const CLASSES = ["person", "car", "bicycle", "motorcycle", "bus", "truck"];
+
+const opt = (value, text, chosen) => h("option", { value, selected: chosen.includes(value) }, text);
+
+export async function searchView(me, nav, params, cityNowMinus) {
+  const cams = await nav.get("/api/cameras");
+  const all = (k) => params.getAll(k);
+  const form = h("form", { id: "search-form", class: "toolbar" },
+    h("label", {}, `${t("from")} `, cityTimeInput({ name: "from", value: params.get("from") || cityNowMinus(3600), required: true })),
+    h("label", {}, `${t("to")} `, cityTimeInput({ name: "to", value: params.get("to") || cityNowMinus(0), required: true })),
+    h("select", { name: "class", "aria-label": t("label") }, h("option", { value: "" }, t("allClasses")),
+      CLASSES.map((c) => opt(c, labelText(c), all("class")))),
+    h("select", { name: "heading", "aria-label": t("direction") }, h("option", { value: "" }, t("anyHeading")),
+      h("optgroup", { label: t("compass") }, COMPASS.map((d) => opt(d, t(`hd_${d}`), all("heading")))),
+      h("optgroup", { label: t("inPicture") }, PICTURE.map((d) => opt(d, t(`hp_${d}`), all("heading"))))),
+    h("select", { name: "colour", "aria-label": t("colour") }, h("option", { value: "" }, t("anyColour")),
+      COLOURS.map((c) => opt(c, t(`col_${c}`), all("colour")))),
+    h("select", { name: "camera", "aria-label": t("camera") }, h("option", { value: "" }, t("allCameras")),
+      cams.map((c) => opt(c.id, `${c.id}${c.name ? ` · ${c.name}` : ""}`, all("camera")))),
+    h("input", { name: "min_dwell_s", type: "number", min: 0, step: 1, size: 5, placeholder: t("minDwell"),
+                 value: params.get("min_dwell_s") || "" }),
+    h("button", { type: "submit" }, t("search")));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) p.append(k, v);
+    location.hash = `#/search?${p}`;
+  });
+  const results = h("section", { id: "search-results" });
+  nav.main().replaceChildren(h("h2", {}, t("searchTracks")), form, h("p", { class: "hint" }, t("searchHint")), results);
+  if (!params.get("from")) return;  // the form first; a search runs from the address
+
+  const q = new URLSearchParams(params);
+  const started = performance.now();
+  const got = await nav.get(`/api/search/tracks?${q}`);
+  const ms = Math.round(performance.now() - started);
+  const card = (tr) => {
+    const at = tr.start.slice(0, 19);
+    const play = `#/playback?${new URLSearchParams({ cameras: tr.camera_id, t: at })}`;
+    const incident = `#/evidence/incidents/new?${new URLSearchParams({ camera: tr.camera_id, from: at,
+      to: tr.end.slice(0, 19), title: `${labelText(tr.label)} · ${tr.camera_id}` })}`;
+    const heading = tr.compass ? t(`hd_${tr.compass}`) : tr.heading ? t(`hp_${tr.heading}`) : t("standing");
+    return h("figure", { class: "track-card", "data-id": tr.id, "data-camera": tr.camera_id },
+      h("a", { href: play, title: t("playMoment") },
+        tr.thumbnail_url ? h("img", { src: tr.thumbnail_url, alt: labelText(tr.label) }) : h("div", { class: "nothumb" }, "—")),
+      h("figcaption", {}, h("b", {}, labelText(tr.label)), ` · ${heading}`, h("br"),
+        `${tr.camera_id} · ${cityText(tr.start)}`, h("br"),
+        `${tr.colours.map((c) => t(`col_${c}`)).join(", ") || "—"} · ${Math.round(tr.dwell_s)} ${t("sec")}`, h("br"),
+        h("a", { href: play, class: "play" }, t("playMoment")),
+        me.allowed_actions.includes("incident.manage") ? [" · ", h("a", { href: incident, class: "to-incident" }, t("toIncident"))] : ""));
+  };
+  results.replaceChildren(
+    h("p", { class: "muted", id: "search-count" }, `${t("found")}: ${got.tracks.length}${got.truncated ? "+" : ""} · ${ms} ms`),
+    got.tracks.length ? h("div", { class: "track-grid" }, got.tracks.map(card)) : h("p", {}, t("noTracks")));
+}
