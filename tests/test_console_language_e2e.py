@@ -49,8 +49,8 @@ _VISIBLE = """() => {
 _NOT_LANGUAGE = [
     re.compile(r"\b[a-z][a-z0-9+.-]*://\S+"),                      # links (rtsp://, http://)
     re.compile(r"\S+\.(?:mp4|zip|csv|pdf|json|png)\b", re.I),    # file names
+    re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),  # node ids (before the next)
     re.compile(r"\b[0-9a-f]{8,}\b"),                             # checksums, ids
-    re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),  # node ids
     re.compile(r"(?<![\w-])[A-Za-z][\w.-]*\d[\w.-]*"),               # identifiers with digits: mel-0042, REQ-2026-0001
     re.compile(r"\bLeaflet\b"),                                      # the map library's name (its licence asks for it)
 ]

@@ -173,3 +173,13 @@ def test_the_journal_reads_in_ukrainian_without_changing_what_is_stored():
         "ОС:root", "консоль сервера", "консоль:root", "керування камерами", "камера mel-0012", "відмовлено", "безпосередній")
     assert wording.line(ln, "en")["object"] == "camera mel-0012" and wording.line(ln, "en")["account"] == "os:root"
     assert set(wording.ACTIONS) >= set(__import__("varta.access.policy", fromlist=["MATRIX"]).MATRIX)
+
+
+def test_a_track_search_reads_in_ukrainian_in_the_journal():
+    from varta.access import wording
+
+    stored = "01.12.2026 00:00:00 – 04.12.2026 23:00:00 {'class': ['person'], 'heading': ['w'], 'colour': ['red']}: 4 tracks"
+    assert wording.detail(stored, "uk") == ("01.12.2026 00:00:00 – 04.12.2026 23:00:00 (клас: людина; напрямок: на захід; "
+                                            "колір: червоний): знайдено 4")
+    assert wording.object_text("tracks", "uk") == "треки камер"
+    assert wording.object_text("subscription:7", "uk") == "підписка 7"

@@ -25,6 +25,7 @@ import pytest
 
 from conftest import free_port, have_ffmpeg, login_client
 from s3server import ACCESS_KEY, SECRET_KEY, s3_server  # noqa: F401 (the fixture)
+from test_console_e2e import browser, shot, sign_in  # noqa: F401  (browser is a fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not have_ffmpeg(), reason="needs ffmpeg")]
 
@@ -232,7 +233,7 @@ def _alarm(v, camera_id: str, n: int) -> int:
     return EventStore(v.engine(), v.home / "events").open_event(camera_id, change)
 
 
-def test_alarm_subscribers_get_every_alarm_once_in_order_and_only_their_groups(varta):
+def test_alarm_subscribers_get_every_alarm_once_in_order_and_only_their_groups(browser, varta):  # noqa: F811
     v = varta(onsite_networks="127.0.0.1/32", restricted_workstations="127.0.0.1/32")
     v.run("camera", "add", "mel-al1", "--url", "rtsp://127.0.0.1:9/none", "--group", "centre", "--schedule", "off")
     v.run("camera", "add", "mel-al2", "--url", "rtsp://127.0.0.1:9/none", "--group", "north", "--schedule", "off")
@@ -273,5 +274,46 @@ def test_alarm_subscribers_get_every_alarm_once_in_order_and_only_their_groups(v
         assert [s for _, s in states].count("delivered") == 3
         withheld = [d for d in log if d["state"] == "withheld"]
         assert len(withheld) == 1 and "north" in withheld[0]["last_error"]
+
+        # The administrator reads the delivery log in the console.
+        root_pw, _ = v.account("root", "admin")
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        sign_in(page, v.base_url, "root", root_pw)
+        page.wait_for_selector("#nav a[data-page=admin]")
+        page.goto(f"{v.base_url}/#/admin/subscriptions")
+        page.wait_for_selector(f"#subscriptions tr[data-id='{sub_id}']")
+        assert "доставлено: 3" in page.inner_text(f"#subscriptions tr[data-id='{sub_id}']")
+        page.click(f"#subscriptions tr[data-id='{sub_id}'] a")
+        page.wait_for_selector("#deliveries tbody tr")
+        states = page.eval_on_selector_all("#deliveries tbody tr", "els => els.map(e => e.dataset.state)")
+        assert sorted(states) == ["delivered", "delivered", "delivered", "withheld"], states
+        assert "не надіслано" in page.inner_text("#deliveries")
+        shot(page, "admin-subscriptions")
     finally:
         receiver.close()
+
+
+def test_alarm_filters_by_area_schedule_class_and_group():
+    """Which alarms a subscription wants (pure): its districts, classes, an area drawn on the
+    map and a weekly schedule in the city's time."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from varta.exchange import rules
+
+    area = [[46.84, 35.36], [46.84, 35.37], [46.85, 35.37], [46.85, 35.36]]
+    nights = {"default": "off", "rules": [{"days": ["mon", "tue", "wed", "thu", "fri"], "from": "20:00", "to": "06:00",
+                                           "mode": "on"}]}
+    f = rules.check_filters("alarms", {"classes": ["person"], "polygon": area, "schedule": nights})
+    tz = ZoneInfo("Europe/Kyiv")
+    ev = {"group": "centre", "label": "person", "rule": "gate", "severity": "alarm", "latitude": 46.845,
+          "longitude": 35.365, "local": datetime(2026, 12, 8, 23, 30, tzinfo=tz)}  # a Tuesday night
+    assert rules.wants("alarms", f, "alarm.opened", ev)
+    assert not rules.wants("alarms", f, "alarm.opened", {**ev, "label": "car"})
+    assert not rules.wants("alarms", f, "alarm.opened", {**ev, "latitude": 46.9})            # outside the area
+    assert not rules.wants("alarms", f, "alarm.opened", {**ev, "local": datetime(2026, 12, 8, 12, 0, tzinfo=tz)})
+    assert rules.wants("alarms", f, "alarm.opened", {**ev, "local": datetime(2026, 12, 9, 5, 0, tzinfo=tz)})
+    assert not rules.wants("alarms", f, "alarm.opened", {**ev, "local": datetime(2026, 12, 12, 23, 0, tzinfo=tz)})
+    for bad in ({"polygon": [[1, 2]]}, {"schedule": {"default": "sometimes"}}, {"groups": "centre"}, {"colour": []}):
+        with pytest.raises(rules.ExchangeError):
+            rules.check_filters("alarms", bad)

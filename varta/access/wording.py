@@ -54,11 +54,13 @@ OBJECT_KINDS = {
     "camera": ("камера", "camera"), "user": ("користувач", "user"), "request": ("запит", "request"),
     "hold": ("утримання", "hold"), "incident": ("інцидент", "incident"), "node": ("вузол", "node"),
     "policy": ("політика", "policy"), "token": ("ключ API", "token"), "export": ("експорт", "export"),
+    "subscription": ("підписка", "subscription"),
 }
 OBJECTS = {
     "journal": ("журнал", "journal"), "cameras": ("камери", "cameras"), "archive": ("архів", "archive"),
     "database": ("база даних", "database"), "cabinet": ("шафа сервера", "server cabinet"),
     "requests": ("запити", "requests"), "holds": ("утримання", "holds"), "incidents": ("інциденти", "incidents"),
+    "tracks": ("треки камер", "tracks"), "addresses": ("перелік адрес", "address list"),
 }
 STAGES = {"full": "повний доступ", "password": "зміна одноразового пароля", "totp_enrol": "реєстрація другого фактора"}
 _ACTIVITY = {"direct": "безпосередній доступ", "remote": "віддалений доступ",
@@ -125,6 +127,11 @@ _DETAILS: list[tuple[re.Pattern, object]] = [(re.compile(p), uk) for p, uk in [
      lambda m: f"{_rule(m['rule'])}: роль «{_role(m['r'])}» має лише віддалений доступ ({m['c']})"),
     (r"(?P<rule>.+): not permitted to role (?P<r>\w+) \((?P<c>[^)]+)\)",
      lambda m: f"{_rule(m['rule'])}: не дозволено ролі «{_role(m['r'])}» ({m['c']})"),
+    (r"(?P<a>.+?) – (?P<b>.+?) (?P<f>\{.*\}): (?P<n>\d+) tracks",
+     lambda m: f"{m['a']} – {m['b']} {_search_filters(m['f'])}: знайдено {m['n']}"),
+    (r"near (?P<where>.*?)(?P<lat>-?[\d.]+),(?P<lon>-?[\d.]+) within (?P<r>\d+) m: (?P<n>\d+) cameras",
+     lambda m: f"біля {m['where']}{m['lat']},{m['lon']} у межах {m['r']} м: камер {m['n']}"),
+    (r"address list imported: (?P<n>\d+) addresses(?P<rest>.*)", lambda m: f"імпортовано адрес: {m['n']}{m['rest']}"),
     (r"camera group (?P<g>.+) is not assigned to (?P<l>\S+)",
      lambda m: f"групу камер {m['g']} не призначено користувачу {m['l']}"),
 ]]
@@ -139,6 +146,37 @@ _RULES = {
     "what is recorded: ranges and gaps": "що записано: інтервали й прогалини",
     "camera list, places and state": "перелік камер, місця та стан",
 }
+
+
+_FILTER_KEYS = {"class": "клас", "camera": "камера", "heading": "напрямок", "colour": "колір", "entry": "звідки",
+                "exit": "куди", "min_speed": "швидкість від", "min_dwell_s": "тривалість від, с",
+                "max_dwell_s": "тривалість до, с", "polygon": "ділянка"}
+_VALUE_WORDS = {"person": "людина", "car": "автомобіль", "bicycle": "велосипед", "motorcycle": "мотоцикл",
+                "bus": "автобус", "truck": "вантажівка", "n": "на північ", "ne": "на північний схід", "e": "на схід",
+                "se": "на південний схід", "s": "на південь", "sw": "на південний захід", "w": "на захід",
+                "nw": "на північний захід", "up": "вгору кадру", "down": "вниз кадру", "left": "ліворуч",
+                "right": "праворуч", "up-right": "вгору-праворуч", "up-left": "вгору-ліворуч",
+                "down-right": "вниз-праворуч", "down-left": "вниз-ліворуч", "red": "червоний", "orange": "помаранчевий",
+                "yellow": "жовтий", "green": "зелений", "cyan": "блакитний", "blue": "синій", "purple": "фіолетовий",
+                "pink": "рожевий", "brown": "коричневий", "black": "чорний", "grey": "сірий", "white": "білий",
+                "top": "згори", "bottom": "знизу", "inside": "у кадрі"}
+
+
+def _search_filters(text: str) -> str:
+    """A track search's filters as written ({'class': ['person'], ...}), in Ukrainian."""
+    import ast
+
+    try:
+        filters = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    if not isinstance(filters, dict):
+        return text
+    parts = []
+    for k, v in filters.items():
+        vals = v if isinstance(v, list) else [v]
+        parts.append(f"{_FILTER_KEYS.get(k, k)}: {', '.join(_VALUE_WORDS.get(str(x), str(x)) for x in vals)}")
+    return "(" + "; ".join(parts) + ")" if parts else ""
 
 
 def _rule(text: str) -> str:

@@ -254,7 +254,8 @@ class AnalyticsWorker:
         self.leases = LeaseStore(engine)
         self.registry = CameraRegistry(engine)
         self.settings_store = AnalyticsSettings(engine)
-        self.events = EventStore(engine, settings.events_dir, self.name, files=_bucket_files(settings, node_id))
+        self.events = EventStore(engine, settings.events_dir, self.name, files=_bucket_files(settings, node_id),
+                                 tz=settings.tz)
         from varta.search.store import TrackStore
 
         self.tracks = TrackStore(engine)

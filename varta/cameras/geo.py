@@ -86,6 +86,17 @@ def destination(lat: float, lon: float, bearing: float, dist_m: float) -> tuple[
     return math.degrees(p2), (math.degrees(l2) + 540.0) % 360.0 - 180.0
 
 
+def inside(polygon: list[tuple[float, float]], lat: float, lon: float) -> bool:
+    """Point in polygon (ray casting; the polygon's (lat, lon) corners, either turn)."""
+    hit = False
+    n = len(polygon)
+    for i in range(n):
+        (y1, x1), (y2, x2) = polygon[i], polygon[(i + 1) % n]
+        if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
+            hit = not hit
+    return hit
+
+
 _ABBREV = {"вулиця": "вул", "вул.": "вул", "проспект": "просп", "пр-т": "просп", "просп.": "просп",
            "площа": "пл", "пл.": "пл", "бульвар": "бул", "бульв.": "бул", "бул.": "бул", "провулок": "пров",
            "пров.": "пров", "street": "вул", "st": "вул", "st.": "вул", "avenue": "просп", "ave": "просп",

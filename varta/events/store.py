@@ -46,8 +46,9 @@ def row_dict(row) -> dict:
 
 
 class EventStore:
-    def __init__(self, engine: Engine, events_dir: Path, worker: str = "", files=None):
+    def __init__(self, engine: Engine, events_dir: Path, worker: str = "", files=None, tz=None):
         self.engine = engine
+        self.tz = tz  # the city's: alarm subscriptions' weekly schedules are in its time
         self.dir = Path(events_dir)
         self.worker = worker
         self.files = files  # varta.storage.files.NodeFiles: pictures go to the archive bucket too
@@ -82,7 +83,7 @@ class EventStore:
 
         cam = conn.execute(select(cameras.c.name, cameras.c.group_name, cameras.c.address, cameras.c.latitude,
                                   cameras.c.longitude).where(cameras.c.id == camera_id)).first()
-        enqueue_alarm(conn, event_id, camera_id, values, cam, jpeg)
+        enqueue_alarm(conn, event_id, camera_id, values, cam, jpeg, self.tz)
 
     def update_event(self, event_id: int, change, end: bool = False, fence=None) -> None:
         occ = change.occurrence

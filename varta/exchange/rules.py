@@ -57,12 +57,25 @@ def check_filters(kind: str, filters: dict | None) -> dict:
     if kind not in KINDS:
         raise ExchangeError(f"subscription kind {kind!r}: one of {', '.join(KINDS)}")
     f = dict(filters or {})
-    allowed = {"requests": {"events"}, "alarms": {"groups", "classes", "rules", "severities"}}[kind]
+    allowed = {"requests": {"events"}, "alarms": {"groups", "classes", "rules", "severities", "polygon",
+                                                  "schedule"}}[kind]
     unknown = sorted(set(f) - allowed)
     if unknown:
         raise ExchangeError(f"filters {unknown} are not for {kind} subscriptions (known: {sorted(allowed)})")
     for k, v in f.items():
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        if k == "polygon":
+            if (not isinstance(v, list) or len(v) < 3
+                    or not all(isinstance(p, list) and len(p) == 2 and all(isinstance(c, (int, float)) for c in p)
+                               for p in v)):
+                raise ExchangeError("filter 'polygon': at least three [lat, lon] corners")
+        elif k == "schedule":
+            from varta.cameras.schedule import Schedule, ScheduleError
+
+            try:
+                Schedule.from_json(v, modes=("on", "off"), default_mode="on", what="delivery")
+            except ScheduleError as exc:
+                raise ExchangeError(f"filter 'schedule': {exc}") from None
+        elif not isinstance(v, list) or not all(isinstance(x, str) for x in v):
             raise ExchangeError(f"filter {k!r}: a list of strings")
     bad = sorted(set(f.get("events", [])) - set(REQUEST_EVENTS))
     if bad:
@@ -76,4 +89,17 @@ def wants(kind: str, filters: dict, event_type: str, event: dict) -> bool:
         return not filters.get("events") or event_type in filters["events"]
     checks = (("groups", event.get("group")), ("classes", event.get("label")), ("rules", event.get("rule")),
               ("severities", event.get("severity")))
-    return all(not filters.get(k) or v in filters[k] for k, v in checks)
+    if not all(not filters.get(k) or v in filters[k] for k, v in checks):
+        return False
+    if filters.get("polygon"):
+        from varta.cameras.geo import inside
+
+        if event.get("latitude") is None or not inside([tuple(p) for p in filters["polygon"]], event["latitude"],
+                                                       event["longitude"]):
+            return False
+    if filters.get("schedule") and event.get("local") is not None:
+        from varta.cameras.schedule import Schedule
+
+        when = Schedule.from_json(filters["schedule"], modes=("on", "off"), default_mode="on", what="delivery")
+        return when.mode_at(event["local"]) == "on"
+    return True

@@ -22,7 +22,7 @@ class NotFound(LookupError):
     pass
 
 
-def enqueue_alarm(conn, event_id: int, camera_id: str, ev: dict, cam, jpeg: bytes | None) -> int:
+def enqueue_alarm(conn, event_id: int, camera_id: str, ev: dict, cam, jpeg: bytes | None, tz=None) -> int:
     """In the transaction that opens an alarm: a delivery for every alarm subscription that
     wants it (the subscriber's right to the camera is checked again when it is sent)."""
     import base64
@@ -40,7 +40,9 @@ def enqueue_alarm(conn, event_id: int, camera_id: str, ev: dict, cam, jpeg: byte
                   "speed_px_s": ev["speed_px_s"], "box": ev["box"], "start_us": ev["start_us"] // US * US},
         "picture_jpeg_base64": base64.b64encode(jpeg).decode() if jpeg else None,
     }
-    match = {"group": payload["alarm"]["group"], "label": ev["label"], "rule": ev["rule"], "severity": ev["severity"]}
+    match = {"group": payload["alarm"]["group"], "label": ev["label"], "rule": ev["rule"], "severity": ev["severity"],
+             "latitude": payload["alarm"]["latitude"], "longitude": payload["alarm"]["longitude"],
+             "local": to_datetime(ev["start_us"], tz) if tz is not None else None}
     return Exchange.enqueue_static(conn, None, "alarms", "alarm.opened", payload, match)
 
 

@@ -50,8 +50,10 @@ def tracks(
     if q.polygon:
         ids = [c for c in ids if cams[c].latitude is not None and sq.inside(q.polygon, cams[c].latitude, cams[c].longitude)]
     rows = TrackStore(engine).search(q, ids) if ids else []
-    access.record(who, "search.tracks", "tracks", detail=f"{from_} – {to} class {cls} camera {camera} heading "
-                                                          f"{heading} colour {colour}: {len(rows)} tracks")
+    filters = {k: v for k, v in (("class", cls), ("camera", camera), ("heading", heading), ("colour", colour),
+                                 ("min_speed", min_speed), ("min_dwell_s", min_dwell), ("max_dwell_s", max_dwell),
+                                 ("polygon", polygon)) if v}
+    access.record(who, "search.tracks", "tracks", detail=f"{from_} – {to} {filters}: {len(rows)} tracks")
     found = [describe(r, settings.tz) for r in rows]
     if as_json:
         typer.echo(json.dumps({"tracks": found}, ensure_ascii=False))

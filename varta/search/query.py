@@ -54,13 +54,4 @@ class TrackQuery:
             raise QueryError("limit: 1 to 1000")
         return self
 
-
-def inside(polygon: list[tuple[float, float]], lat: float, lon: float) -> bool:
-    """Point in polygon (ray casting; the polygon's (lat, lon) corners, any order of turn)."""
-    hit = False
-    n = len(polygon)
-    for i in range(n):
-        (y1, x1), (y2, x2) = polygon[i], polygon[(i + 1) % n]
-        if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
-            hit = not hit
-    return hit
+from varta.cameras.geo import inside  # noqa: E402,F401  (an area's test, for the search's callers)

@@ -10,11 +10,14 @@ export async function adminView(section, me, main) {
   const tabs = h("div", { class: "toolbar tabs" },
     can("camera.manage") ? h("a", { href: "#/admin/cameras", class: section === "cameras" ? "on" : "" }, t("cameras")) : "",
     can("user.manage") ? h("a", { href: "#/admin/users", class: section === "users" ? "on" : "" }, t("users")) : "",
-    can("journal.read") ? h("a", { href: "#/admin/journal", class: section === "journal" ? "on" : "" }, t("journal")) : "");
+    can("journal.read") ? h("a", { href: "#/admin/journal", class: section === "journal" ? "on" : "" }, t("journal")) : "",
+    can("token.manage") ? h("a", { href: "#/admin/subscriptions", class: section.startsWith("subscriptions") ? "on" : "" },
+      t("subscriptions")) : "");
   const body = h("div", { id: `admin-${section}` });
   main().replaceChildren(tabs, body);
   if (section === "cameras") return camerasPage(body);
   if (section === "users") return usersPage(body);
+  if (section.startsWith("subscriptions")) return subscriptionsPage(body, section.split("/")[1]);
   return journalPage(body, can("journal.cabinet"));
 }
 
@@ -62,6 +65,29 @@ async function camerasPage(body) {
   body.replaceChildren(form, note, editor, h("table", {},
     h("thead", {}, h("tr", {}, ["ID", t("name"), t("group"), t("kind"), "URL", t("retention"), t("schedule"), t("stateCol"), ""]
       .map((x) => h("th", {}, x)))), h("tbody", {}, rows)));
+}
+
+// --- subscriptions of outside systems and their delivery log (docs/police-exchange.md) ------
+async function subscriptionsPage(body, open) {
+  const { subscriptions } = await api("GET", "/api/subscriptions");
+  const rows = subscriptions.map((s) => h("tr", { "data-id": s.id, "data-active": s.active ? "1" : "0", class: String(s.id) === open ? "on" : "" },
+    h("td", {}, h("a", { href: `#/admin/subscriptions/${s.id}` }, `#${s.id}`)), h("td", {}, s.owner),
+    h("td", {}, t(`subkind_${s.kind}`)), h("td", {}, s.url), h("td", {}, s.created.slice(0, 19).replace("T", " ")),
+    h("td", {}, s.active ? t("subActive") : t("subCancelled")),
+    h("td", { class: "counts" }, ["pending", "delivered", "dead"].map((k) => `${t(`dl_${k}`)}: ${s.deliveries[k]}`).join(" · "))));
+  const parts = [h("p", { class: "hint" }, t("subHint")), h("table", { id: "subscriptions" },
+    h("thead", {}, h("tr", {}, ["№", t("login"), t("kind"), t("subUrl"), t("created"), t("status"), t("subDeliveries")].map((x) => h("th", {}, x)))),
+    h("tbody", {}, rows))];
+  if (open) {
+    const log = await api("GET", `/api/subscriptions/${encodeURIComponent(open)}/deliveries`);
+    parts.push(h("h3", {}, `${t("subLog")} #${open}`), h("table", { id: "deliveries" },
+      h("thead", {}, h("tr", {}, [t("time"), t("subEvent"), t("status"), t("subAttempts"), t("subAnswer")].map((x) => h("th", {}, x)))),
+      h("tbody", {}, log.deliveries.map((d) => h("tr", { "data-state": d.state },
+        h("td", {}, d.created.slice(0, 19).replace("T", " ")), h("td", {}, `${t(`ev_${d.event_type}`)} · ${d.event_id}`),
+        h("td", {}, t(`dl_${d.state}`)), h("td", {}, d.attempts),
+        h("td", {}, d.last_status ? `HTTP ${d.last_status}` : d.state === "withheld" ? t("dlWithheldWhy") : d.last_error ? t("dlNoAnswer") : ""))))));
+  }
+  body.replaceChildren(...parts);
 }
 
 // --- the weekly timetable (R8) ---------------------------------------------------------------

@@ -61,6 +61,6 @@ export async function searchView(me, nav, params, cityNowMinus) {
         me.allowed_actions.includes("incident.manage") ? [" · ", h("a", { href: incident, class: "to-incident" }, t("toIncident"))] : ""));
   };
   results.replaceChildren(
-    h("p", { class: "muted", id: "search-count" }, `${t("found")}: ${got.tracks.length}${got.truncated ? "+" : ""} · ${ms} ms`),
+    h("p", { class: "muted", id: "search-count" }, `${t("found")}: ${got.tracks.length}${got.truncated ? "+" : ""} · ${ms} ${t("msec")}`),
     got.tracks.length ? h("div", { class: "track-grid" }, got.tracks.map(card)) : h("p", {}, t("noTracks")));
 }
