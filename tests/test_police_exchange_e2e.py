@@ -184,7 +184,7 @@ def test_a_police_system_files_a_request_and_is_told_every_step(varta, camsim, s
         assert set(spec["paths"]) == {"/api/requests", "/api/requests/filed", "/api/requests/{request_id}",
                                       "/api/requests/{request_id}/documents/{document_id}", "/api/subscriptions",
                                       "/api/subscriptions/{sid}", "/api/subscriptions/{sid}/deliveries",
-                                      "/api/evidence/key"}
+                                      "/api/subscriptions/{sid}/stream", "/api/evidence/key"}
         assert "idempotency-key" in json.dumps(spec["paths"]["/api/requests"]["post"]).lower()
 
         # The delivery log says the same; the journal has the filer and the X-Road message.
@@ -317,3 +317,45 @@ def test_alarm_filters_by_area_schedule_class_and_group():
     for bad in ({"polygon": [[1, 2]]}, {"schedule": {"default": "sometimes"}}, {"groups": "centre"}, {"colour": []}):
         with pytest.raises(rules.ExchangeError):
             rules.check_filters("alarms", bad)
+
+
+def _read_events(client, url: str, want: int, last: str | None = None, timeout: float = 20) -> list[dict]:
+    """Read ``want`` Server-Sent Events from ``url`` (resuming after ``last``), then hang up."""
+    got, current = [], {}
+    headers = {"Last-Event-ID": last} if last else {}
+    deadline = time.monotonic() + timeout
+    with client.stream("GET", url, headers=headers, timeout=timeout) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream"), r.status_code
+        for line in r.iter_lines():
+            if line.startswith(("id:", "event:", "data:")):
+                k, _, v = line.partition(":")
+                current[k] = v.strip()
+            elif line == "" and "data" in current:
+                got.append({**current, "data": json.loads(current["data"])})
+                current = {}
+                if len(got) >= want:
+                    break
+            assert time.monotonic() < deadline, f"only {len(got)} events"
+    return got
+
+
+def test_alarms_over_server_sent_events_resume_after_the_last_read(varta):
+    v = varta(onsite_networks="127.0.0.1/32", restricted_workstations="127.0.0.1/32")
+    v.run("camera", "add", "mel-ss1", "--url", "rtsp://127.0.0.1:9/none", "--group", "centre", "--schedule", "off")
+    v.start()
+    v.account("police.sse", "police", groups=["centre"])
+    out = v.run("token", "create", "police.sse", "--name", "dispatch", "--scope", "event.view").stdout
+    unit = _client(out.strip().splitlines()[-1].strip(), v)
+    r = unit.post("/api/subscriptions", json={"kind": "alarms", "url": "sse:"})
+    assert r.status_code == 201, r.text
+    sid = r.json()["subscription"]["id"]
+    first = [_alarm(v, "mel-ss1", n) for n in range(2)]
+    got = _read_events(unit, f"/api/subscriptions/{sid}/stream", 2)
+    assert [e["data"]["alarm"]["event_id"] for e in got] == first and all(e["event"] == "alarm.opened" for e in got)
+    later = _alarm(v, "mel-ss1", 5)  # while nobody listens
+    again = _read_events(unit, f"/api/subscriptions/{sid}/stream", 1, last=got[-1]["id"])
+    assert [e["data"]["alarm"]["event_id"] for e in again] == [later]
+    states = [d["state"] for d in unit.get(f"/api/subscriptions/{sid}/deliveries").json()["deliveries"]]
+    assert states == ["delivered"] * 3
+    hook = unit.post("/api/subscriptions", json={"kind": "alarms", "url": "http://127.0.0.1:9/hook"}).json()
+    assert unit.get(f"/api/subscriptions/{hook['subscription']['id']}/stream").status_code == 409

@@ -147,7 +147,26 @@ def test_searching_people_by_heading_finds_the_annotated_walkers(browser, varta,
     assert page.eval_on_selector("#incident-form select[name=cameras]", "s => [...s.selectedOptions].map(o => o.value)") == [camera]
     assert page.input_value("#incident-form input[name=from]").startswith("04.12.2026 14:00"), href
     page.go_back()
+    page.wait_for_selector("figure.track-card a.to-request")
+    page.locator("figure.track-card a.to-request").nth(0).click()
+    page.wait_for_selector("#request-form .interval")
+    assert page.input_value("#request-form .interval select.camera") == camera
+    assert page.input_value("#request-form .interval input.from").startswith("04.12.2026 13:59")
+    page.go_back()
     page.wait_for_selector("figure.track-card a.play")
     page.locator("figure.track-card a.play").nth(0).click()
     page.wait_for_selector(f"video[data-camera={camera}]")
     assert "cameras=mel-pets" in page.url
+
+    # Track records are personal data like the footage: past the camera's retention (10 days)
+    # the janitor deletes them (every 5 s here), unless a hold covers them.
+    from sqlalchemy import text
+
+    with v.engine().begin() as conn:
+        conn.execute(text("update track_records set start_us = start_us - :age, end_us = end_us - :age "
+                          "where camera_id = 'mel-pets'"), {"age": 11 * 86400 * 1_000_000})
+    def left() -> int:
+        with v.engine().connect() as conn:
+            return conn.execute(text("select count(*) from track_records")).scalar()
+
+    v.wait_for(lambda: left() == 0, 30, "expired track records deleted")

@@ -361,6 +361,8 @@ def retention_run() -> None:
     if city.refused:
         typer.echo(f"the archive bucket kept {city.refused} expired object(s) (legal hold or retention period); "
                    "tried again at the next pass")
+    if rep.tracks_deleted:
+        typer.echo(f"deleted {rep.tracks_deleted} track records (search) past retention")
     if rep.early_deleted:
         typer.echo(f"disk full: deleted {rep.early_deleted} unheld segments early ({rep.early_bytes / 1e6:.1f} MB)")
     for m in rep.messages:

@@ -25,6 +25,29 @@ from varta.exchange.store import Exchange
 log = logging.getLogger("varta.exchange")
 
 
+def rights_check(access) -> Callable[[object, dict], str | None]:
+    """``allowed(subscription, payload)`` against the policy now: the owner active, and for
+    an alarm allowed to see that camera group's alarms (its role and groups today, not when
+    it subscribed), from wherever its role may work."""
+    from varta.access.policy import DIRECT, REMOTE
+    from varta.access.service import principal_of
+
+    def allowed(sub, payload: dict) -> str | None:
+        acc = access.accounts.get(sub.owner)
+        if acc is None or not acc.active:
+            return f"account {sub.owner} is disabled or gone"
+        if sub.kind == "requests":
+            return None if (payload.get("request") or {}).get("id") is not None else "not a request event"
+        group = (payload.get("alarm") or {}).get("group")
+        policy = access.policy()
+        for kind in (REMOTE, DIRECT):
+            if policy.decide(principal_of(acc, kind, False, "delivery"), "event.view", group):
+                return None
+        return f"{sub.owner} may not see alarms of camera group {group!r}"
+
+    return allowed
+
+
 class Dispatcher:
     def __init__(self, exchange: Exchange, allowed: Callable[[object, dict], str | None], alarms=None,
                  timeout_s: float = 5.0, budget_s: float = 20.0):
@@ -52,6 +75,8 @@ class Dispatcher:
         return sent
 
     def _try(self, sub, d) -> bool:
+        if sub.url == rules.SSE:  # read by its owner over Server-Sent Events, not POSTed
+            return False
         why_not = self.allowed(sub, d.payload)
         if why_not:
             self.exchange.mark(d.id, state="withheld", last_error=f"not sent: {why_not}", attempts=d.attempts)

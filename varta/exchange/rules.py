@@ -17,6 +17,9 @@ REQUEST_EVENTS = ("request.registered", "request.resolved", "request.prepared", 
                   "request.link", "request.withdrawn")
 
 
+SSE = "sse:"  # a subscription read as Server-Sent Events (GET /api/subscriptions/{id}/stream), not POSTed
+
+
 class ExchangeError(ValueError):
     pass
 
@@ -43,6 +46,8 @@ def secret_for(master: bytes, subscription_id: int, nonce: str) -> str:
 
 def check_url(url: str, allow_http_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")) -> str:
     """A receiver's URL: https, or http to this machine only (tests, a local relay)."""
+    if url.strip() == SSE:
+        return SSE
     parts = urlsplit(url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ExchangeError(f"receiver URL {url!r}: give an https:// address")

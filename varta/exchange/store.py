@@ -141,13 +141,20 @@ class Exchange:
         q = (select(subscriptions, deliveries.c.id.label("d_id"))
              .join(head, head.c.subscription_id == subscriptions.c.id)
              .join(deliveries, deliveries.c.id == head.c.id)
-             .where(subscriptions.c.active.is_(True), deliveries.c.next_us <= now))
+             .where(subscriptions.c.active.is_(True), subscriptions.c.url != rules.SSE, deliveries.c.next_us <= now))
         with self.engine.connect() as conn:
             out = []
             for r in conn.execute(q):
                 d = conn.execute(select(deliveries).where(deliveries.c.id == r.d_id)).first()
                 out.append((r, d))
             return out
+
+    def after(self, sid: int, last_id: int, limit: int = 100) -> list:
+        """A subscription's deliveries after ``last_id`` in order (for its stream)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(deliveries).where(deliveries.c.subscription_id == sid, deliveries.c.id > last_id,
+                                                         deliveries.c.state.in_(("pending", "delivered")))
+                                .order_by(deliveries.c.id).limit(limit)).all()
 
     def mark(self, delivery_id: int, **values) -> None:
         with self.engine.begin() as conn:

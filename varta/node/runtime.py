@@ -304,7 +304,7 @@ def exchange_dispatcher(rt: NodeRuntime):
     from varta.events.system_alarms import SystemAlarms
     from varta.evidence.keys import instance_key
     from varta.evidence.service import WEBHOOK_SECRETS
-    from varta.exchange.dispatcher import Dispatcher
+    from varta.exchange.dispatcher import Dispatcher, rights_check
     from varta.exchange.store import Exchange
 
     key = []
@@ -314,27 +314,8 @@ def exchange_dispatcher(rt: NodeRuntime):
             key.append(instance_key(rt.engine, rt.identity, rt.settings.keys_dir).derive(WEBHOOK_SECRETS))
         return key[0]
 
-    access = rt.access
-
-    def allowed(sub, payload: dict) -> str | None:
-        acc = access.accounts.get(sub.owner)
-        if acc is None or not acc.active:
-            return f"account {sub.owner} is disabled or gone"
-        if sub.kind == "requests":
-            return None if (payload.get("request") or {}).get("id") is not None else "not a request event"
-        # An alarm: the owner must still be allowed to see that camera's alarms (its role and
-        # camera groups now, not when it subscribed), as from where it may work.
-        from varta.access.policy import DIRECT, REMOTE
-        from varta.access.service import principal_of
-
-        policy = access.policy()
-        for kind in (REMOTE, DIRECT):
-            who = principal_of(acc, kind, False, "delivery")
-            if policy.decide(who, "event.view", (payload.get("alarm") or {}).get("group")):
-                return None
-        return f"{sub.owner} may not see alarms of camera group {(payload.get('alarm') or {}).get('group')!r}"
-
-    return Dispatcher(Exchange(rt.engine, master, rt.settings.tz), allowed, SystemAlarms(rt.engine, rt.identity.id))
+    return Dispatcher(Exchange(rt.engine, master, rt.settings.tz), rights_check(rt.access),
+                      SystemAlarms(rt.engine, rt.identity.id))
 
 
 def monitor_nodes(rt: NodeRuntime) -> None:

@@ -40,6 +40,7 @@ class JanitorReport:
     quiet_deleted: int = 0  # motion/events modes: footage with no activity near it
     quiet_bytes: int = 0
     events_deleted: int = 0  # analytics events (and their pictures) past retention
+    tracks_deleted: int = 0  # track records (search) past retention
     cache_released_bytes: int = 0  # local copies of shipped segments released (the bucket has them)
     forecast: retention.StorageForecast | None = None
     messages: list[str] = field(default_factory=list)
@@ -255,7 +256,7 @@ class Janitor:
         its own worker wrote (their pictures are on its disk)."""
         from sqlalchemy import delete
 
-        from varta.db.schema import events, motion_spans
+        from varta.db.schema import events, motion_spans, track_records
 
         for days, cams in self._retention_classes().items():
             cutoff = retention.cutoff_us(now, days)
@@ -285,6 +286,18 @@ class Janitor:
                                                         motion_spans.c.end_us.is_not(None),
                                                         motion_spans.c.end_us <= cutoff))
             report.events_deleted += len(doomed)
+            # Track records (search across cameras: paths and pictures of people) go with the
+            # footage too; they are rows only, so any node may expire them.
+            with self.engine.connect() as conn:
+                tracks = conn.execute(select(track_records.c.id, track_records.c.camera_id, track_records.c.start_us,
+                                             track_records.c.end_us)
+                                      .where(track_records.c.end_us <= cutoff, track_records.c.camera_id.in_(cams))
+                                      .limit(20000)).all()
+            gone = [r.id for r in tracks if not retention.is_held(r, holds.get(r.camera_id, []))]
+            if gone:
+                with self.engine.begin() as conn:
+                    conn.execute(delete(track_records).where(track_records.c.id.in_(gone)))
+                report.tracks_deleted += len(gone)
 
     def _delete(self, rows) -> int:
         """Delete segments: their objects in the bucket (in batches), their files here, then

@@ -3,10 +3,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+import asyncio
+import json
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from varta.clock import now_us
+from varta.exchange.dispatcher import rights_check
 from pydantic import BaseModel, Field
 
-from varta.exchange.rules import ExchangeError
+from varta.exchange.rules import SSE, ExchangeError
 from varta.exchange.store import NotFound
 from varta.web.api_requests import exchange_trace
 from varta.web.auth import Caller, guard_any, public
@@ -20,7 +28,8 @@ profile_router = APIRouter(tags=["exchange"])
 PROFILE = {("/api/requests", "post"), ("/api/requests/filed", "get"), ("/api/requests/{request_id}", "get"),
            ("/api/requests/{request_id}/documents/{document_id}", "get"), ("/api/subscriptions", "post"),
            ("/api/subscriptions", "get"), ("/api/subscriptions/{sid}", "get"), ("/api/subscriptions/{sid}", "delete"),
-           ("/api/subscriptions/{sid}/deliveries", "get"), ("/api/evidence/key", "get")}
+           ("/api/subscriptions/{sid}/deliveries", "get"), ("/api/subscriptions/{sid}/stream", "get"),
+           ("/api/evidence/key", "get")}
 PROFILE_VERSION = "1.0"
 
 
@@ -104,6 +113,56 @@ def cancel(sid: int, request: Request, caller: Caller = guard_any("request.file"
     caller.record("token.manage" if _mine(caller) is None else KIND_ACTION[sub["kind"]], f"subscription:{sid}",
                   detail=f"cancelled{exchange_trace(request)}")
     return sub
+
+
+@router.get("/{sid}/stream", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+def stream(sid: int, request: Request, last_event_id: str | None = Header(None, description="resume after this event"),
+           caller: Caller = guard_any("request.file", "event.view"), svc: AppServices = Depends(services)):
+    """Server-Sent Events: the deliveries of a subscription made with ``"url": "sse:"``, in
+    order, each with its delivery id; reconnect with ``Last-Event-ID`` to resume after the
+    last one read (at least once, like the webhooks)."""
+    ex = svc.evidence.exchange
+    _get(svc, caller, sid)
+    sub = ex.row(sid)
+    if sub.url != SSE:
+        raise HTTPException(409, "this subscription is delivered by webhook; subscribe with \"url\": \"sse:\" to read it here")
+    try:
+        last = int(last_event_id or 0)
+    except ValueError:
+        raise HTTPException(422, "Last-Event-ID: a delivery id (a number)") from None
+    allowed = rights_check(svc.access)
+    caller.record(KIND_ACTION[sub.kind], f"subscription:{sid}", detail=f"stream opened after {last}"
+                  f"{exchange_trace(request)}")
+
+    async def events():
+        nonlocal last
+        yield ": connected\n\n"
+        quiet = 0.0
+        while not await request.is_disconnected():
+            rows = await run_in_threadpool(ex.after, sid, last)
+            for d in rows:
+                why = await run_in_threadpool(allowed, sub, d.payload)
+                if why:
+                    await run_in_threadpool(ex.mark, d.id, state="withheld", last_error=f"not sent: {why}")
+                else:
+                    data = json.dumps(d.payload, ensure_ascii=False, separators=(",", ":"), default=str)
+                    yield f"id: {d.id}\nevent: {d.event_type}\ndata: {data}\n\n"
+                    if d.state == "pending":
+                        await run_in_threadpool(ex.mark, d.id, state="delivered", attempts=d.attempts + 1,
+                                                delivered_us=now_us())
+                last = d.id
+            if rows:
+                quiet = 0.0
+                continue
+            await asyncio.sleep(0.5)
+            quiet += 0.5
+            if quiet >= 15:
+                quiet = 0.0
+                yield ": keep-alive\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @router.get("/{sid}/deliveries")

@@ -302,6 +302,9 @@ function intervalRow(cams, it) {
 // An incident's cameras and time, for a request or hold made from it.
 async function incidentPreset(ctx) {
   const id = ctx.params.get("incident");
+  if (!id && ctx.params.get("camera")) {  // from a track found by search (#/search)
+    return { items: [{ camera_id: ctx.params.get("camera"), from: ctx.params.get("from"), to: ctx.params.get("to") }] };
+  }
   if (!id || !can(ctx.me, "incident.view")) return { id, items: [] };
   const inc = await api("GET", `/api/incidents/${encodeURIComponent(id)}`).catch(() => null);
   if (!inc) return { id, items: [] };

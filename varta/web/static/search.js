@@ -11,6 +11,13 @@ const PICTURE = ["up", "up-right", "right", "down-right", "down", "down-left", "
 const COLOURS = ["red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "brown", "black", "grey", "white"];
 const CLASSES = ["person", "car", "bicycle", "motorcycle", "bus", "truck"];
 
+// The same city time ``s`` seconds later, written as the server writes city time (no offset).
+function shift(iso, s) {
+  const m = /([+-])(\d\d):(\d\d)$/.exec(iso);
+  const off = m ? (m[1] === "-" ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) : 0;
+  return new Date(Date.parse(iso) + s * 1000 + off * 60000).toISOString().slice(0, 19);
+}
+
 const opt = (value, text, chosen) => h("option", { value, selected: chosen.includes(value) }, text);
 
 export async function searchView(me, nav, params, cityNowMinus) {
@@ -50,6 +57,9 @@ export async function searchView(me, nav, params, cityNowMinus) {
     const play = `#/playback?${new URLSearchParams({ cameras: tr.camera_id, t: at })}`;
     const incident = `#/evidence/incidents/new?${new URLSearchParams({ camera: tr.camera_id, from: at,
       to: tr.end.slice(0, 19), title: `${labelText(tr.label)} · ${tr.camera_id}` })}`;
+    // A request made from it: this camera and moment (widened by a minute each side) filled in.
+    const request = `#/evidence/requests/new?${new URLSearchParams({ camera: tr.camera_id,
+      from: shift(tr.start, -60), to: shift(tr.end, 60) })}`;
     const heading = tr.compass ? t(`hd_${tr.compass}`) : tr.heading ? t(`hp_${tr.heading}`) : t("standing");
     return h("figure", { class: "track-card", "data-id": tr.id, "data-camera": tr.camera_id },
       h("a", { href: play, title: t("playMoment") },
@@ -58,7 +68,8 @@ export async function searchView(me, nav, params, cityNowMinus) {
         `${tr.camera_id} · ${cityText(tr.start)}`, h("br"),
         `${tr.colours.map((c) => t(`col_${c}`)).join(", ") || "—"} · ${Math.round(tr.dwell_s)} ${t("sec")}`, h("br"),
         h("a", { href: play, class: "play" }, t("playMoment")),
-        me.allowed_actions.includes("incident.manage") ? [" · ", h("a", { href: incident, class: "to-incident" }, t("toIncident"))] : ""));
+        me.allowed_actions.includes("incident.manage") ? [" · ", h("a", { href: incident, class: "to-incident" }, t("toIncident"))] : "",
+        me.allowed_actions.includes("request.register") ? [" · ", h("a", { href: request, class: "to-request" }, t("toRequest"))] : ""));
   };
   results.replaceChildren(
     h("p", { class: "muted", id: "search-count" }, `${t("found")}: ${got.tracks.length}${got.truncated ? "+" : ""} · ${ms} ${t("msec")}`),
