@@ -142,7 +142,7 @@ def test_a_police_system_files_a_request_and_is_told_every_step(varta, camsim, s
         letter = dept.get(f"/api/requests/{req['id']}/documents/{doc['id']}")
         assert letter.status_code == 200 and letter.content == LETTER
         # Not for the police to pick the kind, and not another unit's to see.
-        assert unit1.post("/api/requests", json={**body, "kind": "court"}).status_code == 403
+        assert unit1.post("/api/requests", json={**body, "kind": "third_party"}).status_code == 403
         assert unit2.get(f"/api/requests/{req['id']}").status_code == 404
         assert unit2.get(f"/api/requests/{req['id']}/documents/{doc['id']}").status_code == 404
         assert unit2.get("/api/requests/filed").json()["requests"] == []
@@ -196,6 +196,9 @@ def test_a_police_system_files_a_request_and_is_told_every_step(varta, camsim, s
         assert filed and filed[0]["account"] == "police.unit1"
         assert "X-Road-Client: UA/GOV/00000001/npu-dispatch" in filed[0]["detail"]
         assert re.search(r"SHA-256 [0-9a-f]{64}", filed[0]["detail"])
+        reads = [ln for ln in dept.get("/api/journal", params={"object": f"subscription:{sub_id}", "limit": 50})
+                 .json()["lines"] if ln["account"] == "police.unit1"]
+        assert any("delivery log read" in ln["detail"] for ln in reads)  # every exchange call is journaled
     finally:
         receiver.close()
 
@@ -359,3 +362,40 @@ def test_alarms_over_server_sent_events_resume_after_the_last_read(varta):
     assert states == ["delivered"] * 3
     hook = unit.post("/api/subscriptions", json={"kind": "alarms", "url": "http://127.0.0.1:9/hook"}).json()
     assert unit.get(f"/api/subscriptions/{hook['subscription']['id']}/stream").status_code == 409
+
+
+def test_a_receiver_that_never_answers_is_dead_lettered_with_an_alarm_and_the_queue_moves_on(tmp_path, monkeypatch):
+    """The dispatcher against a receiver answering 503: after MAX_ATTEMPTS the delivery is
+    set aside, a system alarm says so, and the next event goes (real SQLite, real HTTP)."""
+    from varta.db.engine import open_database
+    from varta.events.system_alarms import SystemAlarms
+    from varta.exchange import rules
+    from varta.exchange.dispatcher import Dispatcher
+    from varta.exchange.store import Exchange
+
+    monkeypatch.setattr(rules, "MAX_ATTEMPTS", 3)
+    monkeypatch.setattr(rules, "next_delay_s", lambda attempts: 0)  # no waiting between tries here
+    engine = open_database(f"sqlite:///{tmp_path / 'varta.db'}")
+    ex = Exchange(engine, lambda: b"k" * 32, None)
+    rx = Receiver()
+    rx.down = True
+    try:
+        sub, _ = ex.subscribe("police.x", "alarms", rx.url, {}, "test")
+        for i in range(2):
+            with engine.begin() as conn:
+                ex.enqueue(conn, None, "alarms", "alarm.opened", {"id": f"alarm-{i}", "alarm": {"group": "g"}})
+        alarms = SystemAlarms(engine, "node-1")
+        d = Dispatcher(ex, lambda s, p: None, alarms, budget_s=5)
+        for _ in range(3):
+            d.tick()
+        log = {x["event_id"]: x for x in ex.deliveries(sub["id"])}
+        assert log["alarm-0"]["state"] == "dead" and log["alarm-0"]["attempts"] == 3
+        assert log["alarm-0"]["last_status"] == 503
+        assert alarms.active("webhook_failed")
+        rx.down = False
+        d.tick()
+        log = {x["event_id"]: x for x in ex.deliveries(sub["id"])}
+        assert log["alarm-1"]["state"] == "delivered"
+        assert [json.loads(g["body"])["id"] for g in rx.got] == ["alarm-1"]
+    finally:
+        rx.close()

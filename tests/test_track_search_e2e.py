@@ -140,6 +140,29 @@ def test_searching_people_by_heading_finds_the_annotated_walkers(browser, varta,
     page.wait_for_function("() => [...document.querySelectorAll('figure.track-card img')].every(i => i.complete && i.naturalWidth > 0)")
     assert "на захід" in page.inner_text("figure.track-card figcaption")
     shot(page, "search-tracks")
+    # An area drawn on the map: around the camera, the same tracks; away from it, none.
+    page.click("#search-area summary")
+    page.wait_for_selector("#search-map .leaflet-interactive")
+    box = page.locator("#search-map").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for dx, dy in ((-60, -50), (60, -50), (0, 60)):  # a triangle around the marker in the middle
+        page.mouse.click(cx + dx, cy + dy)
+    assert page.get_attribute("#search-map", "data-corners") == "3"
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("#search-results[data-query*='polygon=']")
+    assert page.locator("figure.track-card").count() == by_cli["w"]
+    page.click("#search-area summary") if not page.is_visible("#area-clear") else None
+    page.click("#area-clear")
+    for dx, dy in ((-200, -100), (-150, -100), (-175, -60)):  # a small triangle off to the side
+        page.mouse.click(cx + dx, cy + dy)
+    polygon = page.get_attribute("#search-results", "data-query")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_function(f"() => (document.querySelector('#search-results') || {{dataset: {{}}}}).dataset.query "
+                           f"!== {json.dumps(polygon)} && document.querySelector('#search-results[data-query]')")
+    assert page.locator("figure.track-card").count() == 0
+    shot(page, "search-tracks-area")
+    page.goto(v.base_url + "/#/search?from=04.12.2026+13:59:00&to=04.12.2026+14:05:00&class=person&heading=w")
+    page.wait_for_selector("figure.track-card")
     first = page.locator("figure.track-card").nth(0)
     camera, href = first.get_attribute("data-camera"), first.locator("a.to-incident").get_attribute("href")
     first.locator("a.to-incident").click()

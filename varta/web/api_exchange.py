@@ -92,16 +92,28 @@ def subscribe(body: SubscriptionIn, request: Request, caller: Caller = guard_any
     return {"subscription": sub, "secret": secret}
 
 
+def _record(caller: Caller, obj: str, detail: str, request: Request) -> None:
+    """Every exchange call is journaled with the token's (or session's) owner."""
+    action = "token.manage" if caller.may("token.manage") else (
+        "request.file" if caller.may("request.file") else "event.view")
+    caller.record(action, obj, detail=detail + exchange_trace(request))
+
+
 @router.get("")
-def list_subscriptions(caller: Caller = guard_any("request.file", "event.view", "token.manage"),
+def list_subscriptions(request: Request, caller: Caller = guard_any("request.file", "event.view", "token.manage"),
                        svc: AppServices = Depends(services)) -> dict:
-    return {"subscriptions": svc.evidence.exchange.list(_mine(caller))}
+    subs = svc.evidence.exchange.list(_mine(caller))
+    _record(caller, "subscriptions", f"list ({len(subs)})", request)
+    return {"subscriptions": subs}
 
 
 @router.get("/{sid}")
-def get_subscription(sid: int, caller: Caller = guard_any("request.file", "event.view", "token.manage"),
+def get_subscription(sid: int, request: Request,
+                     caller: Caller = guard_any("request.file", "event.view", "token.manage"),
                      svc: AppServices = Depends(services)) -> dict:
-    return _get(svc, caller, sid)
+    sub = _get(svc, caller, sid)
+    _record(caller, f"subscription:{sid}", "read", request)
+    return sub
 
 
 @router.delete("/{sid}")
@@ -166,8 +178,9 @@ def stream(sid: int, request: Request, last_event_id: str | None = Header(None, 
 
 
 @router.get("/{sid}/deliveries")
-def deliveries(sid: int, caller: Caller = guard_any("request.file", "event.view", "token.manage"),
+def deliveries(sid: int, request: Request, caller: Caller = guard_any("request.file", "event.view", "token.manage"),
                svc: AppServices = Depends(services)) -> dict:
     """The delivery log, newest first: each event, its attempts, the receiver's last answer."""
     sub = _get(svc, caller, sid)
+    _record(caller, f"subscription:{sid}", "delivery log read", request)
     return {"subscription": sub, "deliveries": svc.evidence.exchange.deliveries(sid)}

@@ -91,6 +91,9 @@ def deadlines(caller: Caller = guard("request.view"), svc: AppServices = Depends
 
 
 MAX_ATTACHMENT = 20 * 1024 * 1024
+# What a police system files: its own requests, and the rulings of an investigating judge it
+# carries out (temporary access to things, CPC arts. 159–166): the ruling is the document.
+FILED_KINDS = ("police", "court")
 _MAGIC = {"application/pdf": b"%PDF-", "image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG"}
 XROAD_HEADERS = ("X-Road-Client", "X-Road-Service", "X-Road-Id", "X-Road-UserId", "X-Road-Request-Hash")
 
@@ -129,9 +132,10 @@ def register(body: FiledRequestIn, request: Request, response: Response,
     like any other, and only that account sees it afterwards."""
     ev = svc.evidence
     filer = not caller.may("request.register")
-    if filer and body.kind != "police":
-        caller.record("request.file", "requests", "refused", f"kind {body.kind!r}: the police file police requests")
-        raise HTTPException(403, "on-line filing is for police requests (kind 'police')")
+    if filer and body.kind not in FILED_KINDS:
+        caller.record("request.file", "requests", "refused", f"kind {body.kind!r}: on line only {FILED_KINDS}")
+        raise HTTPException(403, "on-line filing is for the police's own requests (kind 'police') and the court "
+                                 "rulings they carry out (kind 'court')")
     if filer and (body.redaction or body.incident_id):
         raise HTTPException(422, "redaction and incident links are the department's to set")
     docs = _documents(body)

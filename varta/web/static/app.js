@@ -660,7 +660,7 @@ async function route() {
     else if (path === "/playback") await playbackView(nav, params);
     else if (path === "/map") await mapView(nav, params);
     else if (path === "/nodes") await nodesView(me, nav);
-    else if (path === "/search") await searchView(me, nav, params, cityNowMinus);
+    else if (path === "/search") await searchView(me, nav, params, { cityNowMinus, loadLeaflet });
     else if (path === "/events") await eventsView(me, nav.main, params);
     else if (path.startsWith("/events/")) await eventView(me, nav.main, path.slice(8), (ev) => alarms.handled(ev));
     else if (path.startsWith("/admin/")) await adminView(path.slice(7), me, nav.main);

@@ -20,7 +20,41 @@ function shift(iso, s) {
 
 const opt = (value, text, chosen) => h("option", { value, selected: chosen.includes(value) }, text);
 
-export async function searchView(me, nav, params, cityNowMinus) {
+// An area drawn on a small map (click to add corners): the cameras standing in it are searched.
+async function areaPicker(nav, cams, value, loadLeaflet) {
+  const input = h("input", { type: "hidden", name: "polygon", value: value || "" });
+  const box = h("div", { id: "search-map" });
+  const clear = h("button", { type: "button", id: "area-clear" }, t("areaClear"));
+  const count = h("span", { class: "muted", id: "area-count" });
+  const section = h("details", { id: "search-area", open: !!value }, h("summary", {}, t("areaTitle")),
+    h("p", { class: "hint" }, t("areaHint")), box, h("div", { class: "toolbar" }, clear, count), input);
+  const L = await loadLeaflet();
+  const map = L.map(box, { attributionControl: false });
+  nav.onLeave(() => map.remove());
+  const placed = cams.filter((c) => c.latitude != null);
+  for (const c of placed) {
+    L.circleMarker([c.latitude, c.longitude], { radius: 6, weight: 1, color: "#000", fillColor: "#4c8dff", fillOpacity: 0.9 })
+      .bindTooltip(`${c.id}${c.name ? ` · ${c.name}` : ""}`).addTo(map);
+  }
+  if (placed.length) map.fitBounds(L.latLngBounds(placed.map((c) => [c.latitude, c.longitude])).pad(0.3), { maxZoom: 17 });
+  else map.setView([48.5, 31.2], 6);
+  let corners = (value || "").split(";").filter(Boolean).map((p) => p.split(",").map(Number));
+  let shape = null;
+  const draw = () => {
+    if (shape) shape.remove();
+    shape = corners.length ? L.polygon(corners, { className: "area", weight: 2 }).addTo(map) : null;
+    input.value = corners.length >= 3 ? corners.map((p) => p.map((x) => x.toFixed(6)).join(",")).join(";") : "";
+    count.textContent = corners.length ? `${t("areaCorners")}: ${corners.length}` : "";
+    box.dataset.corners = String(corners.length);
+  };
+  map.on("click", (e) => { corners.push([e.latlng.lat, e.latlng.lng]); draw(); });
+  clear.addEventListener("click", () => { corners = []; draw(); });
+  section.addEventListener("toggle", () => map.invalidateSize());
+  draw();
+  return section;
+}
+
+export async function searchView(me, nav, params, { cityNowMinus, loadLeaflet }) {
   const cams = await nav.get("/api/cameras");
   const all = (k) => params.getAll(k);
   const form = h("form", { id: "search-form", class: "toolbar" },
@@ -45,6 +79,8 @@ export async function searchView(me, nav, params, cityNowMinus) {
     location.hash = `#/search?${p}`;
   });
   const results = h("section", { id: "search-results" });
+  const area = await areaPicker(nav, cams, params.get("polygon"), loadLeaflet);
+  form.append(area);
   nav.main().replaceChildren(h("h2", {}, t("searchTracks")), form, h("p", { class: "hint" }, t("searchHint")), results);
   if (!params.get("from")) return;  // the form first; a search runs from the address
 
@@ -74,4 +110,5 @@ export async function searchView(me, nav, params, cityNowMinus) {
   results.replaceChildren(
     h("p", { class: "muted", id: "search-count" }, `${t("found")}: ${got.tracks.length}${got.truncated ? "+" : ""} · ${ms} ${t("msec")}`),
     got.tracks.length ? h("div", { class: "track-grid" }, got.tracks.map(card)) : h("p", {}, t("noTracks")));
+  results.dataset.query = q.toString();  // which search these results answer
 }
