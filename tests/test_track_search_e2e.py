@@ -128,6 +128,12 @@ def test_searching_people_by_heading_finds_the_annotated_walkers(browser, varta,
     assert any(ln["account"] == "olena.dept" and "'heading': ['w']" in ln["detail"] for ln in lines)
     assert httpx.get(f"{v.base_url}/api/search/tracks/{tracks[0]['id']}/thumbnail.jpg").status_code == 401
 
+    # A request registered meanwhile (not yet resolved): a found track can be added to it.
+    req = dept.post("/api/requests", json={
+        "kind": "police", "incoming_no": "55/1-2026", "incoming_date": "2026-12-04", "requester": "Мелітопольський РВП",
+        "basis": "ст. 93 КПК України", "items": [{"camera_id": "mel-pets", "from": "2026-12-04T13:00:00",
+                                                 "to": "2026-12-04T13:05:00"}]}).json()
+
     # In the console: the same search as a grid of pictures; one opens playback at the moment,
     # another starts an incident with the camera and the time filled in.
     page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -163,6 +169,14 @@ def test_searching_people_by_heading_finds_the_annotated_walkers(browser, varta,
     shot(page, "search-tracks-area")
     page.goto(v.base_url + "/#/search?from=04.12.2026+13:59:00&to=04.12.2026+14:05:00&class=person&heading=w")
     page.wait_for_selector("figure.track-card")
+    page.locator("figure.track-card").nth(0).locator("select.add-to-request").select_option(str(req["id"]))
+    page.wait_for_selector("figure.track-card .added.ok")
+    assert req["number"] in page.inner_text("figure.track-card .added.ok")
+    grown = dept.get(f"/api/requests/{req['id']}").json()
+    assert len(grown["items"]) == 2 and grown["items"][1]["camera_id"] == "mel-pets"
+    assert grown["items"][1]["from"].startswith("2026-12-04T13:59:32")  # a minute before the track
+    held = dept.get(f"/api/holds/{grown['hold_id']}").json()["intervals"]
+    assert len(held) == 2
     first = page.locator("figure.track-card").nth(0)
     camera, href = first.get_attribute("data-camera"), first.locator("a.to-incident").get_attribute("href")
     first.locator("a.to-incident").click()
@@ -193,3 +207,14 @@ def test_searching_people_by_heading_finds_the_annotated_walkers(browser, varta,
             return conn.execute(text("select count(*) from track_records")).scalar()
 
     v.wait_for(lambda: left() == 0, 30, "expired track records deleted")
+
+
+def test_intervals_are_added_only_before_the_resolution():
+    from varta.evidence import requests as rules
+
+    more = [rules.Interval("mel-1", 0, 10_000_000)]
+    rules.validate_more(1, more, rules.REGISTERED)
+    with pytest.raises(rules.RequestError, match="before the resolution"):
+        rules.validate_more(1, more, rules.APPROVED)
+    with pytest.raises(rules.RequestError, match="end must be after"):
+        rules.validate_more(1, [rules.Interval("mel-1", 10, 10)], rules.REGISTERED)

@@ -111,6 +111,7 @@ _DETAILS: list[tuple[re.Pattern, object]] = [(re.compile(p), uk) for p, uk in [
     (r"node (?P<id>\S+) stopped", lambda m: f"вузол {m['id']} зупинено"),
     (r"added: (?P<rest>.+)", lambda m: f"додано: {_camera_words(m['rest'])}"),
     (r"changed: (?P<rest>.+)", lambda m: f"змінено: {m['rest']}"),
+    (r"intervals added: (?P<rest>.+)", lambda m: f"додано інтервали: {m['rest']}"),
     (r"removed \(footage kept under retention\)", "вилучено (записи зберігаються до кінця строку)"),
     (r"(?P<k>police|council|third_party|court|other) (?P<no>.+?) of (?P<d>\S+) from (?P<who>.+?); hold (?P<h>\S+) on (?P<i>.+)",
      lambda m: f"{_KINDS.get(m['k'], m['k'])} № {m['no']} від {m['d']}, заявник: {m['who']}; утримання {m['h']}: {m['i']}"),

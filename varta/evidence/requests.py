@@ -119,6 +119,22 @@ def validate_new(kind: str, incoming_no: str, incoming_date: date, requester: st
             raise RequestError(f"camera {it.camera_id}: an interval longer than 7 days; split the request")
 
 
+def validate_more(items_before: int, items: list[Interval], state: str) -> None:
+    """Intervals added to a registered request (a track found by search, say): only before
+    the resolution — what the leader resolves is what the request holds (A4.10)."""
+    if state != REGISTERED:
+        raise RequestError("intervals are added only before the resolution; for more footage register a new request")
+    if not items:
+        raise RequestError("name at least one camera and interval")
+    if items_before + len(items) > MAX_ITEMS:
+        raise RequestError(f"at most {MAX_ITEMS} camera intervals in one request")
+    for it in items:
+        if it.end_us <= it.start_us:
+            raise RequestError(f"camera {it.camera_id}: the interval's end must be after its start")
+        if it.end_us - it.start_us > MAX_INTERVAL_US:
+            raise RequestError(f"camera {it.camera_id}: an interval longer than 7 days; split the request")
+
+
 def validate_resolution(approve: bool, text: str, resolved_on: date, registered_on: date, today: date) -> None:
     if not text.strip():
         raise RequestError("the resolution's text is required" if approve else "a refusal must give its reasons")

@@ -127,6 +127,21 @@ class RequestRegister:
         return self._advance(request_id, who, None, "new link",
                              dict(transfer={**row.transfer, "url": url, "expires": expires}), {"expires": expires})
 
+    def add_items(self, request_id: int, who: Principal, items: list[rules.Interval]) -> dict:
+        """More camera intervals for a request not yet resolved, held at once like the first."""
+        row = self.row(request_id)
+        rules.validate_more(len(row.items), items, row.state)
+        now = now_us()
+        more = [{"camera_id": i.camera_id, "start_us": i.start_us, "end_us": i.end_us} for i in items]
+        with self.engine.begin() as conn:
+            self._set(conn, request_id, row.state, dict(items=list(row.items) + more, updated_us=now))
+            self.holds._add_intervals(conn, row.hold_order_id, [HeldInterval(i.camera_id, i.start_us, i.end_us)
+                                                                for i in items], f"request {row.number}", who, now)
+            add_history(conn, "request", request_id, who, "intervals added",
+                        {"intervals": [[i.camera_id, fmt(i.start_us, self.tz), fmt(i.end_us, self.tz)] for i in items]},
+                        now)
+        return self.get(request_id)
+
     def withdraw(self, request_id: int, who: Principal, reason: str) -> dict:
         if not reason.strip():
             raise rules.RequestError("say why the request is withdrawn (e.g. the requester's letter)")

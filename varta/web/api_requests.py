@@ -188,6 +188,27 @@ def _own(caller: Caller, svc: AppServices, request_id: str):
     return row
 
 
+class MoreItemsIn(BaseModel):
+    items: list[IntervalIn] = Field(min_length=1)
+
+
+@router.post("/{request_id}/items")
+def add_items(request_id: str, body: MoreItemsIn, caller: Caller = guard("request.register"),
+              svc: AppServices = Depends(services)) -> dict:
+    """More camera intervals for a request not yet resolved (e.g. a track found by search),
+    held at once; after the resolution a new request is needed (A4.10)."""
+    ev = svc.evidence
+    with domain_errors():
+        row = ev.requests.find(request_id)
+    items = [rules.Interval(*iv) for iv in intervals(body.items, svc)]
+    with domain_errors(caller, "request.register", _obj({"number": row.number})):
+        req = ev.requests.add_items(row.id, caller.principal, items)
+    tz = svc.settings.tz
+    caller.record("request.register", f"request:{row.number}", detail="intervals added: " + "; ".join(
+        f"{i.camera_id} {format_time(i.start_us, tz)} – {format_time(i.end_us, tz)}" for i in items))
+    return req
+
+
 @router.get("/filed")
 def filed(request: Request, caller: Caller = guard("request.file"), svc: AppServices = Depends(services)) -> dict:
     """The requests this account filed on line, newest first, with their state and answer."""

@@ -18,6 +18,26 @@ function shift(iso, s) {
   return new Date(Date.parse(iso) + s * 1000 + off * 60000).toISOString().slice(0, 19);
 }
 
+// "Add to request №…": the track's camera and time (a minute each side) become one more
+// interval of a registered request, held at once.
+function addTo(tr, open) {
+  const note = h("span", { class: "added" });
+  const pick = h("select", { class: "add-to-request", "aria-label": t("addToRequest") },
+    h("option", { value: "" }, `${t("addToRequest")}…`), open.map((r) => h("option", { value: r.id }, `${r.number} · ${r.requester}`)));
+  pick.addEventListener("change", async () => {
+    if (!pick.value) return;
+    const r = open.find((x) => String(x.id) === pick.value);
+    try {
+      await api("POST", `/api/requests/${pick.value}/items`, { items: [{ camera_id: tr.camera_id,
+        from: shift(tr.start, -60), to: shift(tr.end, 60) }] });
+      note.textContent = ` ${t("addedTo")} ${r.number}`;
+      note.className = "added ok";
+    } catch (e) { note.textContent = ` ${e.message}`; note.className = "added error"; }
+    pick.value = "";
+  });
+  return h("div", {}, pick, note);
+}
+
 const opt = (value, text, chosen) => h("option", { value, selected: chosen.includes(value) }, text);
 
 // An area drawn on a small map (click to add corners): the cameras standing in it are searched.
@@ -84,6 +104,9 @@ export async function searchView(me, nav, params, { cityNowMinus, loadLeaflet })
   nav.main().replaceChildren(h("h2", {}, t("searchTracks")), form, h("p", { class: "hint" }, t("searchHint")), results);
   if (!params.get("from")) return;  // the form first; a search runs from the address
 
+  // Registered requests not yet resolved: a found track can be added to one of them.
+  const open = me.allowed_actions.includes("request.register") && me.allowed_actions.includes("request.view")
+    ? (await nav.get("/api/requests?state=registered")).requests : [];
   const q = new URLSearchParams(params);
   const started = performance.now();
   const got = await nav.get(`/api/search/tracks?${q}`);
@@ -105,7 +128,8 @@ export async function searchView(me, nav, params, { cityNowMinus, loadLeaflet })
         `${tr.colours.map((c) => t(`col_${c}`)).join(", ") || "—"} · ${Math.round(tr.dwell_s)} ${t("sec")}`, h("br"),
         h("a", { href: play, class: "play" }, t("playMoment")),
         me.allowed_actions.includes("incident.manage") ? [" · ", h("a", { href: incident, class: "to-incident" }, t("toIncident"))] : "",
-        me.allowed_actions.includes("request.register") ? [" · ", h("a", { href: request, class: "to-request" }, t("toRequest"))] : ""));
+        me.allowed_actions.includes("request.register") ? [" · ", h("a", { href: request, class: "to-request" }, t("toRequest"))] : "",
+        open.length ? addTo(tr, open) : ""));
   };
   results.replaceChildren(
     h("p", { class: "muted", id: "search-count" }, `${t("found")}: ${got.tracks.length}${got.truncated ? "+" : ""} · ${ms} ${t("msec")}`),
