@@ -49,7 +49,8 @@ async function areaPicker(nav, cams, value, loadLeaflet) {
   const section = h("details", { id: "search-area", open: !!value }, h("summary", {}, t("areaTitle")),
     h("p", { class: "hint" }, t("areaHint")), box, h("div", { class: "toolbar" }, clear, count), input);
   const L = await loadLeaflet();
-  const map = L.map(box, { attributionControl: false });
+  const map = L.map(box, { attributionControl: false, zoomControl: false });
+  L.control.zoom({ zoomInTitle: t("zoomIn"), zoomOutTitle: t("zoomOut") }).addTo(map);
   nav.onLeave(() => map.remove());
   const placed = cams.filter((c) => c.latitude != null);
   for (const c of placed) {
