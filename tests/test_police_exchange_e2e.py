@@ -26,6 +26,7 @@ import pytest
 from conftest import free_port, have_ffmpeg, login_client
 from s3server import ACCESS_KEY, SECRET_KEY, s3_server  # noqa: F401 (the fixture)
 from test_console_e2e import browser, shot, sign_in  # noqa: F401  (browser is a fixture)
+from test_evidence_e2e import _wait_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not have_ffmpeg(), reason="needs ffmpeg")]
 
@@ -85,14 +86,6 @@ def _token(v, login: str) -> str:
 def _client(token: str, v) -> httpx.Client:
     return httpx.Client(base_url=v.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60,
                         transport=httpx.HTTPTransport(local_address=REMOTE))
-
-
-def _wait_job(c, job, timeout=120):
-    deadline = time.monotonic() + timeout
-    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(0.3)
-        job = c.get(f"/api/requests/jobs/{job['id']}").json()
-    return job
 
 
 def test_a_police_system_files_a_request_and_is_told_every_step(varta, camsim, s3_server):  # noqa: F811

@@ -95,8 +95,7 @@ def camera_near(
     elif lat is None or lon is None:
         _fail("give --address, or --lat and --lon")
     cams = {c.id: c for c in CameraRegistry(engine).list() if c.latitude is not None}
-    found = geo.near({cid: geo.View(c.latitude, c.longitude, c.view_direction, c.view_angle, c.view_range_m)
-                      for cid, c in cams.items()}, lat, lon, radius_m)
+    found = geo.near(geo.views_of(cams.values()), lat, lon, radius_m)
     access.record(who, "camera.list", "cameras", detail=f"near {lat:.6f},{lon:.6f} within {radius_m:.0f} m: "
                                                        f"{len(found)} cameras")
     if as_json:

@@ -58,6 +58,7 @@ class TrackAccumulator:
     best_score: float = -1.0
     best_crop: np.ndarray | None = None
     hits: int = 0
+    last_anchor: tuple[float, float, float] | None = None  # the latest sighting (between samples)
 
     def observe(self, t: float, wall_us: int, box, score: float, bgr: np.ndarray | None) -> None:
         x1, y1, x2, y2 = box
@@ -65,7 +66,7 @@ class TrackAccumulator:
         if not self.points or t - self.points[-1][0] >= SAMPLE_S:
             self.points.append((t, *anchor))
         self.last_t, self.last_us, self.hits = t, wall_us, self.hits + 1
-        self._last_anchor = (t, *anchor)
+        self.last_anchor = (t, *anchor)
         if bgr is not None and score > self.best_score:
             h, w = bgr.shape[:2]
             xa, ya, xb, yb = max(0, int(x1)), max(0, int(y1)), min(w, int(x2)), min(h, int(y2))
@@ -77,9 +78,8 @@ class TrackAccumulator:
         if not self.points or not width or not height:
             return None
         pts = list(self.points)
-        last = getattr(self, "_last_anchor", None)
-        if last and last[0] > pts[-1][0]:
-            pts.append(last)
+        if self.last_anchor and self.last_anchor[0] > pts[-1][0]:
+            pts.append(self.last_anchor)
         t0 = pts[0][0]
         norm = [(t - t0, x / width, y / height) for t, x, y in pts]
         (_, xa, ya), (_, xb, yb) = norm[0], norm[-1]

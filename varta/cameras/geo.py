@@ -55,6 +55,12 @@ def sees(view: View, lat: float, lon: float) -> bool:
     return angle_between(bearing_deg(view.lat, view.lon, lat, lon), view.direction) <= view.angle / 2
 
 
+def views_of(cameras) -> dict[str, View]:
+    """The placed cameras' views (cameras without coordinates are nowhere on the map)."""
+    return {c.id: View(c.latitude, c.longitude, c.view_direction, c.view_angle, c.view_range_m)
+            for c in cameras if c.latitude is not None}
+
+
 def near(views: dict[str, View], lat: float, lon: float, radius_m: float) -> list[dict]:
     """Cameras that see the point or stand within ``radius_m``, those that see it first, then
     nearest first: [{id, distance_m, bearing_deg, sees}]."""

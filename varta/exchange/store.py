@@ -143,11 +143,11 @@ class Exchange:
              .join(deliveries, deliveries.c.id == head.c.id)
              .where(subscriptions.c.active.is_(True), subscriptions.c.url != rules.SSE, deliveries.c.next_us <= now))
         with self.engine.connect() as conn:
-            out = []
-            for r in conn.execute(q):
-                d = conn.execute(select(deliveries).where(deliveries.c.id == r.d_id)).first()
-                out.append((r, d))
-            return out
+            subs = conn.execute(q).all()
+            if not subs:
+                return []
+            rows = {d.id: d for d in conn.execute(select(deliveries).where(deliveries.c.id.in_([r.d_id for r in subs])))}
+        return [(r, rows[r.d_id]) for r in subs]
 
     def after(self, sid: int, last_id: int, limit: int = 100) -> list:
         """A subscription's deliveries after ``last_id`` in order (for its stream)."""

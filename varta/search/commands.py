@@ -46,9 +46,7 @@ def tracks(
     policy = access.policy()
     cams = {c.id: c for c in CameraRegistry(engine).list(include_removed=True)
             if policy.decide(who, "search.tracks", c.group_name)}
-    ids = [c for c in (q.cameras or cams) if c in cams]
-    if q.polygon:
-        ids = [c for c in ids if cams[c].latitude is not None and sq.inside(q.polygon, cams[c].latitude, cams[c].longitude)]
+    ids = sq.cameras_for(q, cams)
     rows = TrackStore(engine).search(q, ids) if ids else []
     filters = {k: v for k, v in (("class", cls), ("camera", camera), ("heading", heading), ("colour", colour),
                                  ("min_speed", min_speed), ("min_dwell_s", min_dwell), ("max_dwell_s", max_dwell),

@@ -54,4 +54,14 @@ class TrackQuery:
             raise QueryError("limit: 1 to 1000")
         return self
 
-from varta.cameras.geo import inside  # noqa: E402,F401  (an area's test, for the search's callers)
+from varta.cameras.geo import inside  # noqa: E402
+
+
+def cameras_for(q: TrackQuery, searchable: dict) -> list[str]:
+    """The camera ids a search reads: those asked for (or all) of ``searchable`` (id → camera
+    the caller may search), standing inside the query's area when it has one."""
+    ids = [c for c in (q.cameras or searchable) if c in searchable]
+    if q.polygon:
+        ids = [c for c in ids if searchable[c].latitude is not None
+               and inside(q.polygon, searchable[c].latitude, searchable[c].longitude)]
+    return ids

@@ -140,9 +140,7 @@ def cameras_near(lat: float | None = Query(None, ge=-90, le=90), lon: float | No
     elif lat is None or lon is None:
         raise HTTPException(422, "give lat and lon, or an address")
     cams = {c.id: c for c in svc.registry.list() if c.latitude is not None and caller.sees_camera(c)}
-    views = {cid: geo.View(c.latitude, c.longitude, c.view_direction, c.view_angle, c.view_range_m)
-             for cid, c in cams.items()}
-    found = geo.near(views, point["latitude"], point["longitude"], radius_m)
+    found = geo.near(geo.views_of(cams.values()), point["latitude"], point["longitude"], radius_m)
     statuses = svc.index.statuses()
     caller.record("camera.list", "cameras", detail=f"near {point['address'] or ''} "
                   f"{point['latitude']:.6f},{point['longitude']:.6f} within {radius_m:.0f} m: {len(found)} cameras")

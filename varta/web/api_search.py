@@ -55,14 +55,11 @@ def search_tracks(
     except sq.QueryError as exc:
         raise HTTPException(422, str(exc)) from None
     allowed = searchable(caller, svc)
-    cams = [c for c in (q.cameras or allowed) if c in allowed]
-    if q.cameras and len(cams) < len(q.cameras):
-        refused = sorted(set(q.cameras) - set(cams))
+    refused = sorted(set(q.cameras) - set(allowed))
+    if refused:
         caller.record("search.tracks", "tracks", "refused", f"cameras not searchable: {refused}")
         raise HTTPException(403, f"cameras {refused} are not yours to search")
-    if q.polygon:
-        cams = [c for c in cams if allowed[c].latitude is not None
-                and sq.inside(q.polygon, allowed[c].latitude, allowed[c].longitude)]
+    cams = sq.cameras_for(q, allowed)
     rows = TrackStore(svc.engine).search(q, cams) if cams else []
     filters = {k: v for k, v in (("class", cls), ("camera", camera), ("heading", heading), ("colour", colour),
                                  ("entry", entry), ("exit", exit), ("min_speed", min_speed),
