@@ -59,6 +59,11 @@ EXPECTED = {
     "request.transfer": {REMOTE: {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
     "request.file": {REMOTE: {"police"}, ONSITE: set(), ZONE: set()},  # R11: the police's own system
     "search.tracks": {REMOTE: set(), ONSITE: set(), ZONE: ARCHIVE},  # A4.4, A4.5
+    # Camera placement (MVS-3, MVS-4): the department analyses, the police unit answers.
+    "placement.view": {REMOTE: LEADERS | {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
+    "placement.manage": {REMOTE: {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
+    "placement.approve": {REMOTE: LEADERS | {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
+    "placement.review": {REMOTE: {"police"}, ONSITE: set(), ZONE: set()},
 }
 
 CABINET = {"person": "Коваль Андрій Іванович", "organisation": "ТОВ Сервіс", "purpose": "заміна диска",
@@ -92,6 +97,10 @@ REQUESTS = {  # one representative request per action, on camera mel-c (group "c
     "request.transfer": ("POST", "/api/requests/999999/link", None),
     "request.file": ("GET", "/api/requests/filed", None),
     "search.tracks": ("GET", "/api/search/tracks?from=now-1h&to=now", None),
+    "placement.view": ("GET", "/api/placement/data", None),
+    "placement.manage": ("GET", "/api/placement/police-units", None),
+    "placement.approve": ("POST", "/api/placement/proposals/999999/approve", {}),
+    "placement.review": ("POST", "/api/placement/proposals/999999/answer", {"verdict": "agree"}),
 }
 
 

@@ -34,7 +34,9 @@ DATA = ["mel-lang-1", "mel-lang-2", "Площа Перемоги", "Tower Cam Ri
         "Мелітопольський РВП", "слідчий Бондар", "ст. 93 КПК України", "test-node", "Varta", "demo",
         "anna.dept", "Test Anna.Dept User", "tech", "Test Tech User", socket.gethostname(),
         # the account form's examples of a name and a login (a login is Latin by nature)
-        "Шевченко Олена Петрівна", "shevchenko.o"]
+        "Шевченко Олена Петрівна", "shevchenko.o",
+        # the placement data the city imported: categories, site names, a proposal's title
+        "крадіжка", "грабіж", "перехрестя", "Камери 2027"]
 
 _VISIBLE = """() => {
   const out = [document.title, document.body.innerText];
@@ -48,7 +50,7 @@ _VISIBLE = """() => {
 
 _NOT_LANGUAGE = [
     re.compile(r"\b[a-z][a-z0-9+.-]*://\S+"),                      # links (rtsp://, http://)
-    re.compile(r"\S+\.(?:mp4|zip|csv|pdf|json|png)\b", re.I),    # file names
+    re.compile(r"\S+\.(?:mp4|zip|csv|pdf|json|geojson|png)\b", re.I),    # file names
     re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),  # node ids (before the next)
     re.compile(r"\b[0-9a-f]{8,}\b"),                             # checksums, ids
     re.compile(r"(?<![\w-])[A-Za-z][\w.-]*\d[\w.-]*"),               # identifiers with digits: mel-0042, REQ-2026-0001
@@ -126,6 +128,19 @@ def test_every_page_speaks_one_language(browser, varta, camsim):  # noqa: F811
         "items": [{"camera_id": "mel-lang-1", "from": _at(0.2), "to": _at(0.1)}]})
     assert r.status_code == 201, r.text
     req = r.json()
+    # Placement (issue 17): the city's incidents and sites, a proposal sent to the police unit.
+    from placement_data import crimes, intersections, sites_geojson
+
+    inc_csv = v.home / "incidents.csv"
+    inc_csv.write_text("широта,довгота,категорія\n" + "".join(
+        f"{a},{b},{('крадіжка', 'грабіж')[n % 2]}\n" for n, (a, b) in enumerate(crimes()[:120])))
+    sites = v.home / "sites.geojson"
+    sites.write_text(sites_geojson(intersections()))
+    v.run("placement", "import-incidents", str(inc_csv))
+    v.run("placement", "import-sites", str(sites))
+    prop = dept.post("/api/placement/proposals", json={"title": "Камери 2027", "from": "2020-01-01", "to": "now", "k": 5})
+    assert prop.status_code == 201, prop.text
+    assert dept.post(f"/api/placement/proposals/{prop.json()['id']}/send", json={"to": "patrol.unit"}).status_code == 200
     problems: list[str] = []
 
     # The sign-in page, and a refused sign-in.
@@ -148,6 +163,7 @@ def test_every_page_speaks_one_language(browser, varta, camsim):  # noqa: F811
         ("#/evidence/holds", "#evidence[data-tab=holds]"), ("#/evidence/incidents", "#evidence[data-tab=incidents]"),
         ("#/map?camera=mel-lang-2", ".leaflet-popup-content"), ("#/health", "#health tbody tr"), ("#/nodes", "#nodes tbody tr"),
         ("#/search?from=01.12.2026+00:00:00&to=04.12.2026+23:00:00&class=person", "#search-count"),
+        ("#/placement", ".pl-proposal[data-status=sent]"),
     ]
     for lang in ("uk", "en"):
         problems += _pages_of(page, lang, "operator", operator_routes)
@@ -175,7 +191,8 @@ def test_every_page_speaks_one_language(browser, varta, camsim):  # noqa: F811
     page.click("#login button[type=submit]")
     page.wait_for_selector("#nav a[data-page=live]")
     police_routes = [("#/live", ".tile[data-camera=mel-lang-1]"), ("#/events", "#events-filter"),
-                     ("#/map?camera=mel-lang-2", ".leaflet-popup-content"), ("#/health", "#health tbody tr")]
+                     ("#/map?camera=mel-lang-2", ".leaflet-popup-content"), ("#/health", "#health tbody tr"),
+                     ("#/placement", "#pl-result")]
     for lang in ("uk", "en"):
         problems += _pages_of(page, lang, "police", police_routes)
     ctx.close()

@@ -110,6 +110,13 @@ MATRIX: dict[str, Rule] = {
     # an archive action, from the restricted zone (A4.4, A4.5; MVS-2).
     "search.tracks": _r((), _ARCHIVE_ROLES, "A4.4, A4.5, MVS-2", "search every camera's tracks",
                         restricted_zone=True, camera_scoped=True),
+    # Where the next cameras should go (MVS-3, MVS-4; docs/placement.md): incident places, never
+    # video. The department analyses and proposes, the police unit agrees, the leaders approve.
+    "placement.view": _r(_LEADERS | {DEPARTMENT}, {DEPARTMENT}, "MVS-3, R7", "camera placement analysis and proposals"),
+    "placement.manage": _r({DEPARTMENT}, {DEPARTMENT}, "MVS-3, MVS-4",
+                           "import incidents, sites and zones; draft and send placement proposals"),
+    "placement.approve": _r(_LEADERS | {DEPARTMENT}, {DEPARTMENT}, "MVS-4", "approve an agreed placement proposal"),
+    "placement.review": _r({POLICE}, (), "MVS-4", "read and answer the placement proposals sent to one's unit"),
     "system.maintain": _r((), {ADMIN, CONTRACTOR}, "C3",
                           "run, migrate, reconcile and apply retention; drain and resume nodes"),
     "system.view": _r({DEPARTMENT}, _DIRECT_ROLES | {ADMIN}, "R4, R5",

@@ -37,6 +37,10 @@ ACTIONS = {
     "request.resolve": ("резолюція на запит", "request resolution"),
     "request.file": ("подання запиту онлайн", "on-line request filing"),
     "search.tracks": ("пошук за треками", "track search"),
+    "placement.view": ("аналіз розміщення камер", "camera placement analysis"),
+    "placement.manage": ("підготовка пропозицій розміщення", "placement proposals drafted"),
+    "placement.approve": ("затвердження розміщення", "placement approval"),
+    "placement.review": ("погодження розміщення поліцією", "placement review by the police"),
     "request.prepare": ("підготовка пакета", "package preparation"),
     "request.transfer": ("передача пакета", "package transfer"),
     "system.maintain": ("обслуговування системи", "system maintenance"),
@@ -54,18 +58,21 @@ OBJECT_KINDS = {
     "camera": ("камера", "camera"), "user": ("користувач", "user"), "request": ("запит", "request"),
     "hold": ("утримання", "hold"), "incident": ("інцидент", "incident"), "node": ("вузол", "node"),
     "policy": ("політика", "policy"), "token": ("ключ API", "token"), "export": ("експорт", "export"),
-    "subscription": ("підписка", "subscription"),
+    "subscription": ("підписка", "subscription"), "proposal": ("пропозиція розміщення", "placement proposal"),
 }
 OBJECTS = {
     "journal": ("журнал", "journal"), "cameras": ("камери", "cameras"), "archive": ("архів", "archive"),
     "database": ("база даних", "database"), "cabinet": ("шафа сервера", "server cabinet"),
     "requests": ("запити", "requests"), "holds": ("утримання", "holds"), "incidents": ("інциденти", "incidents"),
     "tracks": ("треки камер", "tracks"), "addresses": ("перелік адрес", "address list"),
+    "placement": ("розміщення камер", "camera placement"),
 }
 STAGES = {"full": "повний доступ", "password": "зміна одноразового пароля", "totp_enrol": "реєстрація другого фактора"}
 _ACTIVITY = {"direct": "безпосередній доступ", "remote": "віддалений доступ",
              "restricted-zone workstation": "робоче місце обмеженої зони"}
-_FORMATS = {"json": "перегляд", "csv": "звіт CSV", "pdf": "звіт PDF"}
+_FORMATS = {"json": "перегляд", "csv": "звіт CSV", "pdf": "звіт PDF", "geojson": "GeoJSON"}
+_PLACEMENT = {"incidents": "події", "sites": "можливі місця", "zones": "заборонені зони", "sent": "надіслано",
+              "agreed": "погоджено", "commented": "прокоментовано", "approved": "затверджено"}
 
 
 def _plural(n: str, one: str, few: str, many: str) -> str:
@@ -83,6 +90,19 @@ def _segments(m) -> str:
 
 # (pattern, Ukrainian) — the pattern matches the whole detail as the code writes it.
 _DETAILS: list[tuple[re.Pattern, object]] = [(re.compile(p), uk) for p, uk in [
+    (r"imported (?P<n>\d+) (?P<w>incidents|sites|zones) from (?P<f>.+)",
+     lambda m: f"імпортовано {m['n']} ({_PLACEMENT[m['w']]}) з {m['f']}"),
+    (r"import refused: (?P<why>.+)", lambda m: f"імпорт відхилено: {m['why']}"),
+    (r"analysed (?P<a>\S+) – (?P<b>\S+): (?P<n>\d+) incidents, k (?P<k>\d+), radius (?P<r>\S+) m: "
+     r"covered (?P<c0>\S+) → (?P<c1>\S+)",
+     lambda m: f"проаналізовано {m['a']} – {m['b']}: подій {m['n']}, місць {m['k']}, радіус {m['r']} м: "
+               f"охоплено {m['c0']} → {m['c1']}"),
+    (r"proposal drafted: (?P<t>.+)", lambda m: f"пропозицію складено: {m['t']}"),
+    (r"proposal (?P<s>sent|agreed|commented|approved)(?: to (?P<to>\S+))?(?:: (?P<t>.*))?",
+     lambda m: f"пропозицію {_PLACEMENT[m['s']]}{' ' + m['to'] if m['to'] else ''}{': ' + m['t'] if m['t'] else ''}"),
+    (r"proposal read(?: as (?P<f>pdf|geojson|csv))?",
+     lambda m: "пропозицію переглянуто" + (f" ({_FORMATS.get(m['f'], m['f'].upper())})" if m['f'] else "")),
+    (r"proposal not sent to this unit", "пропозицію надіслано не цьому підрозділу"),
     (r"(?P<a>restricted-zone workstation|direct|remote)(?P<f>; second factor)?; stage (?P<s>\w+)",
      lambda m: f"{_ACTIVITY[m['a']]}{'; другий фактор' if m['f'] else ''}; етап: {STAGES.get(m['s'], m['s'])}"),
     (r"wrong password \(failure (?P<n>\d+)(?:; locked until (?P<u>.+))?\)",

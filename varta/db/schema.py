@@ -712,3 +712,72 @@ key_shares = Table(
     Column("sealed_by", String(36), nullable=False),
     Column("created_us", BigInteger, nullable=False),
 )
+
+# Camera placement analysis (varta/placement, issue 17; MVS-3, MVS-4): the incident records
+# the city imports (the register and alarms are read where they are), its candidate sites,
+# the zones no site may stand in, and the proposals sent to the police for agreement.
+placement_incidents = Table(
+    "placement_incidents",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("batch", String(120), nullable=False),  # the file it came from, and when
+    Column("time_us", BigInteger),
+    Column("category", String(64), nullable=False),
+    Column("severity", Float, nullable=False),
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+    Column("ref", String(64), nullable=False, default=""),
+    Column("imported_by", String(64), nullable=False),
+    Column("imported_us", BigInteger, nullable=False),
+)
+Index("ix_placement_incidents_time", placement_incidents.c.time_us)
+
+placement_sites = Table(
+    "placement_sites",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("kind", String(32), nullable=False, default=""),
+    Column("ref", String(64), nullable=False, default=""),
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+    Column("imported_us", BigInteger, nullable=False),
+)
+
+placement_zones = Table(
+    "placement_zones",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("polygon", JSON, nullable=False),  # [[lat, lon], ...]
+    Column("imported_us", BigInteger, nullable=False),
+)
+
+placement_proposals = Table(
+    "placement_proposals",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("title", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # draft | sent | agreed | commented | approved
+    Column("params", JSON, nullable=False),  # period, categories, k, radius, constraints
+    Column("result", JSON, nullable=False),  # the analysis as shown (varta/placement/analysis.py)
+    Column("sent_to", String(64)),  # the police unit's account (MVS-4)
+    Column("created_by", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+Index("ix_placement_proposals_sent_to", placement_proposals.c.sent_to)
+
+# What happened to a proposal: sent, agreed or commented by the police, approved.
+placement_notes = Table(
+    "placement_notes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("proposal_id", BigInteger, nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("full_name", String(300), nullable=False, default=""),
+    Column("step", String(16), nullable=False),  # sent | agreed | commented | approved | draft
+    Column("text", Text, nullable=False, default=""),
+    Column("time_us", BigInteger, nullable=False),
+)
+Index("ix_placement_notes_proposal", placement_notes.c.proposal_id)

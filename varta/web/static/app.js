@@ -9,6 +9,7 @@ import { adminView } from "./admin.js";
 import { AlarmCenter, can, cityText, eventView, eventsView, labelText } from "./alarms.js";
 import { evidenceNav, evidenceView } from "./evidence.js";
 import { nodesView } from "./nodes.js";
+import { placementView } from "./placement.js";
 import { searchView } from "./search.js";
 
 let me = null;
@@ -661,6 +662,7 @@ async function route() {
     else if (path === "/map") await mapView(nav, params);
     else if (path === "/nodes") await nodesView(me, nav);
     else if (path === "/search") await searchView(me, nav, params, { cityNowMinus, loadLeaflet });
+    else if (path === "/placement") await placementView(me, nav, { cityNowMinus, loadLeaflet });
     else if (path === "/events") await eventsView(me, nav.main, params);
     else if (path.startsWith("/events/")) await eventView(me, nav.main, path.slice(8), (ev) => alarms.handled(ev));
     else if (path.startsWith("/admin/")) await adminView(path.slice(7), me, nav.main);
@@ -695,6 +697,8 @@ function chrome() {
     can(me, "search.tracks") ? h("a", { href: "#/search", "data-page": "search" }, t("searchNav")) : "",
     evidenceNav(me),  // with the red count of requests overdue or due soon
     h("a", { href: "#/map", "data-page": "map" }, t("map")),
+    can(me, "placement.view") || can(me, "placement.review")
+      ? h("a", { href: "#/placement", "data-page": "placement" }, t("placementNav")) : "",
     h("a", { href: "#/health", "data-page": "health" }, t("health")),
     can(me, "system.view") ? h("a", { href: "#/nodes", "data-page": "nodes" }, t("nodes")) : "",  // nodes.js
     me && ["camera.manage", "user.manage", "journal.read"].some((a) => me.allowed_actions.includes(a))

@@ -38,7 +38,7 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-function csrf() {
+export function csrf() {
   const m = document.cookie.match(/(?:^|; )varta_csrf=([^;]+)/);
   return m ? decodeURIComponent(m[1]) : "";
 }
