@@ -12,10 +12,11 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # test cameras (run by Debian's own python3, which has the gi bindings); DejaVu fonts for
 # Cyrillic in PDF reports. Tests also drive Debian's chromium (the console's end-to-end tests).
 # Tests check evidence packages with the standard tools a court uses: openssl and sha256sum.
+# ONVIF tests run in a network namespace of their own (unshare from util-linux, ip from iproute2).
 APT_RUNTIME = ffmpeg python3-venv python3-pip python3-gi gir1.2-gst-rtsp-server-1.0 \
               gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-rtsp \
               fonts-dejavu-core
-APT_TEST    = procps util-linux chromium openssl coreutils
+APT_TEST    = procps util-linux iproute2 chromium openssl coreutils
 
 .PHONY: demo test bench system-deps test-deps apt-install venv clean
 
@@ -43,7 +44,13 @@ venv: system-deps $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/varta demo
 
-test: test-deps venv
+# The ONVIF camera the tests drive: IPyCam's device (tests/onvif_device.py), without its
+# dependencies: it would pull the GUI build of OpenCV over the headless one Varta uses.
+$(VENV)/.test-devices: $(VENV)/.installed
+	$(PY) -m pip install -q --no-deps 'ipycam==1.3.0'
+	touch $@
+
+test: test-deps venv $(VENV)/.test-devices
 	$(PY) -m pytest -q -ra -n 2 --dist loadfile
 
 bench: venv

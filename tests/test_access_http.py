@@ -60,6 +60,7 @@ EXPECTED = {
     "request.file": {REMOTE: {"police"}, ONSITE: set(), ZONE: set()},  # R11: the police's own system
     "search.tracks": {REMOTE: set(), ONSITE: set(), ZONE: ARCHIVE},  # A4.4, A4.5
     # Camera placement (MVS-3, MVS-4): the department analyses, the police unit answers.
+    "ptz.control": {REMOTE: REMOTE_OK, ONSITE: DIRECT_OK, ZONE: DIRECT_OK},  # like live view
     "placement.view": {REMOTE: LEADERS | {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
     "placement.manage": {REMOTE: {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
     "placement.approve": {REMOTE: LEADERS | {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
@@ -97,6 +98,7 @@ REQUESTS = {  # one representative request per action, on camera mel-c (group "c
     "request.transfer": ("POST", "/api/requests/999999/link", None),
     "request.file": ("GET", "/api/requests/filed", None),
     "search.tracks": ("GET", "/api/search/tracks?from=now-1h&to=now", None),
+    "ptz.control": ("GET", "/api/cameras/mel-c/ptz/presets", None),  # allowed: 422 (not an ONVIF camera)
     "placement.view": ("GET", "/api/placement/data", None),
     "placement.manage": ("GET", "/api/placement/police-units", None),
     "placement.approve": ("POST", "/api/placement/proposals/999999/approve", {}),

@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from varta.onvif.commands import onvif_app, ptz_app
 from varta.placement.commands import placement_app
 from varta.search.commands import search_app
 from varta.access.commands import journal_app, policy_app, token_app, user_app
@@ -32,6 +33,8 @@ camera_app = typer.Typer(help="The camera registry.", no_args_is_help=True)
 app.add_typer(camera_app, name="camera")
 app.add_typer(search_app, name="search")
 app.add_typer(placement_app, name="placement")
+app.add_typer(onvif_app, name="onvif")
+app.add_typer(ptz_app, name="ptz")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(policy_app, name="policy")

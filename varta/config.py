@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     # It can only make access stricter: `varta serve --remote-listen` adds one.
     remote_entrances: AddressList = Field(default=[])
     session_idle_s: float = Field(default=1800.0, gt=0, description="sign out after this long without a request")
+    # ONVIF cameras (varta/onvif): how often each device is checked (clock, streams, firmware,
+    # reachability), the clock drift that raises an alarm, the city's minimum firmware
+    # ("MAKER MODEL=VERSION; MAKER=VERSION; *=VERSION"), one PTZ operator's hold on a camera.
+    onvif_check_interval_s: float = Field(default=300.0, ge=1.0)
+    onvif_clock_drift_s: float = Field(default=10.0, ge=0.5)
+    onvif_min_firmware: str = Field(default="")
+    onvif_timeout_s: float = Field(default=8.0, ge=0.5, le=120.0)
+    ptz_hold_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     token_rate_per_min: float = Field(default=120.0, ge=0.0, description="calls a minute per API token and web "
                                                                         "node (0: no limit)")
     archive_view_idle_s: float = Field(default=30.0, ge=1.0, le=3600.0,

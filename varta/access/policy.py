@@ -76,6 +76,10 @@ MATRIX: dict[str, Rule] = {
     "camera.list": _r(_REMOTE_ROLES, _DIRECT_ROLES | {ADMIN}, "A4.3, R5",
                       "camera list, places and state", camera_scoped=True),
     "camera.manage": _r((), {ADMIN, CONTRACTOR}, "C3", "add, change and remove cameras"),
+    # Turning a camera is watching with it: by default whoever may watch that camera live
+    # (a city may withdraw it from a role); one operator at a time (varta/onvif/ptzlock.py).
+    "ptz.control": _r(_REMOTE_ROLES, _DIRECT_ROLES, "R1, A4.3", "turn, zoom and preset PTZ cameras",
+                      camera_scoped=True),
     "archive.search": _r({DEPARTMENT}, _ARCHIVE_ROLES, "A4.4",
                          "what is recorded: ranges and gaps", camera_scoped=True),
     "archive.play": _r((), _ARCHIVE_ROLES, "A4.4, A4.5", "play recorded video",

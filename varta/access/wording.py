@@ -37,6 +37,7 @@ ACTIONS = {
     "request.resolve": ("резолюція на запит", "request resolution"),
     "request.file": ("подання запиту онлайн", "on-line request filing"),
     "search.tracks": ("пошук за треками", "track search"),
+    "ptz.control": ("керування поворотною камерою", "PTZ control"),
     "placement.view": ("аналіз розміщення камер", "camera placement analysis"),
     "placement.manage": ("підготовка пропозицій розміщення", "placement proposals drafted"),
     "placement.approve": ("затвердження розміщення", "placement approval"),
@@ -71,6 +72,9 @@ STAGES = {"full": "повний доступ", "password": "зміна одно�
 _ACTIVITY = {"direct": "безпосередній доступ", "remote": "віддалений доступ",
              "restricted-zone workstation": "робоче місце обмеженої зони"}
 _FORMATS = {"json": "перегляд", "csv": "звіт CSV", "pdf": "звіт PDF", "geojson": "GeoJSON"}
+_PTZ = {"goto": "до передустановки", "set-preset": "збережено передустановку", "remove-preset": "видалено передустановку",
+        "move": "поворот", "stop": "зупинка", "absolute": "у положення", "relative": "крок", "home": "додому",
+        "release": "керування звільнено"}
 _PLACEMENT = {"incidents": "події", "sites": "можливі місця", "zones": "заборонені зони", "sent": "надіслано",
               "agreed": "погоджено", "commented": "прокоментовано", "approved": "затверджено"}
 
@@ -97,6 +101,13 @@ _DETAILS: list[tuple[re.Pattern, object]] = [(re.compile(p), uk) for p, uk in [
      r"covered (?P<c0>\S+) → (?P<c1>\S+)",
      lambda m: f"проаналізовано {m['a']} – {m['b']}: подій {m['n']}, місць {m['k']}, радіус {m['r']} м: "
                f"охоплено {m['c0']} → {m['c1']}"),
+    (r"ptz (?P<op>goto|set-preset|remove-preset|move|stop|absolute|relative|home|release)(?P<rest>.*)",
+     lambda m: f"поворотна камера: {_PTZ[m['op']]}{m['rest']}"),
+    (r"added by ONVIF from (?P<x>\S+): (?P<rest>.+)", lambda m: f"додано за ONVIF з {m['x']}: {m['rest']}"),
+    (r"ONVIF discovery: (?P<n>\d+) devices?(?P<rest>.*)", lambda m: f"пошук ONVIF: пристроїв {m['n']}{m['rest']}"),
+    (r"csv ONVIF inventory \((?P<n>\d+) lines\)", lambda m: f"звіт CSV: перелік пристроїв ONVIF ({m['n']} "
+                                                           f"{_plural(m['n'], 'рядок', 'рядки', 'рядків')})"),
+    (r"ONVIF add refused: (?P<why>.+)", lambda m: f"додавання за ONVIF відхилено: {m['why']}"),
     (r"proposal drafted: (?P<t>.+)", lambda m: f"пропозицію складено: {m['t']}"),
     (r"proposal (?P<s>sent|agreed|commented|approved)(?: to (?P<to>\S+))?(?:: (?P<t>.*))?",
      lambda m: f"пропозицію {_PLACEMENT[m['s']]}{' ' + m['to'] if m['to'] else ''}{': ' + m['t'] if m['t'] else ''}"),

@@ -781,3 +781,44 @@ placement_notes = Table(
     Column("time_us", BigInteger, nullable=False),
 )
 Index("ix_placement_notes_proposal", placement_notes.c.proposal_id)
+
+# ONVIF cameras (varta/onvif, issue 18): the device behind a camera, as it described itself
+# when added and at its last check, so streams can be re-resolved when it changes them.
+onvif_devices = Table(
+    "onvif_devices",
+    metadata,
+    Column("camera_id", String(64), primary_key=True),
+    Column("xaddr", Text, nullable=False),  # http://HOST:PORT/onvif/device_service
+    Column("username", String(200), nullable=False, default=""),
+    Column("password", Text, nullable=False, default=""),  # never shown nor logged
+    Column("manufacturer", String(200), nullable=False, default=""),
+    Column("model", String(200), nullable=False, default=""),
+    Column("firmware", String(100), nullable=False, default=""),
+    Column("serial", String(200), nullable=False, default=""),
+    Column("hardware_id", String(200), nullable=False, default=""),
+    Column("main_profile", String(100), nullable=False),
+    Column("sub_profile", String(100)),
+    Column("main_uri", Text, nullable=False),  # as the device gave it (no credentials)
+    Column("sub_uri", Text),
+    Column("snapshot_uri", Text),
+    Column("profiles", JSON, nullable=False),
+    Column("ptz", Boolean, nullable=False, default=False),
+    Column("home_after_s", Integer),  # PTZ: back to the home position after this idle time
+    Column("clock_offset_s", Float),
+    Column("checked_us", BigInteger),
+    Column("state", String(200), nullable=False, default="ok"),  # ok | the last problem, in words
+    Column("added_us", BigInteger, nullable=False),
+)
+
+# Who steers a PTZ camera now (varta/onvif/ptzlock.py), and when it last moved.
+ptz_control = Table(
+    "ptz_control",
+    metadata,
+    Column("camera_id", String(64), primary_key=True),
+    Column("holder", String(64)),
+    Column("full_name", String(300), nullable=False, default=""),
+    Column("role", String(32), nullable=False, default=""),
+    Column("expires_us", BigInteger, nullable=False, default=0),
+    Column("last_command_us", BigInteger, nullable=False, default=0),
+    Column("away", Boolean, nullable=False, default=False),  # moved off home since
+)

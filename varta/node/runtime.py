@@ -220,6 +220,11 @@ def start_node(settings, roles: set[str], sock: socket.socket | None, *, child_a
         # One web node for the city sends what outside systems are owed (it holds the city's
         # key, from which the receivers' signing secrets are derived).
         duties.append(Duty("deliveries", exchange_dispatcher(rt).tick, background=True))
+        from varta.onvif.service import Onvif
+
+        # One web node for the city checks the ONVIF devices (clock, streams, firmware) and
+        # sends idle PTZ cameras home.
+        duties.append(Duty("onvif", Onvif(rt.engine, rt.registry, settings, node=rt.identity.id).tick, background=True))
     if store is not None:
         from varta.storage.holds import LegalHolds
 

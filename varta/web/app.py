@@ -22,7 +22,7 @@ from varta.access.service import AccessControl
 from varta.access.viewings import ArchiveViewings, ViewingSweeper
 from varta.live.hub import LiveHub
 from varta.web import (api_admin, api_auth, api_cameras, api_events, api_exchange, api_exports, api_holds,
-                       api_incidents, api_journal, api_live, api_nodes, api_placement, api_recordings, api_requests,
+                       api_incidents, api_journal, api_live, api_nodes, api_onvif, api_placement, api_recordings, api_requests,
                        api_search, api_system)
 from varta.web.auth import public
 from varta.web.deps import AppServices
@@ -110,11 +110,13 @@ def create_app(settings, engine, node=None) -> FastAPI:
     svc.evidence = Evidence(engine, settings, registry=svc.registry, index=svc.index, ffmpeg=ffmpeg,
                             access=svc.access, runner=node.runner, files=node.files, identity=node.identity)
     for module in (api_auth, api_cameras, api_live, api_recordings, api_exports, api_system, api_journal, api_admin,
-                   api_events, api_requests, api_holds, api_incidents, api_nodes, api_exchange, api_search, api_placement):
+                   api_events, api_requests, api_holds, api_incidents, api_nodes, api_exchange, api_search, api_placement,
+                   api_onvif):
         app.include_router(module.router)
     app.include_router(api_requests.key_router)
     app.include_router(api_exchange.profile_router)
     app.include_router(api_cameras.addresses_router)
+    app.include_router(api_onvif.ptz_router)
     if node.peers is not None:  # the node-to-node API, beside the public one on the same port
         from varta.node.internal import internal_routes
 

@@ -62,9 +62,59 @@ async function camerasPage(body) {
       } }, t("remove"))));
   });
   const editor = h("div", { id: "timetable-slot" });
-  body.replaceChildren(form, note, editor, h("table", {},
+  body.replaceChildren(form, onvifAdder(() => camerasPage(body)), note, editor, h("table", {},
     h("thead", {}, h("tr", {}, ["ID", t("name"), t("group"), t("kind"), "URL", t("retention"), t("schedule"), t("stateCol"), ""]
       .map((x) => h("th", {}, x)))), h("tbody", {}, rows)));
+}
+
+// "Add cameras" by ONVIF (/api/onvif): discover the devices on the camera networks (a
+// multicast probe and directed probes to the ranges typed), tick those to add, give the
+// credentials once; each is added from its profiles (main and sub stream) or says why not.
+function onvifAdder(reload) {
+  const ranges = h("input", { name: "ranges", placeholder: "10.20.0.0/24", size: 24, id: "onvif-ranges" });
+  const user = h("input", { name: "user", placeholder: t("onvifUser"), size: 10, id: "onvif-user", autocomplete: "off" });
+  const password = h("input", { name: "password", type: "password", placeholder: t("password"), size: 10, id: "onvif-password", autocomplete: "new-password" });
+  const prefix = h("input", { name: "prefix", placeholder: "mel-", size: 6, value: "cam-", id: "onvif-prefix" });
+  const group = h("input", { name: "group", placeholder: t("group"), size: 10, id: "onvif-group" });
+  const note = h("span", { class: "muted", id: "onvif-note" });
+  const list = h("div", { id: "onvif-found" });
+  const discover = h("button", { type: "button", id: "onvif-discover" }, t("onvifDiscover"));
+  discover.addEventListener("click", async () => {
+    note.textContent = t("onvifSearching");
+    note.className = "muted";
+    try {
+      const got = await api("POST", "/api/onvif/discover", { ranges: ranges.value.split(/[\s,;]+/).filter(Boolean),
+        user: user.value, password: password.value });
+      note.textContent = `${t("onvifFound")}: ${got.devices.length}`;
+      let n = 0;
+      const rows = got.devices.map((d) => {
+        n += 1;
+        const tick = h("input", { type: "checkbox", class: "onvif-pick", checked: !d.registered, disabled: !!d.registered });
+        const id = h("input", { class: "onvif-id", size: 12, value: d.registered || `${prefix.value}${String(n).padStart(3, "0")}` });
+        return h("tr", { "data-xaddr": d.xaddr }, h("td", {}, tick), h("td", {}, id), h("td", {}, d.address),
+          h("td", {}, [d.manufacturer, d.model].filter(Boolean).join(" ") || d.name || "—"), h("td", {}, d.firmware || "—"),
+          h("td", {}, d.serial || "—"), h("td", {}, d.registered ? `${t("onvifRegistered")}: ${d.registered}` : (d.error || t("onvifNew"))));
+      });
+      const add = h("button", { type: "button", id: "onvif-add" }, t("onvifAdd"));
+      add.addEventListener("click", async () => {
+        const devices = [...list.querySelectorAll("tr[data-xaddr]")].filter((r) => r.querySelector(".onvif-pick:checked"))
+          .map((r) => ({ xaddr: r.dataset.xaddr, id: r.querySelector(".onvif-id").value.trim() }));
+        if (!devices.length) return;
+        try {
+          const res = await api("POST", "/api/onvif/cameras/bulk", { user: user.value, password: password.value, group: group.value, devices });
+          const failed = res.results.filter((r) => !r.added);
+          note.textContent = `${t("onvifAdded")}: ${res.added}` + (failed.length ? ` · ${failed.map((f) => `${f.id}: ${f.error}`).join("; ")}` : "");
+          note.className = failed.length ? "error" : "ok";
+          if (res.added) setTimeout(reload, 800);
+        } catch (e) { note.textContent = e.message; note.className = "error"; }
+      });
+      list.replaceChildren(h("table", {}, h("thead", {}, h("tr", {}, ["", "ID", t("onvifAddress"), t("onvifModel"),
+        t("onvifFirmware"), t("onvifSerial"), ""].map((x) => h("th", {}, x)))), h("tbody", {}, rows)), add);
+    } catch (e) { note.textContent = e.message; note.className = "error"; }
+  });
+  return h("details", { id: "onvif-adder" }, h("summary", {}, t("onvifTitle")),
+    h("p", { class: "hint" }, t("onvifHint")),
+    h("div", { class: "toolbar" }, ranges, user, password, prefix, group, discover, note), list);
 }
 
 // --- subscriptions of outside systems and their delivery log (docs/police-exchange.md) ------

@@ -10,6 +10,7 @@ import { AlarmCenter, can, cityText, eventView, eventsView, labelText } from "./
 import { evidenceNav, evidenceView } from "./evidence.js";
 import { nodesView } from "./nodes.js";
 import { placementView } from "./placement.js";
+import { ptzPanel } from "./ptz.js";
 import { searchView } from "./search.js";
 
 let me = null;
@@ -159,6 +160,10 @@ async function liveView(nav, params) {
   const grid = h("div", { class: `wall n${enlarged ? 1 : layout}` });
   for (const cam of list) grid.append(tile(nav, cam, enlarged ? "main" : "sub", () => go({ camera: cam.id })));
   main.replaceChildren(bar, grid);
+  if (enlarged && list.length && can(me, "ptz.control")) {
+    const panel = await ptzPanel(nav, list[0]);
+    if (panel) nav.main().append(panel);
+  }
 }
 
 function tile(nav, cam, stream, enlarge) {

@@ -3,6 +3,14 @@
 
 const TEXT = {
   uk: {
+    onvifTitle: "Додати камери за ONVIF", onvifHint: "Пошук на мережах камер: груповий запит і прямі запити на діапазони адрес (мережі камер не пропускають групових). Облікові дані — один раз на всі вибрані камери; кожна додається з її профілів (основний і додатковий потік).",
+    onvifUser: "Користувач", onvifDiscover: "Знайти", onvifSearching: "Шукаю…", onvifFound: "Знайдено", onvifRegistered: "уже є",
+    onvifNew: "нова", onvifAdd: "Додати вибрані", onvifAdded: "Додано", onvifAddress: "Адреса", onvifModel: "Модель",
+    onvifFirmware: "Прошивка", onvifSerial: "Серійний номер",
+    ptzMove: "Повернути (натисніть і тримайте)", ptzStop: "Зупинити", ptzZoomIn: "Наблизити", ptzZoomOut: "Віддалити",
+    ptzPresets: "Передустановки", ptzPresetName: "Назва", ptzSave: "Зберегти положення", ptzRelease: "Звільнити керування",
+    ptzPan: "поворот", ptzTilt: "нахил", ptzZoom: "наближення", ptzHeldBy: "Керує", ptzYou: "ви", ptzFree: "Керування вільне",
+    ptzKeys: "Клавіші: стрілки — поворот, + і − — наближення.",
     placementNav: "Розміщення", placementTitle: "Де ставити нові камери",
     placementHint: "Події з місцем (реєстр, тривоги, завантажені записи поліції), поля зору камер і перелік можливих місць: щільність, гарячі точки і найкращі нові місця. Лише місця подій, без відео.",
     plIncidents: "Події", plIncidentsShort: "подій", plSites: "Можливі місця", plZones: "Заборонені зони", plZone: "Заборонена зона",
@@ -186,6 +194,14 @@ const TEXT = {
     nodesNotAllowed: "Стан вузлів для вашої ролі недоступний",
   },
   en: {
+    onvifTitle: "Add cameras by ONVIF", onvifHint: "Search the camera networks: a multicast probe and directed probes to address ranges (camera networks pass no multicast). Credentials once for all the cameras ticked; each is added from its profiles (main and sub stream).",
+    onvifUser: "User", onvifDiscover: "Discover", onvifSearching: "Searching…", onvifFound: "Found", onvifRegistered: "already",
+    onvifNew: "new", onvifAdd: "Add the ticked", onvifAdded: "Added", onvifAddress: "Address", onvifModel: "Model",
+    onvifFirmware: "Firmware", onvifSerial: "Serial number",
+    ptzMove: "Turn (press and hold)", ptzStop: "Stop", ptzZoomIn: "Zoom in", ptzZoomOut: "Zoom out",
+    ptzPresets: "Presets", ptzPresetName: "Name", ptzSave: "Save position", ptzRelease: "Release control",
+    ptzPan: "pan", ptzTilt: "tilt", ptzZoom: "zoom", ptzHeldBy: "Steered by", ptzYou: "you", ptzFree: "Control is free",
+    ptzKeys: "Keys: arrows turn, + and − zoom.",
     placementNav: "Placement", placementTitle: "Where the next cameras should go",
     placementHint: "Incidents with a place (the register, alarms, imported police records), the cameras' fields of view and the list of candidate sites: density, hot spots and the best new sites. Incident places only, no video.",
     plIncidents: "Incidents", plIncidentsShort: "incidents", plSites: "Candidate sites", plZones: "Excluded zones", plZone: "Excluded zone",
