@@ -169,6 +169,8 @@ if INSIDE:
         assert ("onvif_clock", "cam-b") in kinds and ("onvif_firmware", "cam-b") in kinds
         inv = v.api().get("/api/onvif/inventory.csv").text
         assert "BoxCam-2" in inv and "DomeCam-9" in inv and "Cam-pw-7" not in inv
+        pdf = v.api().get("/api/onvif/inventory.pdf")
+        assert pdf.status_code == 200 and pdf.content[:5] == b"%PDF-"
 
         # The city withdraws PTZ from the police: refused, journaled.
         v.run("policy", "restrict", "police", "ptz.control")

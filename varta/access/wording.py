@@ -105,7 +105,7 @@ _DETAILS: list[tuple[re.Pattern, object]] = [(re.compile(p), uk) for p, uk in [
      lambda m: f"поворотна камера: {_PTZ[m['op']]}{m['rest']}"),
     (r"added by ONVIF from (?P<x>\S+): (?P<rest>.+)", lambda m: f"додано за ONVIF з {m['x']}: {m['rest']}"),
     (r"ONVIF discovery: (?P<n>\d+) devices?(?P<rest>.*)", lambda m: f"пошук ONVIF: пристроїв {m['n']}{m['rest']}"),
-    (r"csv ONVIF inventory \((?P<n>\d+) lines\)", lambda m: f"звіт CSV: перелік пристроїв ONVIF ({m['n']} "
+    (r"(?P<f>csv|pdf) ONVIF inventory \((?P<n>\d+) lines\)", lambda m: f"звіт {m['f'].upper()}: перелік пристроїв ONVIF ({m['n']} "
                                                            f"{_plural(m['n'], 'рядок', 'рядки', 'рядків')})"),
     (r"ONVIF add refused: (?P<why>.+)", lambda m: f"додавання за ONVIF відхилено: {m['why']}"),
     (r"proposal drafted: (?P<t>.+)", lambda m: f"пропозицію складено: {m['t']}"),

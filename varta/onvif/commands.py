@@ -121,7 +121,8 @@ def check(camera: Optional[str] = typer.Argument(None), as_json: bool = typer.Op
 
 
 @onvif_app.command("inventory")
-def inventory(csv_out: Optional[Path] = typer.Option(None, "--csv"), as_json: bool = typer.Option(False, "--json")) -> None:
+def inventory(csv_out: Optional[Path] = typer.Option(None, "--csv"), pdf_out: Optional[Path] = typer.Option(None, "--pdf"),
+              lang: str = typer.Option("uk", "--lang"), as_json: bool = typer.Option(False, "--json")) -> None:
     """Make, model, firmware, serial, clock offset and state of every ONVIF camera."""
     settings = load_settings()
     engine = open_engine(settings)
@@ -131,9 +132,12 @@ def inventory(csv_out: Optional[Path] = typer.Option(None, "--csv"), as_json: bo
     if csv_out:
         csv_out.write_text(o.inventory_csv(), encoding="utf-8")
         access.record(who, "system.view", "cameras", detail=f"csv ONVIF inventory ({len(rows)} lines)")
+    if pdf_out:
+        pdf_out.write_bytes(o.inventory_pdf(lang))
+        access.record(who, "system.view", "cameras", detail=f"pdf ONVIF inventory ({len(rows)} lines)")
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False))
-    elif not csv_out:
+    elif not csv_out and not pdf_out:
         for r in rows:
             typer.echo(f"{r['camera']:<16} {r['manufacturer']} {r['model']} {r['firmware']} {r['serial']} "
                        f"clock {r['clock_offset_s']} s  {r['state']}")

@@ -163,6 +163,26 @@ class Onvif:
         w.writerows(rows)
         return out.getvalue()
 
+    def inventory_pdf(self, lang: str = "uk") -> bytes:
+        """The inventory for the installation agreement (MVS-4), A4 landscape, Cyrillic."""
+        from varta.pdftable import table_pdf
+
+        rows = self.inventory()
+        uk = lang == "uk"
+        head = (("Камера", "Виробник", "Модель", "Прошивка", "Мінімум", "Серійний номер", "Адреса пристрою",
+                 "Поворотна", "Годинник, с", "Стан", "Перевірено") if uk else
+                ("Camera", "Manufacturer", "Model", "Firmware", "Minimum", "Serial", "Device address", "PTZ",
+                 "Clock, s", "State", "Checked"))
+        body = [(r["camera"], r["manufacturer"], r["model"], r["firmware"], r["firmware_minimum"] or "—", r["serial"],
+                 r["address"], ("так" if uk else "yes") if r["ptz"] else "—",
+                 "—" if r["clock_offset_s"] is None else f"{r['clock_offset_s']:+.0f}",
+                 ("норма" if uk else "ok") if r["state"] == "ok" else r["state"], r["checked"][:16].replace("T", " "))
+                for r in rows]
+        title = "Перелік камер ONVIF" if uk else "ONVIF camera inventory"
+        sub = (f"Камер: {len(rows)}; сформовано {format_time(now_us(), self.settings.tz)[:16].replace('T', ' ')}"
+               if uk else f"Cameras: {len(rows)}; made {format_time(now_us(), self.settings.tz)[:16].replace('T', ' ')}")
+        return table_pdf(title, sub, head, (20, 24, 26, 18, 16, 26, 46, 14, 16, 40, 26), body)
+
     # ---------------------------------------------------------------- PTZ
 
     def _device(self, camera_id: str) -> dict:

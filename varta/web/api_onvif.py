@@ -123,6 +123,15 @@ def inventory_csv(caller: Caller = guard("system.view"), svc: AppServices = Depe
                     headers={"Content-Disposition": 'attachment; filename="onvif-inventory.csv"'})
 
 
+@router.get("/inventory.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+def inventory_pdf(lang: str = "uk", caller: Caller = guard("system.view"), svc: AppServices = Depends(services)):
+    """The same as a printable table (for the installation agreement with the police, MVS-4)."""
+    o = onvif(svc)
+    caller.record("system.view", "cameras", detail=f"pdf ONVIF inventory ({len(o.inventory())} lines)")
+    return Response(o.inventory_pdf("en" if lang == "en" else "uk"), media_type="application/pdf",
+                    headers={"Content-Disposition": 'attachment; filename="onvif-inventory.pdf"'})
+
+
 @router.post("/cameras/{camera_id}/check")
 def check(camera_id: str = CAM, caller: Caller = guard("camera.manage"), svc: AppServices = Depends(services)) -> dict:
     """Check the device now: reachability, clock, streams, firmware (alarms as found)."""
