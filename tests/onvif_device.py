@@ -61,6 +61,82 @@ def _shift_clock(offset: float) -> None:
     dev.datetime = _Shifted
 
 
+def _events(cam, period: float, host: str, port: int) -> None:
+    """An ONVIF event service for the emulator (ours: IPyCam has none): PullPoint
+    subscriptions (CreatePullPointSubscription, PullMessages, Renew, Unsubscribe,
+    SetSynchronizationPoint) delivering the camera's motion detector — tns1:VideoSource/
+    MotionAlarm, State true for 2 s every ``period`` s — as a camera's firmware would."""
+    import datetime as _dt
+    import threading
+    import time as _time
+
+    url = f"http://{host}:{port}/onvif/events_service"
+    pull = f"http://{host}:{port}/onvif/pullpoint"
+    t = cam.onvif._templates
+    t["get_services"] = t["get_services"].replace("</tds:GetServicesResponse>", (
+        "<tds:Service><tds:Namespace>http://www.onvif.org/ver10/events/wsdl</tds:Namespace>"
+        f"<tds:XAddr>{url}</tds:XAddr><tds:Version><tt:Major>2</tt:Major><tt:Minor>5</tt:Minor></tds:Version>"
+        "</tds:Service></tds:GetServicesResponse>"))
+    t["get_capabilities"] = t["get_capabilities"].replace("</tds:Capabilities>", (
+        f"<tt:Events><tt:XAddr>{url}</tt:XAddr><tt:WSSubscriptionPolicySupport>false</tt:WSSubscriptionPolicySupport>"
+        "<tt:WSPullPointSupport>true</tt:WSPullPointSupport>"
+        "<tt:WSPausableSubscriptionManagerInterfaceSupport>false</tt:WSPausableSubscriptionManagerInterfaceSupport>"
+        "</tt:Events></tds:Capabilities>"))
+    queue: list[tuple[float, bool]] = []
+    lock = threading.Lock()
+
+    def detector():
+        _time.sleep(min(3.0, period))
+        while True:
+            with lock:
+                queue.append((_time.time(), True))
+            _time.sleep(2.0)
+            with lock:
+                queue.append((_time.time(), False))
+            _time.sleep(max(0.0, period - 2.0))
+
+    threading.Thread(target=detector, daemon=True).start()
+
+    def iso(ts: float) -> str:
+        return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    env = ('<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:tt="http://www.onvif.org/ver10/schema" '
+           'xmlns:tev="http://www.onvif.org/ver10/events/wsdl" xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" '
+           'xmlns:wsa5="http://www.w3.org/2005/08/addressing" xmlns:tns1="http://www.onvif.org/ver10/topics">'
+           '<s:Body>{}</s:Body></s:Envelope>')
+    original = cam.onvif.handle_action
+
+    def handle(action: str, body: str):
+        now = _time.time()
+        times = f"<wsnt:CurrentTime>{iso(now)}</wsnt:CurrentTime><wsnt:TerminationTime>{iso(now + 60)}</wsnt:TerminationTime>"
+        if "CreatePullPointSubscription" in body:
+            return env.format("<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference>"
+                              f"<wsa5:Address>{pull}</wsa5:Address></tev:SubscriptionReference>{times}"
+                              "</tev:CreatePullPointSubscriptionResponse>")
+        if "PullMessages" in body:
+            with lock:
+                got, queue[:] = list(queue), []
+            msgs = "".join(
+                '<wsnt:NotificationMessage><wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/'
+                'ConcreteSet">tns1:VideoSource/MotionAlarm</wsnt:Topic><wsnt:Message>'
+                f'<tt:Message UtcTime="{iso(ts)}" PropertyOperation="Changed"><tt:Source>'
+                '<tt:SimpleItem Name="Source" Value="VideoSource_1"/></tt:Source><tt:Data>'
+                f'<tt:SimpleItem Name="State" Value="{"true" if state else "false"}"/></tt:Data></tt:Message>'
+                '</wsnt:Message></wsnt:NotificationMessage>' for ts, state in got)
+            return env.format(f"<tev:PullMessagesResponse><tev:CurrentTime>{iso(now)}</tev:CurrentTime>"
+                              f"<tev:TerminationTime>{iso(now + 60)}</tev:TerminationTime>{msgs}"
+                              "</tev:PullMessagesResponse>")
+        if "<wsnt:Renew" in body or ":Renew>" in body or ":Renew " in body:
+            return env.format(f"<wsnt:RenewResponse>{times}</wsnt:RenewResponse>")
+        if "Unsubscribe" in body:
+            return env.format("<wsnt:UnsubscribeResponse/>")
+        if "SetSynchronizationPoint" in body:
+            return env.format("<tev:SetSynchronizationPointResponse/>")
+        return original(action, body)
+
+    cam.onvif.handle_action = handle
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -75,6 +151,7 @@ def main() -> None:
     ap.add_argument("--firmware", default="")
     ap.add_argument("--discovery", action="store_true", help="answer WS-Discovery probes (network namespaces only)")
     ap.add_argument("--clock-offset", type=float, default=0.0, help="the device's clock, this many seconds off")
+    ap.add_argument("--motion-every", type=float, default=0.0, help="offer an event service: motion for 2 s every S s")
     a = ap.parse_args()
     if a.clock_offset:
         _shift_clock(a.clock_offset)
@@ -108,6 +185,8 @@ def main() -> None:
     t["probe_match"] = (t["probe_match"].replace("discovery/ProbeMatch<", "discovery/ProbeMatches<")
                         .replace("<d:ProbeMatch>", "<d:ProbeMatches><d:ProbeMatch>")
                         .replace("</d:ProbeMatch>", "</d:ProbeMatch></d:ProbeMatches>"))
+    if a.motion_every:
+        _events(cam, a.motion_every, a.host, a.port)
     IPCameraHTTPHandler.camera = cam
     server = _Server((a.host, a.port), IPCameraHTTPHandler)
     if a.discovery:

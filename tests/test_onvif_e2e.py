@@ -222,3 +222,31 @@ if INSIDE:
         lines = v.api("dept", "department").get("/api/journal", params={"action": "ptz.control", "limit": 50}).json()["lines"]
         assert sum(1 for ln in lines if ln["account"] == "olena" and ln["detail"].startswith("ptz move")) >= 2
         page.close()
+
+    def test_camera_events_become_events_and_drive_the_motion_mode(varta, camsim):
+        """The camera's own motion detector (ONVIF events, PullPoint): motion for 2 s every 25 s.
+        Its detections become events marked as from the camera, and the motion recording mode
+        keeps footage around them and drops the rest — no frame decoded by Varta."""
+        port = free_port()
+        dev = _device(camsim, port, "127.0.0.1", "--model", "EventCam-1", "--motion-every", "25")
+        try:
+            v = varta(onsite_networks="127.0.0.1/32", restricted_workstations="127.0.0.1/32", onvif_check_interval_s=600)
+            r = v.run("onvif", "add", f"http://127.0.0.1:{port}/onvif/device_service", "--id", "cam-e", "--user",
+                      "admin", "--password", "Cam-pw-7", "--schedule", "motion")
+            assert "camera events" in r.stdout
+            v.start()
+            c = v.api()
+
+            def ended():
+                got = c.get("/api/events", params={"camera": "cam-e"}).json()
+                evs = got["events"] if isinstance(got, dict) else got
+                return [e for e in evs if e["rule"] == "camera:motion" and e.get("end")]
+
+            evs = v.wait_for(ended, 60, "a motion event from the camera, started and ended")
+            e = evs[0]
+            assert e["kind"] == "motion" and e["detail"]["source"] == "camera" and "MotionAlarm" in e["detail"]["topic"]
+            v.wait_for(lambda: "motion/events modes: dropped" in v.log_path.read_text(), 120,
+                       "quiet footage dropped in the motion mode")
+        finally:
+            dev.terminate()
+            dev.wait(10)

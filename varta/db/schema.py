@@ -803,6 +803,9 @@ onvif_devices = Table(
     Column("snapshot_uri", Text),
     Column("profiles", JSON, nullable=False),
     Column("ptz", Boolean, nullable=False, default=False),
+    Column("events", Boolean, nullable=False, default=False),  # the device offers an event service
+    Column("events_since_us", BigInteger),  # the current PullPoint subscription since
+    Column("events_seen_us", BigInteger),  # its last pull
     Column("home_after_s", Integer),  # PTZ: back to the home position after this idle time
     Column("clock_offset_s", Float),
     Column("checked_us", BigInteger),

@@ -225,6 +225,10 @@ def start_node(settings, roles: set[str], sock: socket.socket | None, *, child_a
         # One web node for the city checks the ONVIF devices (clock, streams, firmware) and
         # sends idle PTZ cameras home.
         duties.append(Duty("onvif", Onvif(rt.engine, rt.registry, settings, node=rt.identity.id).tick, background=True))
+        from varta.onvif.events import CameraEvents
+
+        # …and, on the node holding it, the cameras' own motion and tamper events (PullPoint).
+        duties.append(Duty("onvif_events", CameraEvents(rt.engine, settings.onvif_timeout_s).tick))
     if store is not None:
         from varta.storage.holds import LegalHolds
 

@@ -144,6 +144,7 @@ class Client:
                 ptz=getattr(p, "PTZConfiguration", None) is not None))
         dev.ptz = any(p.ptz for p in dev.profiles) or "PTZ" in (self.cam.xaddrs or {}) or any(
             "ptz" in str(k).lower() for k in (self.cam.xaddrs or {}))
+        dev.events = any("events/wsdl" in str(k) for k in (self.cam.xaddrs or {}))
         if dev.profiles:
             try:
                 got = await self._call(media.GetSnapshotUri({"ProfileToken": dev.profiles[0].token}),

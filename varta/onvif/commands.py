@@ -74,17 +74,26 @@ def add(
     group: str = typer.Option("", "--group"),
     address: str = typer.Option("", "--address"),
     kind: str = typer.Option("other", "--kind"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="mode name or JSON timetable"),
+    retention_days: Optional[int] = typer.Option(None, "--retention-days", help="at least 10 (A4.6)"),
 ) -> None:
     """Add a camera from its ONVIF profiles (main: the largest picture, sub: the smallest)."""
     from varta.cameras.model import CameraError
+    from varta.cameras.schedule import Schedule, ScheduleError
     from varta.onvif.model import OnvifError
 
     settings = load_settings()
     engine = open_engine(settings)
     access, who = authorize(settings, engine, "camera.manage", obj=f"camera:{camera_id}")
     try:
+        extra = {"schedule": Schedule.from_json(json.loads(schedule) if schedule.startswith("{") else schedule)} \
+            if schedule else {}
+        if retention_days:
+            extra["retention_days"] = retention_days
         got = _service(settings, engine).add(xaddr, camera_id, user, password, main_profile, sub_profile, name=name,
-                                             group_name=group, address=address, kind=kind)
+                                             group_name=group, address=address, kind=kind, **extra)
+    except (ScheduleError, json.JSONDecodeError) as exc:
+        fail(str(exc))
     except (OnvifError, CameraError) as exc:
         access.record(who, "camera.manage", f"camera:{camera_id}", "failed", f"ONVIF add refused: {exc}")
         fail(f"{exc}; nothing was added")
@@ -94,7 +103,8 @@ def add(
     m, s = got["main"], got["sub"]
     typer.echo(f"added {camera_id}: {got['manufacturer']} {got['model']} (firmware {got['firmware']}, serial "
                f"{got['serial']}); main {m['token']} {m['width']}x{m['height']} {m['codec']}"
-               + (f"; sub {s['token']} {s['width']}x{s['height']}" if s else "") + ("; PTZ" if got["ptz"] else ""))
+               + (f"; sub {s['token']} {s['width']}x{s['height']}" if s else "") + ("; PTZ" if got["ptz"] else "")
+               + ("; camera events" if got["events"] else ""))
 
 
 @onvif_app.command("check")

@@ -62,6 +62,7 @@ class Device:
     profiles: list[Profile] = field(default_factory=list)
     snapshot_uri: str = ""
     ptz: bool = False
+    events: bool = False  # offers the ONVIF event service
 
 
 def choose(profiles: list[Profile], main: str | None = None, sub: str | None = None) -> tuple[Profile, Profile | None]:

@@ -59,6 +59,7 @@ class Onvif:
         dev = self.describe(xaddr, user, password)
         main, sub = m.choose(dev.profiles, main_profile, sub_profile)
         name = camera.pop("name", "") or f"{dev.manufacturer} {dev.model}".strip()
+        camera["retention_days"] = camera.get("retention_days") or self.settings.default_retention_days
         cam = Camera(id=camera_id, main_url=m.with_credentials(main.uri, user, password), name=name,
                      sub_url=m.with_credentials(sub.uri, user, password) if sub else None, **camera).validated()
         self.registry.add(cam)
@@ -68,14 +69,15 @@ class Onvif:
                             "serial": dev.serial, "hardware_id": dev.hardware_id, "main_profile": main.token,
                             "sub_profile": sub.token if sub else None, "main_uri": main.uri,
                             "sub_uri": sub.uri if sub else None, "snapshot_uri": dev.snapshot_uri,
-                            "profiles": [p.as_dict() for p in dev.profiles], "ptz": dev.ptz,
+                            "profiles": [p.as_dict() for p in dev.profiles], "ptz": dev.ptz, "events": dev.events,
                             "clock_offset_s": dev.clock_offset_s, "checked_us": now_us(), "state": "ok"})
         except Exception:
             self.registry.remove(camera_id)  # nothing half-way
             raise
         return {"camera": camera_id, "name": name, "manufacturer": dev.manufacturer, "model": dev.model,
                 "firmware": dev.firmware, "serial": dev.serial, "main": main.as_dict(),
-                "sub": sub.as_dict() if sub else None, "ptz": dev.ptz, "snapshot_uri": dev.snapshot_uri,
+                "sub": sub.as_dict() if sub else None, "ptz": dev.ptz, "events": dev.events,
+                "snapshot_uri": dev.snapshot_uri,
                 "clock_offset_s": dev.clock_offset_s}
 
     # ---------------------------------------------------------------- health and inventory
@@ -94,7 +96,8 @@ class Onvif:
             self.store.alarm("onvif_unreachable", camera_id, f"{camera_id}: {exc}", self.node)
             return {"camera": camera_id, "ok": False, "problems": [str(exc)]}
         self.store.clear("onvif_unreachable", camera_id)
-        values = {"clock_offset_s": dev.clock_offset_s, "firmware": dev.firmware, "checked_us": now_us()}
+        values = {"clock_offset_s": dev.clock_offset_s, "firmware": dev.firmware, "checked_us": now_us(),
+                  "events": dev.events}
         if m.drifted(dev.clock_offset_s, self.settings.onvif_clock_drift_s):
             text = (f"{camera_id}: the camera's clock is {dev.clock_offset_s:+.0f} s off the server's "
                     f"(more than {self.settings.onvif_clock_drift_s:g} s): its picture's time stamps are wrong")
@@ -149,7 +152,7 @@ class Onvif:
         tz = self.settings.tz
         return [{"camera": d["camera_id"], "manufacturer": d["manufacturer"], "model": d["model"],
                  "firmware": d["firmware"], "serial": d["serial"], "hardware_id": d["hardware_id"],
-                 "address": m.without_credentials(d["xaddr"]), "ptz": d["ptz"],
+                 "address": m.without_credentials(d["xaddr"]), "ptz": d["ptz"], "events": d["events"],
                  "clock_offset_s": d["clock_offset_s"], "state": d["state"],
                  "checked": format_time(d["checked_us"], tz) if d["checked_us"] else "",
                  "firmware_minimum": m.minimum_for(self.settings.onvif_min_firmware, d["manufacturer"], d["model"])}

@@ -222,10 +222,18 @@ class Janitor:
         statuses = store.statuses()
         configs = store.all_raw()
         events = EventStore(self.engine, self.settings.events_dir)
+        from varta.onvif.store import OnvifStore
+
+        evented = {d["camera_id"]: d for d in OnvifStore(self.engine).all() if d.get("events") and d.get("events_seen_us")}
         for cam in cams:
             st = statuses.get(cam.id)
             if st is None or st["state"] not in ("analysing", "degraded", "motion_only"):
-                continue
+                # No analytics on it, but the camera's own detector (ONVIF events,
+                # varta/onvif/events.py) says when there was activity while it was listened to.
+                d = evented.get(cam.id)
+                if d is None or now - d["events_seen_us"] > 60 * US:
+                    continue
+                st = {"since_us": d["events_since_us"] or d["events_seen_us"], "updated_us": d["events_seen_us"]}
             try:
                 cfg = parse_config(configs.get(cam.id) or {})
             except AnalyticsError:

@@ -74,7 +74,7 @@ function onvifAdder(reload) {
   const ranges = h("input", { name: "ranges", placeholder: "10.20.0.0/24", size: 24, id: "onvif-ranges" });
   const user = h("input", { name: "user", placeholder: t("onvifUser"), size: 10, id: "onvif-user", autocomplete: "off" });
   const password = h("input", { name: "password", type: "password", placeholder: t("password"), size: 10, id: "onvif-password", autocomplete: "new-password" });
-  const prefix = h("input", { name: "prefix", placeholder: "mel-", size: 6, value: "cam-", id: "onvif-prefix" });
+  const prefix = h("input", { name: "prefix", placeholder: t("onvifPrefix"), title: t("onvifPrefix"), size: 6, value: "cam-", id: "onvif-prefix" });
   const group = h("input", { name: "group", placeholder: t("group"), size: 10, id: "onvif-group" });
   const note = h("span", { class: "muted", id: "onvif-note" });
   const list = h("div", { id: "onvif-found" });

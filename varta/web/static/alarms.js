@@ -38,6 +38,11 @@ function directionPhrase(ev) {
   return d ? d[lang] || d.en || d.uk || "" : "";
 }
 
+// An event the camera's own detector raised (ONVIF events, not Varta's analytics) says so.
+export function ruleText(ev) {
+  return ev.rule && ev.rule.startsWith("camera:") ? t(`camRule_${ev.rule.slice(7)}`) : ev.rule;
+}
+
 // What the rule adds: a crowd's size, a crossing's direction, the tampering kind, how long.
 function specifics(ev) {
   const d = ev.detail || {};
@@ -67,7 +72,7 @@ function facts(ev) {
   const dir = directionPhrase(ev);
   return [
     h("div", { class: "cam" }, h("b", {}, ev.camera_name || ev.camera_id), ` (${ev.camera_id})`, ev.address ? ` · ${ev.address}` : ""),
-    h("div", { class: "rule" }, h("b", {}, ev.rule), ev.zone && ev.zone !== ev.rule ? ` · ${t("zone")}: ${ev.zone}` : "",
+    h("div", { class: "rule" }, h("b", {}, ruleText(ev)), ev.zone && ev.zone !== ev.rule ? ` · ${t("zone")}: ${ev.zone}` : "",
       ` · ${tr("kind_", ev.kind)}`),
     ev.label ? h("div", { class: "obj" }, objectText(ev)) : "",
     dir || ev.heading ? h("div", { class: "dir" }, arrow(ev.heading), " ", dir) : "",
@@ -320,7 +325,7 @@ export class AlarmCenter {
       class: "alarm-row", "data-event": ev.id, "data-severity": ev.severity,
       onclick: () => { this.open = ev.id; this.render(); },
     }, h("span", { class: "sev" }, t(`sev_${ev.severity}`)), " ", cityText(ev.start).slice(11), " ",
-       h("b", {}, ev.camera_name || ev.camera_id), ` · ${ev.rule}`)),
+       h("b", {}, ev.camera_name || ev.camera_id), ` · ${ruleText(ev)}`)),
     rest.length > COMPACT ? h("p", { class: "muted more" }, `+${rest.length - COMPACT} ${t("moreAlarms")}`) : "");
   }
 
@@ -342,7 +347,7 @@ export class AlarmCenter {
       onNote: () => { this.open = ev.id; },
     });
     const el = h("article", { class: "alarm-card", "data-event": ev.id, "data-severity": ev.severity },
-      h("div", { class: "title" }, h("span", { class: "sev" }, t(`sev_${ev.severity}`)), " ", h("b", {}, ev.rule), " ", status,
+      h("div", { class: "title" }, h("span", { class: "sev" }, t(`sev_${ev.severity}`)), " ", h("b", {}, ruleText(ev)), " ", status,
         h("a", { class: "details", href: `#/events/${ev.id}`, title: t("details") }, "⋯")),
       h("a", { href: `#/events/${ev.id}`, class: "snap-link" }, img),
       factsBox, bar, form, note, error,

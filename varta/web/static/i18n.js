@@ -3,8 +3,9 @@
 
 const TEXT = {
   uk: {
+    camRule_motion: "Рух (детектор камери)", camRule_tamper: "Втручання (детектор камери)",
     onvifTitle: "Додати камери за ONVIF", onvifHint: "Пошук на мережах камер: груповий запит і прямі запити на діапазони адрес (мережі камер не пропускають групових). Облікові дані — один раз на всі вибрані камери; кожна додається з її профілів (основний і додатковий потік).",
-    onvifUser: "Користувач", onvifDiscover: "Знайти", onvifSearching: "Шукаю…", onvifFound: "Знайдено", onvifRegistered: "уже є",
+    onvifUser: "Користувач", onvifPrefix: "Префікс ідентифікаторів", onvifDiscover: "Знайти", onvifSearching: "Шукаю…", onvifFound: "Знайдено", onvifRegistered: "уже є",
     onvifNew: "нова", onvifAdd: "Додати вибрані", onvifAdded: "Додано", onvifAddress: "Адреса", onvifModel: "Модель",
     onvifFirmware: "Прошивка", onvifSerial: "Серійний номер",
     ptzMove: "Повернути (натисніть і тримайте)", ptzStop: "Зупинити", ptzZoomIn: "Наблизити", ptzZoomOut: "Віддалити",
@@ -194,8 +195,9 @@ const TEXT = {
     nodesNotAllowed: "Стан вузлів для вашої ролі недоступний",
   },
   en: {
+    camRule_motion: "Motion (the camera's detector)", camRule_tamper: "Tampering (the camera's detector)",
     onvifTitle: "Add cameras by ONVIF", onvifHint: "Search the camera networks: a multicast probe and directed probes to address ranges (camera networks pass no multicast). Credentials once for all the cameras ticked; each is added from its profiles (main and sub stream).",
-    onvifUser: "User", onvifDiscover: "Discover", onvifSearching: "Searching…", onvifFound: "Found", onvifRegistered: "already",
+    onvifUser: "User", onvifPrefix: "Id prefix", onvifDiscover: "Discover", onvifSearching: "Searching…", onvifFound: "Found", onvifRegistered: "already",
     onvifNew: "new", onvifAdd: "Add the ticked", onvifAdded: "Added", onvifAddress: "Address", onvifModel: "Model",
     onvifFirmware: "Firmware", onvifSerial: "Serial number",
     ptzMove: "Turn (press and hold)", ptzStop: "Stop", ptzZoomIn: "Zoom in", ptzZoomOut: "Zoom out",
