@@ -30,3 +30,11 @@ def test_resetting_the_second_factor_ends_the_sessions(engine):
     accounts.reset_totp("olena")
     assert not accounts.get("olena").totp_enabled
     assert Sessions(engine, 60, 600).resolve(token)[0] is None
+
+
+def test_a_totp_code_of_the_wrong_length_or_a_broken_secret_is_simply_wrong():
+    from varta.access import credentials
+
+    secret = credentials.new_totp_secret()
+    assert credentials.check_totp(secret, "123456789012345", 1_700_000_000, None) is None
+    assert credentials.check_totp("0189!!notbase32", "123456", 1_700_000_000, None) is None

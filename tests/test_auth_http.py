@@ -99,6 +99,9 @@ def test_remote_sessions_need_a_second_factor_with_enrolment(server):
         assert setup["otpauth_uri"].startswith("otpauth://totp/") and "<svg" in setup["qr_svg"]
         secret = setup["secret"]
         assert c.post("/api/auth/totp/confirm", json={"secret": secret, "otp": "000000"}).status_code == 400
+        # What a fuzzer sent (issue 19): a clear 422, never a server error.
+        assert c.post("/api/auth/totp/confirm", json={"secret": secret, "otp": "123456789012345"}).status_code == 422
+        assert c.post("/api/auth/totp/confirm", json={"secret": "not base32 at all!!", "otp": "123456"}).status_code == 422
         used = pyotp.TOTP(secret).now()
         assert c.post("/api/auth/totp/confirm", json={"secret": secret, "otp": used}).status_code == 200
         assert c.get("/api/cameras").status_code == 200

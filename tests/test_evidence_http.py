@@ -84,6 +84,7 @@ def test_incident_from_an_alarm_with_history(server):
         event_id = conn.execute(text("select max(id) from events")).scalar()
     with v.api("olena.dept", "department") as c:
         assert c.post("/api/incidents/from-event/999999", json={}).status_code == 404
+        assert c.post("/api/incidents/from-event/99999999999999999999999", json={}).status_code == 422  # past 64 bits
         r = c.post(f"/api/incidents/from-event/{event_id}", json={"type": "traffic_accident"})
         assert r.status_code == 201, r.text
         inc = r.json()

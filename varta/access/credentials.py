@@ -102,9 +102,13 @@ def check_totp(secret: str, code: str, now_s: float, last_step: int | None) -> i
     so a code seen over someone's shoulder or in a proxy log cannot be replayed.
     """
     code = (code or "").strip().replace(" ", "")
-    if not code.isdigit():
+    if not code.isdigit() or not 6 <= len(code) <= 8:
         return None
-    totp = pyotp.TOTP(secret)
+    try:
+        totp = pyotp.TOTP(secret)
+        totp.at(0)
+    except (ValueError, TypeError):  # not base32: no code can match it
+        return None
     now_step = int(now_s) // TOTP_STEP_S
     for step in (now_step - 1, now_step, now_step + 1):
         if last_step is not None and step <= last_step:

@@ -146,8 +146,8 @@ def totp_setup(caller: Caller = guard("account.self", stages=(FULL, TOTP_ENROL))
 
 
 class TotpConfirmIn(BaseModel):
-    secret: str = Field(min_length=16, max_length=64)
-    otp: str = Field(max_length=16)
+    secret: str = Field(min_length=16, max_length=64, pattern=r"^[A-Za-z2-7]+=*$", description="base32, from /totp/setup")
+    otp: str = Field(pattern=r"^\s*\d{6,8}\s*$", description="the app's 6-digit code")
 
 
 @router.post("/totp/confirm")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Path, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from varta.clock import format_time, now_us
@@ -90,7 +90,7 @@ def create(body: IncidentIn, caller: Caller = guard("incident.manage"), svc: App
 
 
 @router.post("/from-event/{event_id}", status_code=201)
-def create_from_event(event_id: int, body: FromEventIn, caller: Caller = guard("incident.manage"),
+def create_from_event(body: FromEventIn, event_id: int = Path(ge=1, le=2**63 - 1), caller: Caller = guard("incident.manage"),
                       svc: AppServices = Depends(services)) -> dict:
     """An incident opened from an alarm (the console's Incident button)."""
     with domain_errors():
