@@ -153,6 +153,13 @@ def main() -> None:
     ap.add_argument("--clock-offset", type=float, default=0.0, help="the device's clock, this many seconds off")
     ap.add_argument("--motion-every", type=float, default=0.0, help="offer an event service: motion for 2 s every S s")
     a = ap.parse_args()
+    # The emulator keeps its presets in ptz_presets.json in its working folder: a fresh
+    # folder per device, so each test's camera starts with the emulator's own presets only
+    # and nothing is written into the checkout.
+    import os
+    import tempfile
+
+    os.chdir(tempfile.mkdtemp(prefix="onvif-device-"))
     if a.clock_offset:
         _shift_clock(a.clock_offset)
 
