@@ -140,10 +140,10 @@ def inventory(csv_out: Optional[Path] = typer.Option(None, "--csv"), pdf_out: Op
     o = _service(settings, engine)
     rows = o.inventory()
     if csv_out:
-        csv_out.write_text(o.inventory_csv(), encoding="utf-8")
+        csv_out.write_text(o.inventory_csv(rows), encoding="utf-8")
         access.record(who, "system.view", "cameras", detail=f"csv ONVIF inventory ({len(rows)} lines)")
     if pdf_out:
-        pdf_out.write_bytes(o.inventory_pdf(lang))
+        pdf_out.write_bytes(o.inventory_pdf(lang, rows))
         access.record(who, "system.view", "cameras", detail=f"pdf ONVIF inventory ({len(rows)} lines)")
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False))
@@ -164,10 +164,10 @@ def _ptz(camera: str, op: str, detail: str, lock: bool = True, **kw):
         if lock:
             o.control(camera, who.login, who.full_name, who.role)
         if "preset" in kw and op in ("goto", "remove_preset"):
-            match = [p["token"] for p in o.ptz(camera, "presets") if kw["preset"] in (p["token"], p["name"])]
-            if not match:
+            token = o.preset_token(camera, kw["preset"])
+            if token is None:
                 fail(f"no preset {kw['preset']!r} on {camera}")
-            kw["preset"] = match[0]
+            kw["preset"] = token
         got = o.ptz(camera, op, **kw)
     except OnvifError as exc:
         access.record(who, "ptz.control", f"camera:{camera}", "failed", f"ptz {detail}: {exc}")

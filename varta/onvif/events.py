@@ -114,9 +114,14 @@ class CameraEvents:
 
     async def _main(self) -> None:
         subs: dict[str, tuple[Client, object]] = {}
+        wanted: dict[str, dict] = {}
+        read_at = 0.0
+        seen_written: dict[str, float] = {}
         try:
             while self._held():
-                wanted = {d["camera_id"]: d for d in self.store.all(secrets=True) if d.get("events")}
+                if time.monotonic() - read_at > 10.0:  # cameras added or removed: within 10 s
+                    wanted = {d["camera_id"]: d for d in self.store.all(secrets=True) if d.get("events")}
+                    read_at = time.monotonic()
                 for cid in set(subs) - set(wanted):
                     await self._drop(subs.pop(cid))
                 for cid, d in wanted.items():
@@ -129,7 +134,9 @@ class CameraEvents:
                             continue
                     try:
                         await self._pull(cid, subs[cid][1], d.get("clock_offset_s") or 0.0)
-                        self.store.update(cid, events_seen_us=now_us())
+                        if time.monotonic() - seen_written.get(cid, 0.0) > 10.0:  # the janitor allows 60 s
+                            self.store.update(cid, events_seen_us=now_us())
+                            seen_written[cid] = time.monotonic()
                     except Exception as exc:  # noqa: BLE001
                         log.warning("camera %s: pulling its events: %s", cid, exc)
                         await self._drop(subs.pop(cid))

@@ -139,14 +139,15 @@ class Onvif:
         """The cluster duty (one web node for the city): devices due a check, and PTZ cameras
         idle long enough to go home."""
         t = now_us()
-        for d in self.store.all():
+        devices = self.store.all()
+        for d in devices:
             due = (d["checked_us"] or 0) + self.settings.onvif_check_interval_s * 1e6
             if t >= due:
                 try:
                     self.check(d["camera_id"])
                 except Exception:  # noqa: BLE001 — one device never stops the others
                     log.exception("checking ONVIF camera %s", d["camera_id"])
-        self.return_home(t)
+        self.return_home(t, devices)
 
     def inventory(self) -> list[dict]:
         tz = self.settings.tz
@@ -158,19 +159,19 @@ class Onvif:
                  "firmware_minimum": m.minimum_for(self.settings.onvif_min_firmware, d["manufacturer"], d["model"])}
                 for d in self.store.all()]
 
-    def inventory_csv(self) -> str:
-        rows = self.inventory()
+    def inventory_csv(self, rows: list[dict] | None = None) -> str:
+        rows = self.inventory() if rows is None else rows
         out = io.StringIO()
         w = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["camera"])
         w.writeheader()
         w.writerows(rows)
         return out.getvalue()
 
-    def inventory_pdf(self, lang: str = "uk") -> bytes:
+    def inventory_pdf(self, lang: str = "uk", rows: list[dict] | None = None) -> bytes:
         """The inventory for the installation agreement (MVS-4), A4 landscape, Cyrillic."""
         from varta.pdftable import table_pdf
 
-        rows = self.inventory()
+        rows = self.inventory() if rows is None else rows
         uk = lang == "uk"
         head = (("Камера", "Виробник", "Модель", "Прошивка", "Мінімум", "Серійний номер", "Адреса пристрою",
                  "Поворотна", "Годинник, с", "Стан", "Перевірено") if uk else
@@ -244,12 +245,18 @@ class Onvif:
 
         return run(go, d["xaddr"], d["username"], d["password"], self.timeout_s + float(kw.get("seconds") or 0))
 
+    def preset_token(self, camera_id: str, preset: str) -> str | None:
+        """A preset's token from its token or its name (None: the camera has no such preset)."""
+        return next((p["token"] for p in self.ptz(camera_id, "presets") if preset in (p["token"], p["name"])), None)
+
     def set_home_after(self, camera_id: str, seconds: int | None) -> None:
         self._device(camera_id)
         self.store.update(camera_id, home_after_s=seconds)
 
-    def return_home(self, t: int) -> None:
-        homes = {d["camera_id"]: d["home_after_s"] for d in self.store.all() if d["ptz"] and d["home_after_s"]}
+    def return_home(self, t: int, devices: list[dict]) -> None:
+        homes = {d["camera_id"]: d["home_after_s"] for d in devices if d["ptz"] and d["home_after_s"]}
+        if not homes:
+            return
         for row in self.store.away():
             after = homes.get(row["camera_id"])
             if not after or t < row["last_command_us"] + after * 1e6 or row["expires_us"] > t:

@@ -71,7 +71,7 @@ class OnvifStore:
                 return True
             q = update(ptz_control).where(c.camera_id == camera_id)
             if expected is None:
-                q = q.where((c.holder.is_(None)) | (c.expires_us <= t) | (c.holder == login) | (c.holder == row.holder))
+                q = q.where((c.holder.is_(None)) | (c.expires_us <= t) | (c.holder == login))
             else:
                 q = q.where(c.holder == expected.holder, c.expires_us == expected.expires_us)
             return conn.execute(q.values(**values)).rowcount == 1

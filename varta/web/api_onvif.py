@@ -118,8 +118,10 @@ def devices(caller: Caller = guard("system.view"), svc: AppServices = Depends(se
 
 @router.get("/inventory.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 def inventory_csv(caller: Caller = guard("system.view"), svc: AppServices = Depends(services)):
-    caller.record("system.view", "cameras", detail=f"csv ONVIF inventory ({len(onvif(svc).inventory())} lines)")
-    return Response(onvif(svc).inventory_csv(), media_type="text/csv; charset=utf-8",
+    o = onvif(svc)
+    rows = o.inventory()
+    caller.record("system.view", "cameras", detail=f"csv ONVIF inventory ({len(rows)} lines)")
+    return Response(o.inventory_csv(rows), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="onvif-inventory.csv"'})
 
 
@@ -127,8 +129,9 @@ def inventory_csv(caller: Caller = guard("system.view"), svc: AppServices = Depe
 def inventory_pdf(lang: str = "uk", caller: Caller = guard("system.view"), svc: AppServices = Depends(services)):
     """The same as a printable table (for the installation agreement with the police, MVS-4)."""
     o = onvif(svc)
-    caller.record("system.view", "cameras", detail=f"pdf ONVIF inventory ({len(o.inventory())} lines)")
-    return Response(o.inventory_pdf("en" if lang == "en" else "uk"), media_type="application/pdf",
+    rows = o.inventory()
+    caller.record("system.view", "cameras", detail=f"pdf ONVIF inventory ({len(rows)} lines)")
+    return Response(o.inventory_pdf("en" if lang == "en" else "uk", rows), media_type="application/pdf",
                     headers={"Content-Disposition": 'attachment; filename="onvif-inventory.pdf"'})
 
 
@@ -217,10 +220,10 @@ def status(camera_id: str = CAM, caller: Caller = guard("ptz.control", "camera_i
 
 
 def _preset_token(svc: AppServices, camera_id: str, preset: str) -> str:
-    for p in onvif(svc).ptz(camera_id, "presets"):
-        if preset in (p["token"], p["name"]):
-            return p["token"]
-    raise HTTPException(404, f"no preset {preset!r} on {camera_id}")
+    token = onvif(svc).preset_token(camera_id, preset)
+    if token is None:
+        raise HTTPException(404, f"no preset {preset!r} on {camera_id}")
+    return token
 
 
 @ptz_router.post("/goto")
