@@ -16,6 +16,7 @@ from varta.search.commands import search_app
 from varta.access.commands import journal_app, policy_app, token_app, user_app
 from varta.cluster.commands import nodes_app
 from varta.storage.commands import storage_app
+from varta.operations import backup as backup_commands, check as check_commands
 from varta.analytics.commands import analytics_app, analyze, events_app, model_app
 from varta.evidence.commands import evidence_app, hold_app, incident_app, request_app
 from varta.evidence.verify import verify_command
@@ -50,6 +51,8 @@ app.add_typer(evidence_app, name="evidence")
 app.command("verify")(verify_command)
 app.add_typer(nodes_app, name="nodes")
 app.add_typer(storage_app, name="storage")
+check_commands.register(app)
+backup_commands.register(app)
 
 
 def _logging(verbose: bool = False) -> None:

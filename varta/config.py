@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     onvif_min_firmware: str = Field(default="")
     onvif_timeout_s: float = Field(default=8.0, ge=0.5, le=120.0)
     ptz_hold_s: float = Field(default=30.0, ge=1.0, le=3600.0)
+    # --- monitoring (issue 19; /metrics) ---
+    # --- end monitoring ---
+    # --- single sign-on (issue 19; OpenID Connect) ---
+    # --- end single sign-on ---
+    # --- lockdown and secrets (issue 19) ---
+    # --- end lockdown and secrets ---
     token_rate_per_min: float = Field(default=120.0, ge=0.0, description="calls a minute per API token and web "
                                                                         "node (0: no limit)")
     archive_view_idle_s: float = Field(default=30.0, ge=1.0, le=3600.0,

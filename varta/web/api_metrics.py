@@ -1,0 +1,5 @@
+"""GET /metrics: Prometheus exposition."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""OpenID Connect single sign-on."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
