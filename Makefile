@@ -16,7 +16,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_RUNTIME = ffmpeg python3-venv python3-pip python3-gi gir1.2-gst-rtsp-server-1.0 \
               gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-rtsp \
               fonts-dejavu-core
-APT_TEST    = procps util-linux iproute2 chromium openssl coreutils
+APT_TEST    = procps util-linux iproute2 chromium openssl coreutils prometheus
 
 .PHONY: demo test bench system-deps test-deps apt-install venv clean
 
@@ -33,10 +33,12 @@ apt-install:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+# Every Python package at the version in constraints.txt (reproducible installs; how to
+# regenerate it is written at its top).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
 venv: system-deps $(VENV)/.installed
@@ -50,8 +52,22 @@ $(VENV)/.test-devices: $(VENV)/.installed
 	$(PY) -m pip install -q --no-deps 'ipycam==1.3.0'
 	touch $@
 
-test: test-deps venv $(VENV)/.test-devices
+# The OpenID provider the single sign-on tests run (tests/oidc: panva's oidc-provider, the
+# version pinned in package-lock.json). Debian's nodejs and npm only where npm is missing
+# (a machine with Node.js from elsewhere keeps it).
+tests/oidc/node_modules/.installed: tests/oidc/package.json tests/oidc/package-lock.json
+	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory apt-install PACKAGES="nodejs npm"
+	cd tests/oidc && npm ci --no-audit --no-fund
+	touch $@
+
+test: test-deps venv $(VENV)/.test-devices tests/oidc/node_modules/.installed
 	$(PY) -m pytest -q -ra -n 2 --dist loadfile
+
+# The pure tier: no process is started (no Varta server, ffmpeg, RTSP simulator, Chromium,
+# S3 server; tests/conftest.py marks every test that starts one `e2e`). Under a minute.
+.PHONY: test-fast
+test-fast: venv
+	$(PY) -m pytest -q -m "not e2e" -n 2
 
 bench: venv
 	bash bench/run_all.sh

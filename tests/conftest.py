@@ -47,6 +47,90 @@ def pytest_runtest_makereport(item, call):
         rep.longrepr = f"skipped under CI, which must run everything: {reason}"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole module skipped while it is collected (``importorskip`` or
+    ``pytest.skip(allow_module_level=True)`` at the top of a file): under CI it fails."""
+    outcome = yield
+    rep = outcome.get_result()
+    if os.environ.get("CI") == "true" and rep.skipped:
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.outcome = "failed"
+        rep.longrepr = f"{collector.nodeid}: skipped under CI, which must run everything: {reason}"
+
+
+# --- test tiers: `pytest -m "not e2e"` (make test-fast) is the pure tier -----------------
+# A test is end-to-end (``e2e``) when it starts processes: Varta itself, ffmpeg/ffprobe, the
+# RTSP camera simulator, Chromium, the moto S3 server, PostgreSQL clients in subprocesses.
+# Marked here, in one place, so that a new test cannot forget it:
+# * its module's name ends in ``_e2e``;
+# * it uses a fixture that starts processes (the closure: a fixture used by a fixture counts);
+# * its own body starts one (``subprocess``/``Popen`` in the test function's source).
+PROCESS_FIXTURES = {
+    "camsim": "GStreamer RTSP server (conftest)",
+    "media": "ffmpeg makes the camera streams (conftest)",
+    "footage": "ffmpeg prepares the shared footage (conftest)",
+    "varta": "`varta` commands and `varta serve` processes (conftest)",
+    "browser": "Chromium through Playwright (test_console_e2e)",
+    "s3_server": "moto's S3 server process (s3server.py)",
+    "server": "`varta serve` (test_access_http, test_auth_http, test_evidence_http)",
+    "gst_ok": "the RTSP simulator (test_camsim)",
+    "streams": "ffmpeg (test_camsim)",
+    "sim": "the RTSP simulator (test_camsim)",
+    "archive": "ffmpeg records the footage packaged (test_evidence_package)",
+    "built": "ffmpeg cuts the package (test_evidence_package)",
+    "clips": "ffmpeg cuts the footage (test_redaction)",
+    "cluster": "`varta` nodes (test_cluster_e2e)",
+    # Not a process, but minutes of CPU: the INT8 variant is made from the detector model
+    # (`varta model install`'s own work, onnxruntime's static quantization with calibration).
+    "models": "derives the INT8 detector like `varta model install` (test_analytics_capacity)",
+}
+# What in a test's own source (or in a helper of its module it calls) starts a process.
+_STARTS_PROCESS = ("subprocess.", "Popen(", "S3Server(", "CameraSimulator(", "VartaHome(", "make_test_stream(",
+                   "prepare_from_file(", "sync_playwright")
+
+
+def _own_code(item):
+    """The test function and the functions of its module it calls by name (one level)."""
+    fn = getattr(item, "function", None)
+    if fn is None:
+        return
+    yield fn
+    mod = getattr(item, "module", None)
+    for name in getattr(getattr(fn, "__code__", None), "co_names", ()):
+        obj = getattr(mod, name, None)
+        if callable(obj) and getattr(obj, "__module__", None) == getattr(mod, "__name__", "") \
+                and hasattr(obj, "__code__"):
+            yield obj
+
+
+def _starts_a_process(item) -> str | None:
+    """Why ``item`` is end-to-end, or None for a test of the pure tier."""
+    import inspect
+
+    module = getattr(item, "module", None)
+    if module is not None and module.__name__.rsplit(".", 1)[-1].endswith("_e2e"):
+        return "module *_e2e"
+    for name in getattr(item, "fixturenames", ()):
+        if name in PROCESS_FIXTURES:
+            return f"fixture {name}: {PROCESS_FIXTURES[name]}"
+    for fn in _own_code(item):
+        try:
+            src = inspect.getsource(fn)
+        except (OSError, TypeError):
+            continue
+        hit = next((s for s in _STARTS_PROCESS if s in src), None)
+        if hit:
+            return f"{fn.__name__} calls {hit}"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("e2e") is None and _starts_a_process(item):
+            item.add_marker(pytest.mark.e2e)
+
+
 # --- test assets -----------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def test_data() -> Path:
@@ -133,10 +217,10 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture
-def engine(db_url):
+def engine(db_url, tmp_path):
     from varta.db.engine import open_database
 
-    eng = open_database(db_url)
+    eng = open_database(db_url, keys_dir=tmp_path / "keys")
     yield eng
     eng.dispose()
 
@@ -235,7 +319,8 @@ class VartaHome:
         from varta.db.engine import open_database
 
         if self._engine is None:
-            self._engine = open_database(self.env.get("VARTA_DATABASE_URL") or f"sqlite:///{self.home / 'varta.db'}")
+            self._engine = open_database(self.env.get("VARTA_DATABASE_URL") or f"sqlite:///{self.home / 'varta.db'}",
+                                         keys_dir=self.home / "keys")
         return self._engine
 
     def account(self, login: str, role: str, groups=(), totp: bool = False) -> tuple[str, str | None]:

@@ -65,6 +65,9 @@ EXPECTED = {
     "placement.manage": {REMOTE: {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
     "placement.approve": {REMOTE: LEADERS | {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
     "placement.review": {REMOTE: {"police"}, ONSITE: set(), ZONE: set()},
+    # Lockdown (C4): the mayor or the department, a second person confirming from the console.
+    "lockdown.manage": {REMOTE: {"mayor", "department"}, ONSITE: {"department"}, ZONE: {"department"}},
+    "lockdown.alert": {REMOTE: {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
 }
 
 CABINET = {"person": "Коваль Андрій Іванович", "organisation": "ТОВ Сервіс", "purpose": "заміна диска",
@@ -103,6 +106,8 @@ REQUESTS = {  # one representative request per action, on camera mel-c (group "c
     "placement.manage": ("GET", "/api/placement/police-units", None),
     "placement.approve": ("POST", "/api/placement/proposals/999999/approve", {}),
     "placement.review": ("POST", "/api/placement/proposals/999999/answer", {"verdict": "agree"}),
+    "lockdown.manage": ("GET", "/api/lockdown/history", None),
+    "lockdown.alert": ("POST", "/api/lockdown/alert", {"alert": False}),  # no lockdown: nothing changes
 }
 
 
@@ -258,8 +263,9 @@ def test_every_route_is_guarded_by_the_policy(tmp_path):
     unguarded = [route for route, action in actions.items() if action is None]
     assert not unguarded, f"routes with no policy action: {unguarded}"
     public = sorted(path for (method, path), a in actions.items() if a.startswith("public"))
-    assert public == ["/", "/api/auth/login", "/api/auth/logout", "/api/docs", "/api/evidence/key",
-                      "/api/exchange/openapi.json", "/api/system/health"]
+    assert public == ["/", "/api/auth/login", "/api/auth/logout", "/api/auth/oidc", "/api/auth/oidc/callback",
+                      "/api/auth/oidc/start", "/api/docs", "/api/evidence/key", "/api/exchange/openapi.json",
+                      "/api/system/health"]
     assert {a for a in actions.values() if not a.startswith("public")} <= set(ACTIONS)
     # Besides the API routes only the OpenAPI description (no data in it; its viewer is public above).
     others = sorted(r.path for r in app.routes if isinstance(r, Route) and not hasattr(r, "dependant"))

@@ -233,6 +233,17 @@ def test_a_turned_camera_is_moved_and_clears_when_turned_back(vtest, turn):
     assert back[-1] == frozenset()
 
 
+def test_a_ptz_command_turns_the_camera_without_a_moved_alarm(vtest):
+    """Turned by a PTZ command (the worker hands it on: CameraPipeline.steered), the new
+    view is learned, not alarmed; turned again with no command, it is a turned camera."""
+    td = learned_on(vtest)
+    td.steered()
+    states = feed(td, [_shift(f) for f in vtest[120:260]], 12.0)  # 14 s on the view the operator chose
+    assert not any("moved" in s for s in states) and td.learned
+    states = feed(td, vtest[260:320], 26.0)  # turned back with no command: that is tampering
+    assert held(states, "moved") == pytest.approx(td.hold_s, abs=0.05), states
+
+
 def test_a_lasting_new_view_is_learned_as_the_reference(vtest):
     td = TamperDetector(relearn_s=5.0)
     feed(td, vtest[:120], 0.0)

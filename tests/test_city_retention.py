@@ -69,7 +69,7 @@ def _expected_spans(engine, cam):
 def test_whole_days_drop_and_bucket_only_footage_of_a_dead_node_expires(postgres_url, s3_server, tmp_path):
     from varta.db.engine import open_database
 
-    engine = open_database(postgres_url)
+    engine = open_database(postgres_url, keys_dir=tmp_path / "keys")
     bucket = f"varta-{secrets.token_hex(4)}"
     s3_server.client().create_bucket(Bucket=bucket)
     store = S3Store(S3Config(bucket=bucket, endpoint_url=s3_server.endpoint_url, access_key=s3_server.access_key,

@@ -68,10 +68,10 @@ def _register(reg: NodeRegistry, node_id: str, name: str, roles=("recorder",)):
 
 
 @pytest.fixture
-def pg_engine(postgres_url):
+def pg_engine(postgres_url, tmp_path):
     from varta.db.engine import open_database
 
-    eng = open_database(postgres_url)
+    eng = open_database(postgres_url, keys_dir=tmp_path / "keys")
     yield eng
     eng.dispose()
 

@@ -36,7 +36,9 @@ DATA = ["mel-lang-1", "mel-lang-2", "Площа Перемоги", "Tower Cam Ri
         # the account form's examples of a name and a login (a login is Latin by nature)
         "Шевченко Олена Петрівна", "shevchenko.o",
         # the placement data the city imported: categories, site names, a proposal's title
-        "крадіжка", "грабіж", "перехрестя", "Камери 2027"]
+        "крадіжка", "грабіж", "перехрестя", "Камери 2027",
+        # a lockdown's reasons (issue 19)
+        "Повітряна тривога у районі", "Відбій тривоги"]
 
 _VISIBLE = """() => {
   const out = [document.title, document.body.innerText];
@@ -143,6 +145,11 @@ def test_every_page_speaks_one_language(browser, varta, camsim):  # noqa: F811
     assert dept.post(f"/api/placement/proposals/{prop.json()['id']}/send", json={"to": "patrol.unit"}).status_code == 200
     problems: list[str] = []
 
+    # A lockdown in force (its banner on every page) and a request to lift it awaiting a
+    # second person (the lockdown page).
+    v.run("lockdown", "on", "--scope", "sensitive", "--reason", "Повітряна тривога у районі")
+    assert dept.post("/api/lockdown/requests", json={"move": "off", "reason": "Відбій тривоги"}).status_code == 201
+
     # The sign-in page, and a refused sign-in.
     page = browser.new_page(viewport={"width": 1500, "height": 950})
     for lang in ("uk", "en"):
@@ -163,7 +170,7 @@ def test_every_page_speaks_one_language(browser, varta, camsim):  # noqa: F811
         ("#/evidence/holds", "#evidence[data-tab=holds]"), ("#/evidence/incidents", "#evidence[data-tab=incidents]"),
         ("#/map?camera=mel-lang-2", ".leaflet-popup-content"), ("#/health", "#health tbody tr"), ("#/nodes", "#nodes tbody tr"),
         ("#/search?from=01.12.2026+00:00:00&to=04.12.2026+23:00:00&class=person", "#search-count"),
-        ("#/placement", ".pl-proposal[data-status=sent]"),
+        ("#/placement", ".pl-proposal[data-status=sent]"), ("#/lockdown", "#ld-pending li .ld-confirm"),
     ]
     for lang in ("uk", "en"):
         problems += _pages_of(page, lang, "operator", operator_routes)

@@ -17,6 +17,8 @@ from varta.access.commands import journal_app, policy_app, token_app, user_app
 from varta.cluster.commands import nodes_app
 from varta.storage.commands import storage_app
 from varta.operations import backup as backup_commands, check as check_commands
+from varta.secrets.commands import secrets_app
+from varta.lockdown.commands import lockdown_app
 from varta.analytics.commands import analytics_app, analyze, events_app, model_app
 from varta.evidence.commands import evidence_app, hold_app, incident_app, request_app
 from varta.evidence.verify import verify_command
@@ -51,6 +53,8 @@ app.add_typer(evidence_app, name="evidence")
 app.command("verify")(verify_command)
 app.add_typer(nodes_app, name="nodes")
 app.add_typer(storage_app, name="storage")
+app.add_typer(secrets_app, name="secrets")
+app.add_typer(lockdown_app, name="lockdown")
 check_commands.register(app)
 backup_commands.register(app)
 
@@ -148,6 +152,8 @@ def camera_add(
                                                                     "default: placed automatically"),
     view: Optional[str] = typer.Option(None, "--view", help="field of view DIRECTION,ANGLE,RANGE_M: degrees "
                                                            "from north, width in degrees, metres (e.g. 90,70,60)"),
+    sensitivity: str = typer.Option("normal", "--sensitivity", help="normal | sensitive (critical infrastructure, "
+                                                                    "checkpoints: shut by `varta lockdown on`)"),
 ) -> None:
     """Register a camera; recording starts within seconds on a running Varta."""
     settings = _settings()
@@ -157,7 +163,8 @@ def camera_add(
         cam = Camera(id=camera_id, main_url=url, sub_url=sub_url, name=name, kind=kind, address=address,
                      latitude=lat, longitude=lon, group_name=group,
                      retention_days=retention_days or settings.default_retention_days, schedule=sched,
-                     recorder=recorder, view_direction=fov[0], view_angle=fov[1], view_range_m=fov[2]).validated()
+                     recorder=recorder, view_direction=fov[0], view_angle=fov[1], view_range_m=fov[2],
+                     sensitivity=sensitivity).validated()
         engine = _engine(settings)
         access, who = authorize(settings, engine, "camera.manage", obj=f"camera:{camera_id}")
         CameraRegistry(engine).add(cam)
@@ -166,6 +173,36 @@ def camera_add(
     access.record(who, "camera.manage", f"camera:{cam.id}",
                   detail=f"added: {cam.name!r}, group {cam.group_name!r}, {cam.public_dict()['main_url']}")
     typer.echo(f"camera {cam.id} added: {cam.public_dict()['main_url']}")
+
+
+@camera_app.command("set")
+def camera_set(
+    camera_id: str = typer.Argument(..., metavar="ID"),
+    url: Optional[str] = typer.Option(None, "--url", help="main stream URL"),
+    sub_url: Optional[str] = typer.Option(None, "--sub-url", help="sub-stream URL"),
+    name: Optional[str] = typer.Option(None, "--name"),
+    address: Optional[str] = typer.Option(None, "--address"),
+    group: Optional[str] = typer.Option(None, "--group"),
+    retention_days: Optional[int] = typer.Option(None, "--retention-days", help="at least 10 (A4.6)"),
+    sensitivity: Optional[str] = typer.Option(None, "--sensitivity", help="normal | sensitive"),
+    enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled"),
+) -> None:
+    """Change a registered camera (only the options given)."""
+    settings = _settings()
+    changes = {k: v for k, v in (("main_url", url), ("sub_url", sub_url), ("name", name), ("address", address),
+                                 ("group_name", group), ("retention_days", retention_days),
+                                 ("sensitivity", sensitivity), ("enabled", enabled)) if v is not None}
+    if not changes:
+        _fail("nothing to change: give at least one option (see --help)")
+    engine = _engine(settings)
+    access, who = authorize(settings, engine, "camera.manage", obj=f"camera:{camera_id}")
+    try:
+        cam = CameraRegistry(engine).update(camera_id, **changes)
+    except CameraError as exc:
+        _fail(str(exc))
+    shown = ", ".join(f"{k} {'(credentials hidden)' if k.endswith('_url') else repr(v)}" for k, v in changes.items())
+    access.record(who, "camera.manage", f"camera:{cam.id}", detail=f"changed: {shown}")
+    typer.echo(f"camera {cam.id} changed: {shown}")
 
 
 @camera_app.command("list")

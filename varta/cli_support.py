@@ -39,7 +39,7 @@ def open_engine(settings: Settings):
     from varta.db.engine import open_database
 
     try:
-        return open_database(settings.db_url)
+        return open_database(settings.db_url, keys_dir=settings.keys_dir)
     except Exception as exc:
         fail(f"cannot open the database: {exc}")
 

@@ -106,8 +106,56 @@ class Settings(BaseSettings):
     onvif_timeout_s: float = Field(default=8.0, ge=0.5, le=120.0)
     ptz_hold_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     # --- monitoring (issue 19; /metrics) ---
+    # /metrics (Prometheus) needs a token with system.view; this optional HOST:PORT serves the
+    # same metrics without authentication, for a monitoring network only ("" = off).
+    metrics_listen: str = Field(default="", description="HOST:PORT serving /metrics without sign-in "
+                                                        "(monitoring network only); empty = off")
+    metrics_journal_verify_s: float = Field(default=3600.0, ge=0.0,
+                                            description="how often /metrics re-verifies the whole access "
+                                                        "journal's chain (0 = never)")
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_address(cls, v: str) -> str:
+        v = v.strip()
+        if v:
+            host, sep, port = v.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"metrics_listen {v!r}: give HOST:PORT, e.g. 127.0.0.1:9464 (empty = off)")
+        return v
     # --- end monitoring ---
     # --- single sign-on (issue 19; OpenID Connect) ---
+    # The city's identity provider (Keycloak, Azure AD / Entra ID, the state's): its issuer
+    # URL (discovery at ISSUER/.well-known/openid-configuration); empty = no single sign-on.
+    # Local accounts always remain (break-glass). docs/access.md, "Single sign-on".
+    oidc_issuer: str = Field(default="", description="OpenID provider's issuer URL; empty = single sign-on off")
+    oidc_client_id: str = Field(default="")
+    oidc_client_secret: str = Field(default="", repr=False, description="empty = a public client (PKCE only)")
+    oidc_scopes: str = Field(default="openid profile email", description="scopes asked (space-separated)")
+    # The claim holding the user's groups or roles ("groups", "roles", Keycloak's
+    # "realm_access.roles"), and how they map: "provider group=varta role; …" (one role per
+    # account: groups mapping to two roles are refused), "provider group=camera group[,…]; …".
+    oidc_role_claim: str = Field(default="groups")
+    oidc_role_map: str = Field(default="")
+    oidc_group_map: str = Field(default="")
+    # The claim a new account's login is made from, and the ID token's amr/acr values that
+    # count as a second factor (otherwise Varta's TOTP applies to remote sessions).
+    oidc_login_claim: str = Field(default="preferred_username")
+    oidc_mfa_amr: str = Field(default="mfa mca otp hwk sc", description="amr values that mean a second factor")
+    oidc_mfa_acr: str = Field(default="", description="acr values that mean a second factor")
+    oidc_button_label: str = Field(default="", description="the provider's name on the sign-in button")
+    # Where the provider sends the browser back; empty = this server's own address as the
+    # browser reached it + /api/auth/oidc/callback (set it behind a reverse proxy).
+    oidc_redirect_url: str = Field(default="")
+    oidc_timeout_s: float = Field(default=10.0, gt=0, le=120.0)
+
+    @field_validator("oidc_role_map", "oidc_group_map")
+    @classmethod
+    def _oidc_maps(cls, v: str, info) -> str:
+        from varta.access import sso  # a wrong map stops Varta at start, saying which entry
+
+        (sso.parse_role_map if info.field_name == "oidc_role_map" else sso.parse_group_map)(v)
+        return v
     # --- end single sign-on ---
     # --- lockdown and secrets (issue 19) ---
     # --- end lockdown and secrets ---
@@ -248,7 +296,7 @@ class Settings(BaseSettings):
 
 
 # Environment variables with the prefix that are not settings (test harness, process roles).
-_NOT_SETTINGS = {"config", "node_child", "test_data", "test_postgres_url", "test_media_cache"}
+_NOT_SETTINGS = {"config", "secrets_key", "node_child", "test_data", "test_postgres_url", "test_media_cache"}
 
 
 def unknown_setting_keys() -> list[str]:

@@ -12,6 +12,9 @@ from varta.access import credentials
 from varta.access.policy import ROLES
 from varta.clock import now_us
 from varta.db.schema import sessions, users
+from varta.secrets import vault as secrets
+
+TOTP = "users.totp_secret"
 
 LOGIN_RE = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 
@@ -186,10 +189,11 @@ class Accounts:
         with self.engine.connect() as conn:
             r = conn.execute(select(users.c.totp_secret, users.c.totp_last_step)
                              .where(users.c.login == login)).first()
-        return (r[0], r[1]) if r else (None, None)
+        # Sealed at rest with the instance's secrets key (varta/secrets).
+        return (secrets.open_(self.engine, r[0], TOTP), r[1]) if r else (None, None)
 
     def set_totp(self, login: str, secret: str | None, last_step: int | None = None) -> None:
-        self._set(login, totp_secret=secret, totp_last_step=last_step)
+        self._set(login, totp_secret=secrets.seal(self.engine, secret, TOTP), totp_last_step=last_step)
 
     def reset_totp(self, login: str) -> None:
         """Remove the second factor (lost phone); the account's sessions end, it enrols again."""

@@ -204,6 +204,28 @@ def policy_restore(role: str, action: str) -> None:
     typer.echo(f"{action} restored to {role}")
 
 
+@policy_app.command("limit")
+def policy_limit(name: Optional[str] = typer.Argument(None, help="bulk_view_cameras | bulk_view_window_s"),
+                 value: Optional[float] = typer.Argument(None)) -> None:
+    """The city's limits (bulk viewing: how many different cameras one account or token may
+    open within how many seconds before an alarm); with NAME and VALUE, set one."""
+    from varta.access.bulkview import LIMITS
+
+    if name is None:
+        settings, access, who = _ctx("account.self")
+        for k, v in access.limits().items():
+            typer.echo(f"{k:<20} {v:g}   ({LIMITS[k][3]})")
+        return
+    if value is None:
+        fail("give the VALUE to set")
+    settings, access, who = _ctx("policy.manage", f"policy:{name}")
+    try:
+        access.set_limit(who, name, value)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(f"{name} = {value:g}")
+
+
 # --- journal -------------------------------------------------------------------------------
 @journal_app.command("verify")
 def journal_verify(heads: Optional[Path] = typer.Option(None, "--heads", help="folder of published heads "

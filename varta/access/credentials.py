@@ -102,7 +102,9 @@ def check_totp(secret: str, code: str, now_s: float, last_step: int | None) -> i
     so a code seen over someone's shoulder or in a proxy log cannot be replayed.
     """
     code = (code or "").strip().replace(" ", "")
-    if not code.isdigit() or not 6 <= len(code) <= 8:
+    # ASCII digits only: str.isdigit() takes any script's digits ("٣", "༥"), which no
+    # authenticator sends and hmac.compare_digest refuses with a TypeError (a 500).
+    if not (code.isascii() and code.isdigit()) or not 6 <= len(code) <= 8:
         return None
     try:
         totp = pyotp.TOTP(secret)

@@ -121,6 +121,12 @@ MATRIX: dict[str, Rule] = {
                            "import incidents, sites and zones; draft and send placement proposals"),
     "placement.approve": _r(_LEADERS | {DEPARTMENT}, {DEPARTMENT}, "MVS-4", "approve an agreed placement proposal"),
     "placement.review": _r({POLICE}, (), "MVS-4", "read and answer the placement proposals sent to one's unit"),
+    # Lockdown (C4; docs/operations.md § Lockdown): the mayor or the department shut the
+    # remote views of sensitive (or all) cameras; from the console a second named person
+    # confirms. An alert feed (an air-raid alert webhook) uses a token scoped lockdown.alert.
+    "lockdown.manage": _r({MAYOR, DEPARTMENT}, {DEPARTMENT}, "C4, A4.3",
+                          "lock down remote views of sensitive cameras (with a second person's confirmation)"),
+    "lockdown.alert": _r({DEPARTMENT}, {DEPARTMENT}, "C4", "an alert feed's automatic lockdown"),
     "system.maintain": _r((), {ADMIN, CONTRACTOR}, "C3",
                           "run, migrate, reconcile and apply retention; drain and resume nodes"),
     "system.view": _r({DEPARTMENT}, _DIRECT_ROLES | {ADMIN}, "R4, R5",

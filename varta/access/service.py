@@ -87,6 +87,10 @@ class AccessControl:
         self.issuer = issuer
         self._policy: tuple[float, Policy] | None = None
         self._policy_lock = threading.Lock()
+        self._limits: tuple[float, dict] | None = None
+        from varta.access.bulkview import BulkWatch
+
+        self.bulk = BulkWatch()
 
     @classmethod
     def from_settings(cls, engine: Engine, settings) -> "AccessControl":
@@ -125,6 +129,48 @@ class AccessControl:
         if n:
             self.record(who, "policy.manage", f"policy:{role}", detail=f"restored {action} to {role} (order default)")
         return bool(n)
+
+    # --- the policy's limits (bulk viewing) --------------------------------------------
+    def limits(self) -> dict[str, float]:
+        """The city's limits in force (defaults where it set none); read like the restrictions."""
+        from varta.access.bulkview import LIMITS
+        from varta.db.schema import policy_limits
+
+        with self._policy_lock:
+            if self._limits and time.monotonic() - self._limits[0] < self.RESTRICTIONS_TTL_S:
+                return self._limits[1]
+            with self.engine.connect() as conn:
+                rows = dict(conn.execute(select(policy_limits.c.name, policy_limits.c.value)).all())
+            out = {name: float(rows.get(name, spec[0])) for name, spec in LIMITS.items()}
+            self._limits = (time.monotonic(), out)
+            return out
+
+    def set_limit(self, who: Principal, name: str, value: float) -> float:
+        from varta.access.bulkview import validate_limit
+        from varta.db.schema import policy_limits
+
+        value = validate_limit(name, value)
+        with self.engine.begin() as conn:
+            conn.execute(delete(policy_limits).where(policy_limits.c.name == name))
+            conn.execute(insert(policy_limits).values(name=name, value=value, set_us=now_us(), set_by=who.login))
+        self._limits = None
+        self.record(who, "policy.manage", f"policy:{name}", detail=f"limit {name} set to {value:g}")
+        return value
+
+    def watch_viewing(self, who: Principal, viewer: str, camera_id: str, alarms=None) -> int | None:
+        """One camera opened by ``viewer`` (a login or token:<id>); above the policy's limit
+        a system alarm and a journal line name the viewer (once a window)."""
+        lim = self.limits()
+        n = self.bulk.seen(viewer, camera_id, time.monotonic(), lim["bulk_view_cameras"], lim["bulk_view_window_s"])
+        if n is None:
+            return None
+        text = (f"bulk viewing: {viewer} ({who.full_name or who.login}, {who.role}, from {who.source or '-'}) opened "
+                f"{n} different cameras within {lim['bulk_view_window_s']:g} s (the policy allows "
+                f"{lim['bulk_view_cameras']:g})")
+        self.record(who, "live.view", viewer if viewer.startswith("token:") else f"user:{viewer}", "flagged", text)
+        if alarms is not None:
+            alarms.raise_alarm("bulk_viewing", "warning", text)
+        return n
 
     # --- deciding and journaling -------------------------------------------------------
     def check(self, who: Principal, action: str, obj: str = "", camera_group: str | None = None,

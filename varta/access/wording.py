@@ -42,6 +42,8 @@ ACTIONS = {
     "placement.manage": ("підготовка пропозицій розміщення", "placement proposals drafted"),
     "placement.approve": ("затвердження розміщення", "placement approval"),
     "placement.review": ("погодження розміщення поліцією", "placement review by the police"),
+    "lockdown.manage": ("режим блокування", "lockdown"),
+    "lockdown.alert": ("тривога: автоматичне блокування", "alert feed lockdown"),
     "request.prepare": ("підготовка пакета", "package preparation"),
     "request.transfer": ("передача пакета", "package transfer"),
     "system.maintain": ("обслуговування системи", "system maintenance"),
@@ -53,13 +55,15 @@ ACTIONS = {
     "journal.cabinet": ("доступ до шафи сервера", "server cabinet access"),
 }
 
-RESULTS = {"ok": ("успішно", "ok"), "refused": ("відмовлено", "refused"), "failed": ("невдало", "failed")}
+RESULTS = {"ok": ("успішно", "ok"), "refused": ("відмовлено", "refused"), "failed": ("невдало", "failed"),
+           "flagged": ("позначено", "flagged")}
 ACCESS = {"direct": ("безпосередній", "direct"), "remote": ("віддалений", "remote")}
 OBJECT_KINDS = {
     "camera": ("камера", "camera"), "user": ("користувач", "user"), "request": ("запит", "request"),
     "hold": ("утримання", "hold"), "incident": ("інцидент", "incident"), "node": ("вузол", "node"),
     "policy": ("політика", "policy"), "token": ("ключ API", "token"), "export": ("експорт", "export"),
     "subscription": ("підписка", "subscription"), "proposal": ("пропозиція розміщення", "placement proposal"),
+    "lockdown-request": ("запит на блокування", "lockdown request"),
 }
 OBJECTS = {
     "journal": ("журнал", "journal"), "cameras": ("камери", "cameras"), "archive": ("архів", "archive"),
@@ -67,6 +71,7 @@ OBJECTS = {
     "requests": ("запити", "requests"), "holds": ("утримання", "holds"), "incidents": ("інциденти", "incidents"),
     "tracks": ("треки камер", "tracks"), "addresses": ("перелік адрес", "address list"),
     "placement": ("розміщення камер", "camera placement"),
+    "lockdown": ("режим блокування", "lockdown"), "secrets": ("ключ секретів", "secrets key"),
 }
 STAGES = {"full": "повний доступ", "password": "зміна одноразового пароля", "totp_enrol": "реєстрація другого фактора"}
 _ACTIVITY = {"direct": "безпосередній доступ", "remote": "віддалений доступ",
@@ -127,6 +132,47 @@ _DETAILS: list[tuple[re.Pattern, object]] = [(re.compile(p), uk) for p, uk in [
      lambda m: f"{'основний' if m['s'] == 'main' else 'додатковий'} потік: перегляд почато"),
     (r"live (?P<s>main|sub) stream stopped after (?P<n>\d+) s",
      lambda m: f"{'основний' if m['s'] == 'main' else 'додатковий'} потік: перегляд завершено за {m['n']} с"),
+    (r"live (?P<s>main|sub) stream stopped after (?P<n>\d+) s: cut by the lockdown \((?P<why>.+)\)",
+     lambda m: f"{'основний' if m['s'] == 'main' else 'додатковий'} потік: перегляд припинено режимом блокування "
+               f"за {m['n']} с ({detail(m['why'], 'uk')})"),
+    # Lockdown (varta/lockdown) and the secrets key (varta/secrets), issue 19.
+    (r"lockdown on: (?P<s>sensitive|all) cameras; reason: (?P<r>.*?)(?:; asked by (?P<a>\S+), confirmed by "
+     r"(?P<c>\S+))?; via (?P<v>console|web|alert)",
+     lambda m: f"блокування запроваджено: {_LD_SCOPE[m['s']]}; підстава: {m['r']}"
+               f"{'; запит: ' + m['a'] + ', підтвердив: ' + m['c'] if m['a'] else ''}; {_LD_VIA[m['v']]}"),
+    (r"lockdown off \((?P<s>sensitive|all) cameras, since (?P<t>\S+)\); reason: (?P<r>.*?)(?:; asked by (?P<a>\S+), "
+     r"confirmed by (?P<c>\S+))?; via (?P<v>console|web|alert)",
+     lambda m: f"блокування скасовано ({_LD_SCOPE[m['s']]}, з {m['t']}); підстава: {m['r']}"
+               f"{'; запит: ' + m['a'] + ', підтвердив: ' + m['c'] if m['a'] else ''}; {_LD_VIA[m['v']]}"),
+    (r"asked for lockdown (?P<m>on|off)(?: \((?P<s>sensitive|all) cameras\))?; reason: (?P<r>.*); awaits a second "
+     r"person's confirmation",
+     lambda m: f"запит: {'запровадити блокування (' + _LD_SCOPE[m['s']] + ')' if m['m'] == 'on' else 'скасувати блокування'}"
+               f"; підстава: {m['r']}; чекає підтвердження другою особою"),
+    (r"lockdown request (?P<st>withdrawn|refused) \((?P<m>on|off), asked by (?P<a>\S+)\)",
+     lambda m: f"запит на {'запровадження' if m['m'] == 'on' else 'скасування'} блокування "
+               f"{'відкликано' if m['st'] == 'withdrawn' else 'відхилено'} (запит: {m['a']})"),
+    (r"confirmation refused: a second person must confirm: the one who asked cannot confirm their own request",
+     "підтвердження відхилено: підтверджує друга особа, а не та, що подала запит"),
+    (r"confirmation refused: the request has expired: ask again", "підтвердження відхилено: строк запиту минув"),
+    (r"confirmation refused: the request is (?P<st>\w+), not waiting for confirmation",
+     lambda m: f"підтвердження відхилено: запит уже не чекає підтвердження ({m['st']})"),
+    (r"lockdown in force \((?P<r>.*)\): (?P<w>every camera|sensitive cameras) are shown only at restricted-zone "
+     r"workstations",
+     lambda m: f"діє режим блокування ({m['r']}): {'усі камери' if m['w'] == 'every camera' else 'чутливі камери'} "
+               "показуються лише на робочих місцях обмеженої зони"),
+    (r"lockdown in force \((?P<r>.*)\): API tokens' video access to (?P<w>every camera|sensitive cameras) is suspended",
+     lambda m: f"діє режим блокування ({m['r']}): відео {'усіх камер' if m['w'] == 'every camera' else 'чутливих камер'} "
+               "для ключів API призупинено"),
+    (r"bulk viewing: (?P<v>\S+) \((?P<who>.*), (?P<role>\w+), from (?P<src>\S+)\) opened (?P<n>\d+) different cameras "
+     r"within (?P<w>\S+) s \(the policy allows (?P<x>\S+)\)",
+     lambda m: f"масовий перегляд: {m['v']} ({m['who']}, {_role(m['role'])}, з {m['src']}) відкрив {m['n']} різних камер "
+               f"за {m['w']} с (політика дозволяє {m['x']})"),
+    (r"limit (?P<n>bulk_view_cameras|bulk_view_window_s) set to (?P<v>\S+)",
+     lambda m: f"межу «{'камер на одного переглядача' if m['n'] == 'bulk_view_cameras' else 'вікно масового перегляду, с'}» "
+               f"встановлено: {m['v']}"),
+    (r"secrets key rotated: key (?P<k>\S+) now seals new values; (?P<n>\d+) values re-sealed",
+     lambda m: f"ключ секретів замінено: новий ключ {m['k']}; перешифровано значень: {m['n']}"),
+    (r"secrets keys retired: (?P<k>.+)", lambda m: f"вилучено старі ключі секретів: {m['k']}"),
     (r"viewed (?P<a>\S+) – (?P<b>\S+) \((?P<n>\d+) segments?\)",
      lambda m: f"переглянуто {m['a']} – {m['b']} ({_segments(m)})"),
     (r"(?P<f>json|csv|pdf) (?P<p>.+?) (?P<q>\{.*\}) \((?P<n>\d+) lines\)",
@@ -168,6 +214,8 @@ _DETAILS: list[tuple[re.Pattern, object]] = [(re.compile(p), uk) for p, uk in [
      lambda m: f"групу камер {m['g']} не призначено користувачу {m['l']}"),
 ]]
 
+_LD_SCOPE = {"sensitive": "чутливі камери", "all": "усі камери"}
+_LD_VIA = {"console": "з консолі сервера", "web": "з пульта", "alert": "за сигналом тривоги"}
 _KINDS = {"police": "запит поліції", "council": "запит ради", "third_party": "запит третьої особи",
           "court": "запит суду", "other": "запит"}
 _ROLE_WORDS = {"recorder": "запис", "web": "веб", "analytics": "аналітика"}

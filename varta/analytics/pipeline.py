@@ -172,6 +172,11 @@ class CameraPipeline:
         self.stats.other_s += time.perf_counter() - started - detect_s
         return step
 
+    def steered(self) -> None:
+        """A PTZ command moved the camera (varta/onvif): its tampering check learns the new view."""
+        if self.tamper is not None:
+            self.tamper.steered()
+
     def _tamper(self, bgr: np.ndarray, t: float) -> frozenset[str]:
         """Tampering is judged twice a second, not on every analysed frame: its states must
         hold 3 s anyway, and the checks were a tenth of a camera's analysis (RESULTS §12)."""

@@ -149,6 +149,13 @@ class TamperDetector:
         self._occupancy: np.ndarray | None = None  # per pixel: how often it is an edge of the view
         self._baseline: float | None = None
 
+    def steered(self) -> None:
+        """A PTZ command turned the camera on purpose: the view it shows next is learned
+        anew and no ``moved`` is raised for it (a view changing with no command is the
+        turned camera the alarm is for)."""
+        self._relearn()
+        self._holds["moved"] = _Hold(self.hold_s)
+
     @property
     def learned(self) -> bool:
         return self._baseline is not None

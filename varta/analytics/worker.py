@@ -96,6 +96,7 @@ class CameraAnalysis(threading.Thread):
         self.detail = ""
         self.lag_s: float | None = None  # the longest frame-taken → analysed delay since the last report
         self.active = False  # motion or tracked objects since the governor last looked
+        self.steered_us = 0  # the camera's last PTZ command (the worker's sync loop reads it)
 
     def stop(self) -> None:
         self._halt.set()
@@ -115,6 +116,7 @@ class CameraAnalysis(threading.Thread):
         last_frame = time.monotonic()
         last_status = 0.0
         counted = (0, 0, time.monotonic())
+        steered = self.steered_us
         while not self._halt.is_set():
             url, width = self._stream()
             source = FrameSource(url, self.fps, width, live=True, timeout_s=w.settings.rtsp_timeout_s)
@@ -129,6 +131,9 @@ class CameraAnalysis(threading.Thread):
                         self.state = "analysing" if detector is not None else "motion_only"
                         self._status("" if detector is not None else w.detector_message, 0.0, 0.0,
                                      since_us=frame.wall_us)
+                    if self.steered_us != steered:  # turned by a PTZ command: not a turned camera
+                        steered = self.steered_us
+                        pipeline.steered()
                     step = pipeline.process(frame.bgr, frame.t, frame.wall_us)
                     lag = (now_us() - frame.wall_us) / 1e6
                     self.lag_s = lag if self.lag_s is None else max(self.lag_s, lag)
@@ -286,7 +291,8 @@ class AnalyticsWorker:
             self.webhook = WebhookSender(self.settings.alarm_webhook_url, self.settings.alarm_webhook_secret,
                                          self.alarms).start()
         self.sync()
-        for target, name in ((self._sync_loop, "ana-sync"), (self._govern_loop, "ana-governor")):
+        for target, name in ((self._sync_loop, "ana-sync"), (self._govern_loop, "ana-governor"),
+                             (self._steering_loop, "ana-ptz")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -306,13 +312,38 @@ class AnalyticsWorker:
         event = self.events.get(event_id, with_path=False)
         if event:
             event["snapshot_url"] = f"/api/events/{event_id}/snapshot.jpg" if event.get("snapshot") else None
-            self.webhook.send(kind, event)
+            from varta.lockdown.service import withheld_picture, without_picture
+
+            why = withheld_picture(self.engine)(event)
+            self.webhook.send(kind, without_picture(event, why) if why else event)
 
     def _my_cameras(self) -> dict[str, tuple[Camera, Fence]]:
         """The cameras this node holds ``analyse`` leases for, with their fences."""
         held = self.leases.held_by(self.name, ANALYSE)
         cams = {c.id: c for c in self.registry.list() if c.enabled}
         return {lease.key: (cams[lease.key], lease.fence()) for lease in held.values() if lease.key in cams}
+
+    def _steering(self) -> None:
+        """Each analysed PTZ camera's last command (one query for all)."""
+        from sqlalchemy import select
+
+        from varta.db.schema import ptz_control
+
+        with self.engine.connect() as conn:
+            last = dict(conn.execute(select(ptz_control.c.camera_id, ptz_control.c.last_command_us)).all())
+        for cam_id, thread in list(self.cameras.items()):
+            if last.get(cam_id):
+                thread.steered_us = last[cam_id]
+
+    def _steering_loop(self, every_s: float = 0.5) -> None:
+        """Twice a second: a "moved" alarm waits 3 s (the tamper hold), so a PTZ command is
+        known to the camera's analysis long before it could be taken for a turned camera."""
+        while not self._stop.wait(every_s):
+            try:
+                if self.cameras:
+                    self._steering()
+            except Exception:  # noqa: BLE001 - the database away for a moment
+                log.debug("reading PTZ commands failed; will retry", exc_info=True)
 
     def sync(self) -> None:
         raw = self.settings_store.all_raw()

@@ -41,7 +41,7 @@ _ALIASES = {
 }
 _FIELDS = {
     "id", "main_url", "sub_url", "name", "kind", "address", "latitude", "longitude",
-    "group_name", "retention_days", "schedule", "recorder", "enabled",
+    "group_name", "retention_days", "schedule", "recorder", "enabled", "sensitivity",
 }
 
 

@@ -98,6 +98,9 @@ def validate_retention(days: int) -> int:
     return days
 
 
+SENSITIVITIES = ("normal", "sensitive")
+
+
 @dataclass
 class Camera:
     id: str
@@ -118,6 +121,9 @@ class Camera:
     view_direction: float | None = None
     view_angle: float | None = None
     view_range_m: float | None = None
+    # Lockdown (varta/lockdown): a view of critical infrastructure, a checkpoint or military
+    # movement is "sensitive"; `varta lockdown on --scope sensitive` shuts its remote views.
+    sensitivity: str = "normal"
 
     def validated(self) -> "Camera":
         if not ID_PATTERN.match(self.id or ""):
@@ -154,6 +160,8 @@ class Camera:
             if self.latitude is None:
                 raise CameraError("a field of view needs the camera's latitude and longitude")
             self.view_direction, self.view_angle, self.view_range_m = (float(v) for v in fov)
+        if self.sensitivity not in SENSITIVITIES:
+            raise CameraError(f"sensitivity {self.sensitivity!r} is not one of: {', '.join(SENSITIVITIES)}")
         self.name = self.name or self.id
         return self
 
@@ -173,6 +181,7 @@ class Camera:
             "schedule": self.schedule.to_json(),
             "recorder": self.recorder,
             "enabled": self.enabled,
+            "sensitivity": self.sensitivity,
             "view": ({"direction": self.view_direction, "angle": self.view_angle, "range_m": self.view_range_m}
                      if self.view_range_m is not None else None),
         }

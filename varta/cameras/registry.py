@@ -8,19 +8,23 @@ from varta.cameras.model import Camera, CameraError
 from varta.cameras.schedule import Schedule
 from varta.clock import now_us
 from varta.db.schema import cameras
+from varta.secrets import vault as secrets
 
 
-def _row_to_camera(row) -> Camera:
+URL = "cameras.url"  # stream addresses carry credentials: sealed at rest (varta/secrets)
+
+
+def _row_to_camera(row, engine) -> Camera:
     return Camera(
         id=row.id,
-        main_url=row.main_url,
+        main_url=secrets.open_(engine, row.main_url, URL),
         name=row.name,
         kind=row.kind,
         address=row.address,
         latitude=row.latitude,
         longitude=row.longitude,
         group_name=row.group_name,
-        sub_url=row.sub_url,
+        sub_url=secrets.open_(engine, row.sub_url, URL),
         retention_days=row.retention_days,
         schedule=Schedule.from_json(row.schedule),
         recorder=row.recorder,
@@ -28,10 +32,11 @@ def _row_to_camera(row) -> Camera:
         view_direction=row.view_direction,
         view_angle=row.view_angle,
         view_range_m=row.view_range_m,
+        sensitivity=row.sensitivity or "normal",
     )
 
 
-def _values(cam: Camera) -> dict:
+def _values(cam: Camera, engine) -> dict:
     return {
         "name": cam.name,
         "kind": cam.kind,
@@ -39,8 +44,8 @@ def _values(cam: Camera) -> dict:
         "latitude": cam.latitude,
         "longitude": cam.longitude,
         "group_name": cam.group_name,
-        "main_url": cam.main_url,
-        "sub_url": cam.sub_url,
+        "main_url": secrets.seal(engine, cam.main_url, URL),
+        "sub_url": secrets.seal(engine, cam.sub_url, URL),
         "retention_days": cam.retention_days,
         "schedule": cam.schedule.to_json(),
         "recorder": cam.recorder,
@@ -48,6 +53,7 @@ def _values(cam: Camera) -> dict:
         "view_direction": cam.view_direction,
         "view_angle": cam.view_angle,
         "view_range_m": cam.view_range_m,
+        "sensitivity": cam.sensitivity,
     }
 
 
@@ -64,7 +70,7 @@ class CameraRegistry:
             q = q.where(cameras.c.removed_us.is_(None))
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        cams = [_row_to_camera(r) for r in rows]
+        cams = [_row_to_camera(r, self.engine) for r in rows]
         if recorder is not None:
             cams = [c for c in cams if c.recorder == recorder or (c.recorder is None and include_unassigned)]
         return cams
@@ -85,7 +91,7 @@ class CameraRegistry:
             q = q.where(cameras.c.removed_us.is_(None))
         with self.engine.connect() as conn:
             row = conn.execute(q).first()
-        return _row_to_camera(row) if row else None
+        return _row_to_camera(row, self.engine) if row else None
 
     def add(self, cam: Camera) -> Camera:
         cam.validated()
@@ -96,10 +102,10 @@ class CameraRegistry:
                 raise CameraError(f"camera {cam.id} already exists")
             if row:  # re-adding a removed camera brings it back with its archive
                 conn.execute(
-                    update(cameras).where(cameras.c.id == cam.id).values(updated_us=t, removed_us=None, **_values(cam))
+                    update(cameras).where(cameras.c.id == cam.id).values(updated_us=t, removed_us=None, **_values(cam, self.engine))
                 )
             else:
-                conn.execute(insert(cameras).values(id=cam.id, created_us=t, updated_us=t, **_values(cam)))
+                conn.execute(insert(cameras).values(id=cam.id, created_us=t, updated_us=t, **_values(cam, self.engine)))
         return cam
 
     def upsert(self, cam: Camera) -> str:
@@ -110,10 +116,10 @@ class CameraRegistry:
             exists = conn.execute(select(cameras.c.id).where(cameras.c.id == cam.id)).first()
             if exists:
                 conn.execute(
-                    update(cameras).where(cameras.c.id == cam.id).values(updated_us=t, removed_us=None, **_values(cam))
+                    update(cameras).where(cameras.c.id == cam.id).values(updated_us=t, removed_us=None, **_values(cam, self.engine))
                 )
                 return "updated"
-            conn.execute(insert(cameras).values(id=cam.id, created_us=t, updated_us=t, **_values(cam)))
+            conn.execute(insert(cameras).values(id=cam.id, created_us=t, updated_us=t, **_values(cam, self.engine)))
             return "added"
 
     def update(self, camera_id: str, **changes) -> Camera:
@@ -126,7 +132,7 @@ class CameraRegistry:
             setattr(cam, key, value)
         cam.validated()
         with self.engine.begin() as conn:
-            conn.execute(update(cameras).where(cameras.c.id == camera_id).values(updated_us=now_us(), **_values(cam)))
+            conn.execute(update(cameras).where(cameras.c.id == camera_id).values(updated_us=now_us(), **_values(cam, self.engine)))
         return cam
 
     def remove(self, camera_id: str) -> None:

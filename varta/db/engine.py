@@ -82,8 +82,15 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def open_database(url: str, migrate: bool = True) -> Engine:
+def open_database(url: str, migrate: bool = True, keys_dir=None, identity=None) -> Engine:
+    """The database, migrated; with ``keys_dir`` (the data folder's keys) the secrets it
+    holds are sealed and opened with the instance's secrets key (varta/secrets), and with a
+    node's ``identity`` that key reaches this node from the others."""
     engine = make_engine(url)
     if migrate:
         upgrade(engine)
+    if keys_dir is not None:
+        from varta.secrets.vault import Vault, attach
+
+        attach(engine, Vault(engine, keys_dir, identity))
     return engine

@@ -39,7 +39,7 @@ cameras = Table(
     Column("latitude", Float),
     Column("longitude", Float),
     Column("group_name", String(100), nullable=False, default=""),
-    Column("main_url", Text, nullable=False),
+    Column("main_url", Text, nullable=False),  # stream addresses: sealed (varta/secrets)
     Column("sub_url", Text),
     Column("retention_days", Integer, nullable=False),
     Column("schedule", JSON, nullable=False),
@@ -50,6 +50,7 @@ cameras = Table(
     Column("view_direction", Float),  # field of view: degrees from north, clockwise
     Column("view_angle", Float),  # its width, degrees
     Column("view_range_m", Float),  # how far it makes out a person, metres
+    Column("sensitivity", String(16), nullable=False, default="normal", server_default="normal"),  # lockdown scope
     # Removing a camera hides it and stops recording; its footage stays under retention
     # (and holds) like any other, so a removal never destroys evidence.
     Column("removed_us", BigInteger),
@@ -198,13 +199,18 @@ users = Table(
     Column("active", Boolean, nullable=False, default=True),
     Column("password_hash", Text, nullable=False),
     Column("must_change_password", Boolean, nullable=False, default=True),
-    Column("totp_secret", String(64)),
+    Column("totp_secret", Text),  # sealed with the secrets key (varta/secrets), never in clear
     Column("totp_last_step", BigInteger),  # a code is accepted once (no replay)
     Column("failed_logins", Integer, nullable=False, default=0),
     Column("locked_until_us", BigInteger),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    # Single sign-on (issue 19): an account provisioned by an OpenID provider is found by the
+    # provider's issuer and subject; it has no usable local password (docs/access.md).
+    Column("sso_issuer", String(300)),
+    Column("sso_subject", String(255)),
 )
+Index("ux_users_sso", users.c.sso_issuer, users.c.sso_subject, unique=True)
 
 # Browser sessions. The cookie carries a random token; only its SHA-256 is stored, so a
 # copy of the database does not let anyone log in.
@@ -270,6 +276,16 @@ policy_restrictions = Table(
     Column("action", String(48), primary_key=True),
     Column("created_us", BigInteger, nullable=False),
     Column("created_by", String(64), nullable=False),
+)
+
+# The city's limits beside its restrictions (varta/access/bulkview.py LIMITS: bulk viewing).
+policy_limits = Table(
+    "policy_limits",
+    metadata,
+    Column("name", String(48), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("set_us", BigInteger, nullable=False),
+    Column("set_by", String(64), nullable=False),
 )
 
 # The access journal: append-only and hash-chained (varta.access.journal). `seq` is given
@@ -825,3 +841,40 @@ ptz_control = Table(
     Column("last_command_us", BigInteger, nullable=False, default=0),
     Column("away", Boolean, nullable=False, default=False),  # moved off home since
 )
+
+# Lockdown (varta/lockdown, issue 19): the remote and outward-facing views of sensitive (or
+# all) cameras shut in one move. One row per lockdown; the one without ``ended_us`` is in
+# force. A move from the console takes a second named person's confirmation: a request.
+lockdowns = Table(
+    "lockdowns",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("scope", String(16), nullable=False),  # sensitive | all
+    Column("reason", Text, nullable=False),
+    Column("source", String(16), nullable=False),  # console (server shell) | web | alert (alert feed)
+    Column("started_us", BigInteger, nullable=False),
+    Column("started_by", String(64), nullable=False),
+    Column("confirmed_by", String(64)),
+    Column("ended_us", BigInteger),
+    Column("ended_by", String(64)),
+    Column("end_reason", Text),
+    Column("end_confirmed_by", String(64)),
+    Column("active_key", Integer, unique=True),  # 1 while in force (one lockdown at a time), else NULL
+)
+
+lockdown_requests = Table(
+    "lockdown_requests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("move", String(8), nullable=False),  # on | off
+    Column("scope", String(16)),
+    Column("reason", Text, nullable=False),
+    Column("requested_by", String(64), nullable=False),
+    Column("requested_name", String(300), nullable=False, default=""),
+    Column("requested_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | done | refused | expired | withdrawn
+    Column("decided_by", String(64)),
+    Column("decided_us", BigInteger),
+)
+Index("ix_lockdown_requests_state", lockdown_requests.c.state)

@@ -50,9 +50,11 @@ def rights_check(access) -> Callable[[object, dict], str | None]:
 
 class Dispatcher:
     def __init__(self, exchange: Exchange, allowed: Callable[[object, dict], str | None], alarms=None,
-                 timeout_s: float = 5.0, budget_s: float = 20.0):
-        """``allowed(subscription, delivery)``: None when the owner may receive it, else why not."""
+                 timeout_s: float = 5.0, budget_s: float = 20.0, withhold_picture=None):
+        """``allowed(subscription, delivery)``: None when the owner may receive it, else why not;
+        ``withhold_picture(payload)``: why the alarm's picture stays home now (a lockdown)."""
         self.exchange, self.allowed, self.alarms = exchange, allowed, alarms
+        self.withhold_picture = withhold_picture
         self.timeout_s, self.budget_s = timeout_s, budget_s
         self._client: httpx.Client | None = None
 
@@ -81,7 +83,13 @@ class Dispatcher:
         if why_not:
             self.exchange.mark(d.id, state="withheld", last_error=f"not sent: {why_not}", attempts=d.attempts)
             return False
-        body = json.dumps(d.payload, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+        payload = d.payload
+        withheld = self.withhold_picture(payload) if self.withhold_picture else None
+        if withheld:  # a lockdown: the alarm goes, its picture does not (varta/lockdown)
+            from varta.lockdown.service import without_picture
+
+            payload = without_picture(payload, withheld)
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode()
         ts = int(time.time())
         headers = {"Content-Type": "application/json", "User-Agent": "Varta",
                    "X-Varta-Event": d.event_type, "X-Varta-Event-Id": d.event_id, "X-Varta-Delivery": str(d.id),

@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 from varta import __version__
@@ -142,7 +143,7 @@ def start_node(settings, roles: set[str], sock: socket.socket | None, *, child_a
     except NodeLockError as exc:
         raise NodeStartError(str(exc)) from None
     try:
-        rt.engine = open_database(settings.db_url)
+        rt.engine = open_database(settings.db_url, keys_dir=settings.keys_dir, identity=rt.identity)
     except Exception as exc:
         rt._lock.release()
         raise NodeStartError(f"cannot open the database: {exc}") from None
@@ -163,6 +164,7 @@ def start_node(settings, roles: set[str], sock: socket.socket | None, *, child_a
     except NodeError as exc:
         rt._lock.release()
         raise NodeStartError(str(exc)) from None
+    _secrets_key(rt)
     rt.access = access_control(settings, rt.engine)
     from varta.access.service import console_principal
 
@@ -278,8 +280,38 @@ def recording_now(rt: NodeRuntime, camera_id: str) -> bool:
 
 def share_key(rt: NodeRuntime) -> None:
     from varta.evidence.keys import share_instance_key
+    from varta.secrets.vault import vault_for
 
     share_instance_key(rt.engine, rt.identity.id, rt.settings.keys_dir)
+    vault_for(rt.engine).share()
+
+
+def _secrets_key(rt: NodeRuntime, wait_s: float = 60.0) -> None:
+    """The secrets key (varta/secrets): this node's own, made here the very first time, or
+    waited for until a running node seals a copy for this one; then whatever the database
+    still holds in clear (written before this version) is sealed."""
+    from varta.secrets.box import SecretsError
+    from varta.secrets.vault import seal_all, vault_for
+
+    vault = vault_for(rt.engine)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            vault.ensure()
+            break
+        except SecretsError as exc:
+            if time.monotonic() > deadline:
+                log.error("secrets key: %s; cameras' addresses and second factors cannot be read until it "
+                          "arrives", exc)
+                return
+            log.info("secrets key: %s (waiting)", exc)
+            time.sleep(1.0)
+    try:
+        done = seal_all(rt.engine)
+        if done:
+            log.info("secrets sealed at rest: %s", ", ".join(f"{k} {n}" for k, n in done.items()))
+    except Exception:  # noqa: BLE001 - tried again at the next start; reading still works
+        log.exception("sealing the database's secrets")
 
 
 def node_load(rt: NodeRuntime) -> dict:
@@ -323,8 +355,10 @@ def exchange_dispatcher(rt: NodeRuntime):
             key.append(instance_key(rt.engine, rt.identity, rt.settings.keys_dir).derive(WEBHOOK_SECRETS))
         return key[0]
 
+    from varta.lockdown.service import withheld_picture
+
     return Dispatcher(Exchange(rt.engine, master, rt.settings.tz), rights_check(rt.access),
-                      SystemAlarms(rt.engine, rt.identity.id))
+                      SystemAlarms(rt.engine, rt.identity.id), withhold_picture=withheld_picture(rt.engine))
 
 
 def monitor_nodes(rt: NodeRuntime) -> None:

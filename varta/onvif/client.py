@@ -25,10 +25,14 @@ DEFAULT_TIMEOUT_S = 8.0
 def endpoint(xaddr: str) -> tuple[str, int]:
     """http://host[:port]/onvif/device_service → (host, port); a bare host:port is taken too."""
     text = xaddr if "://" in xaddr else f"http://{xaddr}"
-    p = urlsplit(text)
+    try:  # "http://[x" (Invalid IPv6 URL) and ports out of range raise ValueError
+        p = urlsplit(text)
+        port = p.port
+    except ValueError as exc:
+        raise OnvifError(f"not an ONVIF device address: {xaddr!r} ({exc})") from None
     if p.scheme not in ("http", "https") or not p.hostname:
         raise OnvifError(f"not an ONVIF device address: {xaddr!r} (http://HOST[:PORT]/onvif/device_service)")
-    return p.hostname, p.port or (443 if p.scheme == "https" else 80)
+    return p.hostname, port or (443 if p.scheme == "https" else 80)
 
 
 def device_url(xaddr: str) -> str:

@@ -120,7 +120,7 @@ class CameraEvents:
         try:
             while self._held():
                 if time.monotonic() - read_at > 10.0:  # cameras added or removed: within 10 s
-                    wanted = {d["camera_id"]: d for d in self.store.all(secrets=True) if d.get("events")}
+                    wanted = {d["camera_id"]: d for d in self.store.all(with_secrets=True) if d.get("events")}
                     read_at = time.monotonic()
                 for cid in set(subs) - set(wanted):
                     await self._drop(subs.pop(cid))

@@ -85,7 +85,7 @@ class Onvif:
     def check(self, camera_id: str) -> dict:
         """One device: reachable? its clock? its streams as registered? its firmware? Alarms
         raised (once) and cleared as the answers say; streams re-resolved when changed."""
-        d = self.store.get(camera_id, secrets=True)
+        d = self.store.get(camera_id, with_secrets=True)
         if d is None:
             raise m.OnvifError(f"camera {camera_id} was not added by ONVIF")
         problems = []
@@ -190,7 +190,7 @@ class Onvif:
     # ---------------------------------------------------------------- PTZ
 
     def _device(self, camera_id: str) -> dict:
-        d = self.store.get(camera_id, secrets=True)
+        d = self.store.get(camera_id, with_secrets=True)
         if d is None:
             raise m.OnvifError(f"camera {camera_id} is not an ONVIF camera Varta added")
         if not d["ptz"]:

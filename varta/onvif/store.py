@@ -7,6 +7,7 @@ from sqlalchemy import delete, insert, select, update
 from varta.clock import now_us
 from varta.db.schema import onvif_devices, ptz_control, system_alarms
 from varta.onvif.ptzlock import Lock
+from varta.secrets import vault as secrets
 
 SECRET = ("password",)
 
@@ -15,30 +16,36 @@ class OnvifStore:
     def __init__(self, engine):
         self.engine = engine
 
+    def _seal(self, row: dict) -> dict:
+        # The device password is sealed at rest with the instance's secrets key (varta/secrets).
+        return {**row, **{k: secrets.seal(self.engine, row[k], f"onvif_devices.{k}") for k in SECRET if k in row}}
+
     def add(self, row: dict) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(onvif_devices).values(**row, added_us=now_us()))
+            conn.execute(insert(onvif_devices).values(**self._seal(row), added_us=now_us()))
 
-    def get(self, camera_id: str, secrets: bool = False) -> dict | None:
+    def get(self, camera_id: str, with_secrets: bool = False) -> dict | None:
         with self.engine.connect() as conn:
             r = conn.execute(select(onvif_devices).where(onvif_devices.c.camera_id == camera_id)).mappings().first()
-        return None if r is None else self._out(dict(r), secrets)
+        return None if r is None else self._out(dict(r), with_secrets)
 
-    def all(self, secrets: bool = False) -> list[dict]:
+    def all(self, with_secrets: bool = False) -> list[dict]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(onvif_devices).order_by(onvif_devices.c.camera_id)).mappings().all()
-        return [self._out(dict(r), secrets) for r in rows]
+        return [self._out(dict(r), with_secrets) for r in rows]
 
-    @staticmethod
-    def _out(r: dict, secrets: bool) -> dict:
-        if not secrets:
-            for k in SECRET:
+    def _out(self, r: dict, with_secrets: bool) -> dict:
+        for k in SECRET:
+            if with_secrets:
+                r[k] = secrets.open_(self.engine, r.get(k), f"onvif_devices.{k}")
+            else:
                 r.pop(k, None)
         return r
 
     def update(self, camera_id: str, **values) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(onvif_devices).where(onvif_devices.c.camera_id == camera_id).values(**values))
+            conn.execute(update(onvif_devices).where(onvif_devices.c.camera_id == camera_id)
+                         .values(**self._seal(values)))
 
     def remove(self, camera_id: str) -> None:
         with self.engine.begin() as conn:
@@ -86,7 +93,9 @@ class OnvifStore:
 
     def homed(self, camera_id: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(ptz_control).where(ptz_control.c.camera_id == camera_id).values(away=False))
+            # Varta itself turned it: a command like any other (analytics relearn the view).
+            conn.execute(update(ptz_control).where(ptz_control.c.camera_id == camera_id)
+                         .values(away=False, last_command_us=now_us()))
 
     def away(self) -> list[dict]:
         with self.engine.connect() as conn:

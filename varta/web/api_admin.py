@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from varta.access.accounts import AccountError
@@ -155,7 +156,22 @@ def get_policy(caller: Caller = guard("account.self"), svc: AppServices = Depend
                     for a in ACTIONS},
         "matrix": pol.effective(),
         "restrictions": [{"role": r, "action": a} for r, a in sorted(pol.restrictions)],
+        "limits": svc.access.limits(),
     }
+
+
+class LimitIn(BaseModel):
+    value: float
+
+
+@router.put("/api/policy/limits/{name}")
+def set_limit(body: LimitIn, name: str = PathParam(max_length=48), caller: Caller = guard("policy.manage"),
+              svc: AppServices = Depends(services)) -> dict:
+    """Set one of the city's limits (bulk viewing: cameras within a window before an alarm)."""
+    try:
+        return {"name": name, "value": svc.access.set_limit(caller.principal, name, body.value)}
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.post("/api/policy/restrictions", status_code=201)

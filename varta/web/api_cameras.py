@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import yaml
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
@@ -39,6 +41,7 @@ class CameraIn(BaseModel):
     view_direction: float | None = Field(None, description="degrees from north, clockwise")
     view_angle: float | None = Field(None, description="width of the field of view, degrees")
     view_range_m: float | None = Field(None, description="how far it makes out a person, metres")
+    sensitivity: Literal["normal", "sensitive"] = Field("normal", description="sensitive: shut by a lockdown")
 
 
 class CameraPatch(BaseModel):
@@ -57,6 +60,7 @@ class CameraPatch(BaseModel):
     view_direction: float | None = None
     view_angle: float | None = None
     view_range_m: float | None = None
+    sensitivity: Literal["normal", "sensitive"] | None = None
 
 
 _names_cache: dict = {"at": 0.0, "names": {}}
@@ -185,6 +189,7 @@ def add_camera(body: CameraIn, caller: Caller = guard("camera.manage"), svc: App
             retention_days=body.retention_days or svc.settings.default_retention_days,
             schedule=Schedule.from_json(body.schedule), recorder=body.recorder, enabled=body.enabled,
             view_direction=body.view_direction, view_angle=body.view_angle, view_range_m=body.view_range_m,
+            sensitivity=body.sensitivity,
         )
         svc.registry.add(cam)
     except (CameraError, ScheduleError) as exc:

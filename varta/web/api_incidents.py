@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Path, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
@@ -11,6 +13,10 @@ from varta.evidence.registers import incidents_csv, incidents_pdf
 from varta.web.auth import Caller, guard
 from varta.web.deps import AppServices, services, time_param
 from varta.web.evidence_http import domain_errors, register_file
+
+# A row number in a path: anything beyond a 64-bit integer is a 422 with the reason, not a
+# database overflow (found by tests/test_api_fuzz_e2e.py).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="a row number (64-bit)")]
 
 router = APIRouter(prefix="/api/incidents", tags=["evidence"])
 
@@ -100,13 +106,13 @@ def create_from_event(body: FromEventIn, event_id: int = Path(ge=1, le=2**63 - 1
 
 
 @router.get("/{incident_id}")
-def get_incident(incident_id: int, caller: Caller = guard("incident.view"), svc: AppServices = Depends(services)) -> dict:
+def get_incident(incident_id: RowId, caller: Caller = guard("incident.view"), svc: AppServices = Depends(services)) -> dict:
     with domain_errors():
         return svc.evidence.incidents.get(incident_id)
 
 
 @router.patch("/{incident_id}")
-def change(incident_id: int, body: IncidentPatch, caller: Caller = guard("incident.manage"),
+def change(incident_id: RowId, body: IncidentPatch, caller: Caller = guard("incident.manage"),
            svc: AppServices = Depends(services)) -> dict:
     with domain_errors():
         inc = svc.evidence.incidents.update(incident_id, caller.principal, _fields(body, svc))
@@ -116,7 +122,7 @@ def change(incident_id: int, body: IncidentPatch, caller: Caller = guard("incide
 
 
 @router.post("/{incident_id}/events")
-def link_event(incident_id: int, body: LinkIn, caller: Caller = guard("incident.manage"),
+def link_event(incident_id: RowId, body: LinkIn, caller: Caller = guard("incident.manage"),
                svc: AppServices = Depends(services)) -> dict:
     with domain_errors():
         inc = svc.evidence.incidents.link_event(incident_id, caller.principal, body.event_id)
@@ -125,7 +131,7 @@ def link_event(incident_id: int, body: LinkIn, caller: Caller = guard("incident.
 
 
 @router.post("/{incident_id}/notes")
-def note(incident_id: int, body: NoteIn, caller: Caller = guard("incident.manage"),
+def note(incident_id: RowId, body: NoteIn, caller: Caller = guard("incident.manage"),
          svc: AppServices = Depends(services)) -> dict:
     with domain_errors():
         inc = svc.evidence.incidents.note(incident_id, caller.principal, body.text)

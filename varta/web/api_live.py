@@ -21,6 +21,7 @@ from varta.web.wsutil import serve_until_closed
 from varta.web.auth import Caller, ws_guard
 
 router = APIRouter(tags=["live"])
+LOCKDOWN_CHECK_S = 0.25
 
 
 @router.websocket("/api/cameras/{camera_id}/live")
@@ -43,9 +44,25 @@ async def live(websocket: WebSocket, camera_id: str,
     await run_in_threadpool(caller.record, "live.view", obj, "ok",
                             f"live {'sub' if use_sub else 'main'} stream started")
 
+    cut: list[str] = []
+
     async def send() -> None:
+        checked = time.monotonic()
         while True:
-            item = await viewer.queue.get()
+            try:
+                item = await asyncio.wait_for(viewer.queue.get(), LOCKDOWN_CHECK_S)
+            except asyncio.TimeoutError:
+                item = None
+            if time.monotonic() - checked >= LOCKDOWN_CHECK_S:
+                # A lockdown shuts this view within a second of its start (varta/lockdown).
+                checked = time.monotonic()
+                why = await run_in_threadpool(svc.lockdown.refusal, caller.principal, "live.view", cam.sensitivity)
+                if why:
+                    cut.append(why)
+                    await websocket.close(1008, why[:120])
+                    return
+            if item is None:
+                continue
             if isinstance(item, bytes):
                 await websocket.send_bytes(item)
             elif item.get("type") == "clock":
@@ -59,4 +76,4 @@ async def live(websocket: WebSocket, camera_id: str,
         relay.unsubscribe(viewer)
         await run_in_threadpool(caller.record, "live.view", obj, "ok",
                                 f"live {'sub' if use_sub else 'main'} stream stopped after "
-                                f"{time.monotonic() - started:.0f} s")
+                                f"{time.monotonic() - started:.0f} s" + (f": cut by the lockdown ({cut[0]})" if cut else ""))

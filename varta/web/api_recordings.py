@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from varta.clock import US, format_time
@@ -11,6 +13,10 @@ from varta.playback.query import recordings_report
 from varta.web.auth import Caller, guard
 from varta.web.deps import AppServices, services, time_param
 from varta.web.files_http import segment_file_response
+
+# A row number in a path: anything beyond a 64-bit integer is a 422 with the reason, not a
+# database overflow (found by tests/test_api_fuzz_e2e.py).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="a row number (64-bit)")]
 
 router = APIRouter(tags=["recordings"])
 
@@ -88,7 +94,7 @@ def playback(camera_id: str, from_: str | None = FROM, to: str | None = TO,
 
 @router.get("/api/segments/{segment_id}/file", response_class=Response,
             responses={200: {"content": {"video/mp4": {}}}})
-def segment_file(segment_id: int, request: Request, caller: Caller = guard("archive.play"),
+def segment_file(segment_id: RowId, request: Request, caller: Caller = guard("archive.play"),
                  svc: AppServices = Depends(services)):
     """The segment's fMP4 bytes (HTTP Range supported, for HLS byte ranges and seeking),
     from whichever node's disk holds it."""

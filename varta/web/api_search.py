@@ -3,13 +3,19 @@ and colour (issue 16, MVS-2). An archive action (A4.4, A4.5), journaled with its
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Depends, HTTPException, Query
 from fastapi.responses import Response
 
 from varta.search import query as sq
 from varta.search.store import TrackStore, describe
 from varta.web.auth import Caller, guard
 from varta.web.deps import AppServices, services, time_param
+
+# A row number in a path: anything beyond a 64-bit integer is a 422 with the reason, not a
+# database overflow (found by tests/test_api_fuzz_e2e.py).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="a row number (64-bit)")]
 
 router = APIRouter(prefix="/api/search", tags=["search"])
 
@@ -73,7 +79,7 @@ def search_tracks(
 
 @router.get("/tracks/{track_id}/thumbnail.jpg", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
-def thumbnail(track_id: int, caller: Caller = guard("search.tracks"), svc: AppServices = Depends(services)):
+def thumbnail(track_id: RowId, caller: Caller = guard("search.tracks"), svc: AppServices = Depends(services)):
     got = TrackStore(svc.engine).thumbnail(track_id)
     if got is None or got[1] is None:
         raise HTTPException(404, f"no picture of track {track_id}")

@@ -21,7 +21,7 @@ from varta.recording.index import ArchiveIndex
 from varta.access.service import AccessControl
 from varta.access.viewings import ArchiveViewings, ViewingSweeper
 from varta.live.hub import LiveHub
-from varta.web import (api_admin, api_metrics, api_oidc, api_auth, api_cameras, api_events, api_exchange, api_exports, api_holds,
+from varta.web import (api_admin, api_lockdown, api_metrics, api_oidc, api_auth, api_cameras, api_events, api_exchange, api_exports, api_holds,
                        api_incidents, api_journal, api_live, api_nodes, api_onvif, api_placement, api_recordings, api_requests,
                        api_search, api_system)
 from varta.web.auth import public
@@ -105,13 +105,16 @@ def create_app(settings, engine, node=None) -> FastAPI:
         files=node.files,
     )
     svc = app.state.services
+    from varta.lockdown.service import Lockdown
+
+    svc.lockdown = Lockdown(engine, svc.access, settings.tz)
     svc.viewings = ArchiveViewings(engine, svc.access.journal, settings.tz, settings.segment_seconds,
                                   settings.archive_view_idle_s)
     svc.evidence = Evidence(engine, settings, registry=svc.registry, index=svc.index, ffmpeg=ffmpeg,
                             access=svc.access, runner=node.runner, files=node.files, identity=node.identity)
     for module in (api_auth, api_cameras, api_live, api_recordings, api_exports, api_system, api_journal, api_admin,
                    api_events, api_requests, api_holds, api_incidents, api_nodes, api_exchange, api_search, api_placement,
-                   api_onvif, api_metrics, api_oidc):
+                   api_onvif, api_metrics, api_oidc, api_lockdown):
         app.include_router(module.router)
     app.include_router(api_requests.key_router)
     app.include_router(api_exchange.profile_router)

@@ -34,6 +34,9 @@ CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
+BULK_ACTIONS = frozenset({"live.view", "archive.play", "archive.export"})
+
+
 @dataclass
 class Caller:
     principal: Principal
@@ -54,6 +57,19 @@ class Caller:
         d = self.access.check(self.principal, action, obj, group, detail)
         if not d:
             raise HTTPException(403, d.reason)
+        if camera_id is not None:
+            self.lockdown_check(action, cam)
+            if action in BULK_ACTIONS:  # one viewer opening camera after camera: alarmed (bulkview.py)
+                self.access.watch_viewing(self.principal, f"token:{self.token.id}" if self.token else self.principal.login,
+                                          camera_id, self.svc.alarms)
+
+    def lockdown_check(self, action: str, cam) -> None:
+        """A lockdown in force shuts remote views of the cameras in its scope (varta/lockdown):
+        403, journaled as refused."""
+        why = self.svc.lockdown.refusal(self.principal, action, cam.sensitivity) if self.svc.lockdown else None
+        if why:
+            self.access.record(self.principal, action, f"camera:{cam.id}", "refused", why)
+            raise HTTPException(403, why)
 
     def may(self, action: str) -> bool:
         """Whether the policy gives this caller ``action`` at all (camera-scoped actions: on

@@ -37,6 +37,7 @@ class AppServices:
     events: object = None  # api_events.EventsApi, made on first use
     evidence: object = None  # varta.evidence.service.Evidence
     viewings: object = None  # varta.access.viewings.ArchiveViewings: archive.play journaled per interval
+    lockdown: object = None  # varta.lockdown.service.Lockdown: what a lockdown shuts, read every ¼ s
 
 
 def services(request: Request) -> AppServices:

@@ -27,6 +27,7 @@ function message(el, text, ok = false) {
 }
 
 // --- cameras and schedules ----------------------------------------------------------------
+const SENSITIVITY = ["normal", "sensitive"];
 async function camerasPage(body) {
   const cams = await api("GET", "/api/cameras");
   const note = h("p", { class: "error" });
@@ -36,6 +37,7 @@ async function camerasPage(body) {
     h("input", { name: "name", placeholder: t("name") }),
     h("input", { name: "group", placeholder: t("group") }),
     h("input", { name: "retention_days", type: "number", min: 10, placeholder: "10" }),
+    h("select", { name: "sensitivity", "aria-label": t("sensitivity") }, SENSITIVITY.map((s) => h("option", { value: s }, t(`sens_${s}`)))),
     h("button", { type: "submit" }, t("add")));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -48,9 +50,14 @@ async function camerasPage(body) {
       try { await api("PATCH", `/api/cameras/${c.id}`, { schedule: e.target.value }); message(note, `${c.id}: ${e.target.value}`, true); }
       catch (err) { message(note, err.message); }
     } }, MODES.map((m) => h("option", { value: m, selected: c.schedule?.default === m }, t(`mode_${m}`))));
+    // Sensitive: views of critical infrastructure, checkpoints; a lockdown shuts their remote views.
+    const sens = h("select", { class: "sensitivity", "aria-label": t("sensitivity"), onchange: async (e) => {
+      try { await api("PATCH", `/api/cameras/${c.id}`, { sensitivity: e.target.value }); message(note, `${c.id}: ${t(`sens_${e.target.value}`)}`, true); }
+      catch (err) { message(note, err.message); }
+    } }, SENSITIVITY.map((s) => h("option", { value: s, selected: (c.sensitivity || "normal") === s }, t(`sens_${s}`))));
     return h("tr", { "data-camera": c.id },
       h("td", {}, c.id), h("td", {}, c.name), h("td", {}, c.group), h("td", {}, said("ck_", c.kind)), h("td", {}, c.main_url || ""),
-      h("td", {}, `${c.retention_days} ${t("days")}`),
+      h("td", {}, `${c.retention_days} ${t("days")}`), h("td", {}, sens),
       h("td", {}, mode, " ", h("button", { class: "timetable", type: "button", onclick: () => {
         editor.replaceChildren(timetableEditor(c, async () => camerasPage(body), () => editor.replaceChildren()));
         editor.scrollIntoView({ block: "nearest" });
@@ -63,7 +70,7 @@ async function camerasPage(body) {
   });
   const editor = h("div", { id: "timetable-slot" });
   body.replaceChildren(form, onvifAdder(() => camerasPage(body)), note, editor, h("table", {},
-    h("thead", {}, h("tr", {}, ["ID", t("name"), t("group"), t("kind"), "URL", t("retention"), t("schedule"), t("stateCol"), ""]
+    h("thead", {}, h("tr", {}, ["ID", t("name"), t("group"), t("kind"), "URL", t("retention"), t("sensitivity"), t("schedule"), t("stateCol"), ""]
       .map((x) => h("th", {}, x)))), h("tbody", {}, rows)));
 }
 

@@ -8,6 +8,7 @@ import { $, api, cityTimeInput, cityToIso, h, isoToCity } from "./ui.js";
 import { adminView } from "./admin.js";
 import { AlarmCenter, can, cityText, eventView, eventsView, labelText } from "./alarms.js";
 import { evidenceNav, evidenceView } from "./evidence.js";
+import { lockdownBanner, lockdownView } from "./lockdown.js";
 import { nodesView } from "./nodes.js";
 import { placementView } from "./placement.js";
 import { ptzPanel } from "./ptz.js";
@@ -63,7 +64,7 @@ function loginView(message = "") {
     h("label", {}, t("password"), h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
     h("label", {}, t("otp"), h("input", { name: "otp", inputmode: "numeric", autocomplete: "one-time-code" })),
     h("button", { type: "submit" }, t("signIn")),
-    h("p", { class: "error", id: "login-error" }, message));
+    h("p", { class: "error", id: "login-error" }, message || ssoRefusal()));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = new FormData(form);
@@ -72,6 +73,51 @@ function loginView(message = "") {
       route();
     } catch (e) {
       $("#login-error").textContent = loginError(e);
+    }
+  });
+  $("#main").replaceChildren(form);
+  ssoButton(form);
+}
+
+// Single sign-on (api_oidc.py): when the city's identity provider is configured, a button
+// that goes there; local accounts stay above it (break-glass).
+async function ssoButton(form) {
+  let sso = null;
+  try { sso = await api("GET", "/api/auth/oidc"); } catch { return; }
+  if (!sso || !sso.enabled || !form.isConnected) return;
+  const error = $("#login-error", form);
+  form.insertBefore(h("span", { class: "sso-or" }, t("ssoOr")), error);
+  form.insertBefore(h("button", { type: "button", id: "sso", onclick: () => location.assign("/api/auth/oidc/start") },
+    `${t("ssoSignIn")} ${sso.label}`), error);
+}
+
+// The identity provider's sign-in came back refused: the server says why by a code in the
+// address (/?sso_error=no_role), worded here in the console's language; the address is then cleaned.
+function ssoRefusal() {
+  const code = new URLSearchParams(location.search).get("sso_error");
+  if (!code) return "";
+  history.replaceState(null, "", location.pathname + location.hash);
+  const key = `sso_err_${code}`;
+  return t(key) === key ? t("sso_err_failed") : t(key);
+}
+
+// A remote session from the identity provider, which asserted no second factor: the code
+// from the authenticator app enrolled in Varta (stage oidc_otp), then the full session.
+function ssoOtpView() {
+  navigate();
+  $("#nav").hidden = true;
+  const form = h("form", { id: "sso-otp", class: "card" },
+    h("h1", {}, t("title")), h("p", {}, t("ssoOtp")),
+    h("label", {}, t("otp"), h("input", { name: "otp", inputmode: "numeric", autocomplete: "one-time-code", required: true })),
+    h("button", { type: "submit" }, t("confirm")), h("p", { class: "error" }));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      me = await api("POST", "/api/auth/oidc/otp", { otp: new FormData(form).get("otp") });
+      route();
+    } catch (e) {
+      if (e.status === 401 && !(e.data && e.data.code)) { me = null; loginView(t("sso_err_expired")); return; }
+      $(".error", form).textContent = loginError(e);
     }
   });
   $("#main").replaceChildren(form);
@@ -180,8 +226,9 @@ function tile(nav, cam, stream, enlarge) {
     stream,
     onState: (msg) => {
       if (msg.state) {
-        state.textContent = t(`state_${msg.state}`);
-        el.dataset.state = msg.state;
+        const locked = msg.state === "refused" && (msg.detail || "").startsWith("lockdown");  // lockdown.js
+        state.textContent = t(locked ? "state_lockdown" : `state_${msg.state}`);
+        el.dataset.state = locked ? "lockdown" : msg.state;
         state.title = lang === "en" ? msg.detail || "" : "";  // the camera's own words: English page only
       }
       if (msg.viewers !== undefined) viewers.textContent = `${t("viewers")}: ${msg.viewers}`;
@@ -640,8 +687,10 @@ async function route() {
   const nav = navigate();  // the previous view stops here, whatever it was waiting for
   try {
     if (!me) {
-      try { me = await nav.get("/api/auth/me"); } catch {
-        if (!nav.signal.aborted) loginView();
+      try { me = await nav.get("/api/auth/me"); } catch (e) {
+        if (nav.signal.aborted) return;
+        if (e.status === 403 && e.data?.detail?.code === "oidc_otp") ssoOtpView();  // single sign-on, code due
+        else loginView();
         return;
       }
     }
@@ -653,6 +702,7 @@ async function route() {
       (me.restricted_zone ? t("restricted") : t(me.access));
     alarms.start(me);
     systemAlarms.start(me);
+    lockdownBanner.start(me);
     const [path, query] = location.hash.slice(1).split("?");
     if (!path || (path === "/live" && !can(me, "live.view"))) {
       // The role's first page; one that sees no video (the administrator) never meets the
@@ -666,6 +716,7 @@ async function route() {
     else if (path === "/playback") await playbackView(nav, params);
     else if (path === "/map") await mapView(nav, params);
     else if (path === "/nodes") await nodesView(me, nav);
+    else if (path === "/lockdown") await lockdownView(me, nav);
     else if (path === "/search") await searchView(me, nav, params, { cityNowMinus, loadLeaflet });
     else if (path === "/placement") await placementView(me, nav, { cityNowMinus, loadLeaflet });
     else if (path === "/events") await eventsView(me, nav.main, params);
@@ -675,7 +726,7 @@ async function route() {
     else await liveView(nav, params);
   } catch (e) {
     if (nav.signal.aborted) return;  // a view the user has left: its late answer or failure is dropped
-    if (e.status === 401) { me = null; systemAlarms.start(null); return loginView(e.message); }
+    if (e.status === 401) { me = null; systemAlarms.start(null); lockdownBanner.start(null); return loginView(e.message); }
     nav.main().replaceChildren(h("p", { class: "error" }, e.message));
   }
 }
@@ -706,11 +757,12 @@ function chrome() {
       ? h("a", { href: "#/placement", "data-page": "placement" }, t("placementNav")) : "",
     h("a", { href: "#/health", "data-page": "health" }, t("health")),
     can(me, "system.view") ? h("a", { href: "#/nodes", "data-page": "nodes" }, t("nodes")) : "",  // nodes.js
+    can(me, "lockdown.manage") ? h("a", { href: "#/lockdown", "data-page": "lockdown" }, t("ldNav")) : "",  // lockdown.js
     me && ["camera.manage", "user.manage", "journal.read"].some((a) => me.allowed_actions.includes(a))
       ? h("a", { href: `#/admin/${adminHome(me)}`, "data-page": "admin" }, t("admin")) : "",
     h("span", { id: "who" }),
     h("button", { id: "lang", onclick: () => { setLang(lang === "uk" ? "en" : "uk"); chrome(); alarms.render(true); route(); } }, lang === "uk" ? "EN" : "УКР"),
-    h("button", { id: "logout", onclick: async () => { await api("POST", "/api/auth/logout", {}).catch(() => {}); me = null; systemAlarms.start(null); loginView(); } }, t("signOut")));
+    h("button", { id: "logout", onclick: async () => { await api("POST", "/api/auth/logout", {}).catch(() => {}); me = null; systemAlarms.start(null); lockdownBanner.start(null); loginView(); } }, t("signOut")));
 }
 
 setLang(lang);
