@@ -67,7 +67,7 @@ EXPECTED = {
     "placement.review": {REMOTE: {"police"}, ONSITE: set(), ZONE: set()},
     # Lockdown (C4): the mayor or the department, a second person confirming from the console.
     "lockdown.manage": {REMOTE: {"mayor", "department"}, ONSITE: {"department"}, ZONE: {"department"}},
-    "lockdown.alert": {REMOTE: {"department"}, ONSITE: {"department"}, ZONE: {"department"}},
+    "lockdown.alert": {REMOTE: set(), ONSITE: set(), ZONE: set()},  # an outside system's token only
 }
 
 CABINET = {"person": "Коваль Андрій Іванович", "organisation": "ТОВ Сервіс", "purpose": "заміна диска",
@@ -107,7 +107,7 @@ REQUESTS = {  # one representative request per action, on camera mel-c (group "c
     "placement.approve": ("POST", "/api/placement/proposals/999999/approve", {}),
     "placement.review": ("POST", "/api/placement/proposals/999999/answer", {"verdict": "agree"}),
     "lockdown.manage": ("GET", "/api/lockdown/history", None),
-    "lockdown.alert": ("POST", "/api/lockdown/alert", {"alert": False}),  # no lockdown: nothing changes
+    "lockdown.alert": ("POST", "/api/lockdown/alert", {"alert": False}),  # people: refused (tokens only)
 }
 
 

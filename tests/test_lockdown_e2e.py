@@ -136,6 +136,18 @@ def test_lockdown_cuts_remote_views_within_a_second_and_two_people_lift_it(camsi
         assert banner["active"] and banner["scope"] == "sensitive" and banner["reason"].startswith("air-raid")
         assert "pending" not in banner  # the police cannot confirm moves
 
+        # A request to lift a lockdown lifts that one only: replaced meanwhile (the shell
+        # widened it to every camera), the old request is refused at its confirmation.
+        stale = operator.post("/api/lockdown/requests", json={"move": "off", "reason": "bridge views can reopen"})
+        assert stale.status_code == 201, stale.text
+        v.run("lockdown", "on", "--scope", "all", "--reason", "air-raid alert: every view shut")
+        mayor = _remote(v, "mayor.kovalenko", "mayor")
+        late = mayor.post(f"/api/lockdown/requests/{stale.json()['id']}/confirm")
+        assert late.status_code == 409 and "replaced" in late.json()["detail"], late.text
+        assert v.json("lockdown", "status", "--json")["scope"] == "all"
+        # A person's session cannot use the alert feed's door (tokens only).
+        assert operator.post("/api/lockdown/alert", json={"alert": False}).status_code == 403
+
         # From the console: the department asks to lift it; the same person cannot confirm;
         # the mayor (remote, second factor) confirms; the police may watch again.
         asked = operator.post("/api/lockdown/requests", json={"move": "off", "reason": "all clear from the region"})
@@ -144,7 +156,6 @@ def test_lockdown_cuts_remote_views_within_a_second_and_two_people_lift_it(camsi
         self_confirm = operator.post(f"/api/lockdown/requests/{rid}/confirm")
         assert self_confirm.status_code == 409 and "second person" in self_confirm.json()["detail"]
         assert v.json("lockdown", "status", "--json")["active"]
-        mayor = _remote(v, "mayor.kovalenko", "mayor")
         assert [p["id"] for p in mayor.get("/api/lockdown").json()["pending"]] == [rid]
         done = mayor.post(f"/api/lockdown/requests/{rid}/confirm")
         assert done.status_code == 200, done.text
@@ -185,9 +196,11 @@ def test_alert_feed_locks_down_all_cameras_and_its_all_clear_unlocks(tmp_path):
             assert on.status_code == 200 and on.json()["changed"] and on.json()["scope"] == "all", on.text
             st = v.json("lockdown", "status", "--json")
             assert st["source"] == "alert" and "Kyiv oblast" in st["reason"]
-            # A person's own lockdown is not lifted by the feed's all-clear.
+            # A person's own lockdown is neither replaced by the feed nor lifted by its all-clear.
             v.run("lockdown", "off", "--reason", "replaced by a manual lockdown")
             v.run("lockdown", "on", "--scope", "sensitive", "--reason", "manual: checkpoint moved")
+            wide = feed.post("/api/lockdown/alert", json={"alert": True, "scope": "all", "detail": "second wave"})
+            assert wide.json()["changed"] is False and wide.json()["scope"] == "sensitive"
             off = feed.post("/api/lockdown/alert", json={"alert": False, "detail": "all clear"})
             assert off.status_code == 200 and off.json()["changed"] is False
             assert v.json("lockdown", "status", "--json")["active"]

@@ -8,12 +8,14 @@ of them separately (each node still sees its own share).
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 
 # The policy's limits (name -> default, lowest, highest, what it is).
 LIMITS = {
-    "bulk_view_cameras": (12.0, 2.0, 10_000.0, "different cameras one account or token may open within the window"),
+    # Above the console's largest wall (16 tiles) and a group switch or two.
+    "bulk_view_cameras": (40.0, 2.0, 10_000.0, "different cameras one account or token may open within the window"),
     "bulk_view_window_s": (60.0, 5.0, 86_400.0, "the bulk-viewing window, seconds"),
 }
 
@@ -33,10 +35,15 @@ class BulkWatch:
 
     _seen: dict[str, deque] = field(default_factory=dict)
     _alarmed: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def seen(self, viewer: str, camera_id: str, t: float, max_cameras: float, window_s: float) -> int | None:
         """Record one opening; the number of different cameras in the window when it is
         above ``max_cameras`` for the first time in a window (None otherwise)."""
+        with self._lock:  # a 16-tile wall opens its sockets at once, on as many threads
+            return self._seen_locked(viewer, camera_id, t, max_cameras, window_s)
+
+    def _seen_locked(self, viewer: str, camera_id: str, t: float, max_cameras: float, window_s: float) -> int | None:
         q = self._seen.setdefault(viewer, deque())
         q.append((t, camera_id))
         while q and q[0][0] < t - window_s:

@@ -57,6 +57,7 @@ class Rule:
     text: str
     restricted_zone: bool = False  # only from restricted-zone workstations (A4.5)
     camera_scoped: bool = False  # limited to the account's camera groups
+    token_only: bool = False  # an outside system's API token only, never a person's session
 
 
 def _r(remote, direct, clause, text, **kw) -> Rule:
@@ -126,7 +127,7 @@ MATRIX: dict[str, Rule] = {
     # confirms. An alert feed (an air-raid alert webhook) uses a token scoped lockdown.alert.
     "lockdown.manage": _r({MAYOR, DEPARTMENT}, {DEPARTMENT}, "C4, A4.3",
                           "lock down remote views of sensitive cameras (with a second person's confirmation)"),
-    "lockdown.alert": _r({DEPARTMENT}, {DEPARTMENT}, "C4", "an alert feed's automatic lockdown"),
+    "lockdown.alert": _r({DEPARTMENT}, {DEPARTMENT}, "C4", "an alert feed's automatic lockdown", token_only=True),
     "system.maintain": _r((), {ADMIN, CONTRACTOR}, "C3",
                           "run, migrate, reconcile and apply retention; drain and resume nodes"),
     "system.view": _r({DEPARTMENT}, _DIRECT_ROLES | {ADMIN}, "R4, R5",
@@ -186,6 +187,8 @@ class Policy:
             return Decision(False, _refusal(who, rule, action))
         if (who.role, action) in self.restrictions:
             return Decision(False, f"{action} is withdrawn from role {who.role} by the city's policy")
+        if rule.token_only and who.scopes is None:
+            return Decision(False, f"{rule.text}: only an outside system's API token ({rule.clause})")
         if rule.restricted_zone and not who.restricted:
             return Decision(False, f"{rule.text}: only from a restricted-zone workstation ({rule.clause})")
         if rule.camera_scoped and camera_group is not None and not camera_in_scope(who, camera_group):

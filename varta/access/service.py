@@ -149,10 +149,20 @@ class AccessControl:
         from varta.access.bulkview import validate_limit
         from varta.db.schema import policy_limits
 
+        from sqlalchemy import update
+        from sqlalchemy.exc import IntegrityError
+
         value = validate_limit(name, value)
-        with self.engine.begin() as conn:
-            conn.execute(delete(policy_limits).where(policy_limits.c.name == name))
-            conn.execute(insert(policy_limits).values(name=name, value=value, set_us=now_us(), set_by=who.login))
+        values = {"value": value, "set_us": now_us(), "set_by": who.login}
+        for _ in range(2):  # two administrators at once: the second write wins, never a 500
+            try:
+                with self.engine.begin() as conn:
+                    if not conn.execute(update(policy_limits).where(policy_limits.c.name == name)
+                                        .values(**values)).rowcount:
+                        conn.execute(insert(policy_limits).values(name=name, **values))
+                break
+            except IntegrityError:
+                continue
         self._limits = None
         self.record(who, "policy.manage", f"policy:{name}", detail=f"limit {name} set to {value:g}")
         return value

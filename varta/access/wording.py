@@ -197,6 +197,8 @@ _DETAILS: list[tuple[re.Pattern, object]] = [(re.compile(p), uk) for p, uk in [
     (r"second factor \(TOTP\) enrolled", "другий фактор (TOTP) зареєстровано"),
     (r"password changed; (?P<n>\d+) other session\(s\) ended",
      lambda m: f"пароль змінено; завершено інших сеансів: {m['n']}"),
+    (r"(?P<rule>.+): only an outside system's API token \((?P<c>[^)]+)\)",
+     lambda m: f"{_rule(m['rule'])}: лише для ключа API зовнішньої системи ({m['c']})"),
     (r"(?P<rule>.+): only from a restricted-zone workstation \((?P<c>[^)]+)\)",
      lambda m: f"{_rule(m['rule'])}: лише з робочого місця обмеженої зони ({m['c']})"),
     (r"(?P<rule>.+): only on site, not in a remote session \((?P<c>[^)]+)\)",
@@ -225,6 +227,9 @@ _RULES = {
     "live video": "відео наживо", "play recorded video": "перегляд записів", "export recorded video": "експорт записів",
     "what is recorded: ranges and gaps": "що записано: інтервали й прогалини",
     "camera list, places and state": "перелік камер, місця та стан",
+    "an alert feed's automatic lockdown": "автоматичне блокування за сигналом тривоги",
+    "lock down remote views of sensitive cameras (with a second person's confirmation)":
+        "блокування віддаленого перегляду чутливих камер (з підтвердженням другою особою)",
 }
 
 

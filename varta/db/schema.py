@@ -868,6 +868,7 @@ lockdown_requests = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("move", String(8), nullable=False),  # on | off
     Column("scope", String(16)),
+    Column("target_id", BigInteger),  # off: the lockdown it lifts (a newer one is not lifted by it)
     Column("reason", Text, nullable=False),
     Column("requested_by", String(64), nullable=False),
     Column("requested_name", String(300), nullable=False, default=""),

@@ -33,8 +33,11 @@ class Lockdown:
         try:
             st = self.store.current()
         except Exception:  # noqa: BLE001 - the database unreachable: keep the last known state
-            log.exception("reading the lockdown state")
-            return self._cached[1] if self._cached else None
+            log.warning("reading the lockdown state failed; keeping the last known one", exc_info=True)
+            with self._lock:  # and wait a while before the next try (every live socket asks)
+                last = self._cached[1] if self._cached else None
+                self._cached = (time.monotonic() + 2.0, last)
+            return last
         with self._lock:
             self._cached = (time.monotonic(), st)
         return st
@@ -82,10 +85,13 @@ class Lockdown:
                     f", confirmed by {confirmed}" if confirmed else "", reason)
         return st
 
-    def off(self, who, reason: str, source: str, asked_by: str | None = None) -> LockState:
+    def off(self, who, reason: str, source: str, asked_by: str | None = None,
+            lockdown_id: int | None = None) -> LockState:
         reason = (reason or "").strip()
         st = self.store.current()
         rules.check_move("off", None, reason, st)
+        if lockdown_id is not None and st.id != lockdown_id:
+            raise LockdownError("the lockdown this request would lift has ended or been replaced: ask again")
         by, confirmed = (asked_by, who.login) if asked_by else (who.login, None)
         if not self.store.end(st.id, by, reason, confirmed):
             raise LockdownError("the lockdown was ended or replaced meanwhile; look at the status")
@@ -100,9 +106,11 @@ class Lockdown:
     # --- from the console: asked by one person, confirmed by another ---------------------
     def ask(self, who, move: str, scope: str | None, reason: str) -> dict:
         reason = (reason or "").strip()
-        rules.check_move(move, scope if move == "on" else None, reason, self.store.current())
+        st = self.store.current()
+        rules.check_move(move, scope if move == "on" else None, reason, st)
         rid = self.store.ask(move, scope if move == "on" else None, reason, who.login, who.full_name,
-                             now_us() + int(rules.CONFIRM_WINDOW_S * 1e6))
+                             now_us() + int(rules.CONFIRM_WINDOW_S * 1e6),
+                             target_id=st.id if move == "off" and st is not None else None)
         what = f"lockdown {move}" + (f" ({scope} cameras)" if move == "on" else "")
         self.access.record(who, ACTION, f"lockdown-request:{rid}",
                            detail=f"asked for {what}; reason: {reason}; awaits a second person's confirmation")
@@ -116,15 +124,25 @@ class Lockdown:
         if why:
             self.access.record(who, ACTION, f"lockdown-request:{rid}", "refused", f"confirmation refused: {why}")
             raise LockdownError(why)
+        st = self.store.current()
+        try:
+            rules.check_move(r["move"], r["scope"], r["reason"], st)
+            if r["move"] == "off" and (st is None or st.id != r["target_id"]):
+                raise LockdownError("the lockdown this request would lift has ended or been replaced since it was "
+                                    "asked for: ask again")
+        except LockdownError as exc:
+            self.store.decide(rid, "refused", who.login)
+            self.access.record(who, ACTION, f"lockdown-request:{rid}", "refused", f"confirmation refused: {exc}")
+            raise
         if not self.store.decide(rid, "done", who.login):
             raise LockdownError("the request was confirmed or withdrawn meanwhile")
         try:
             if r["move"] == "on":
                 self.on(who, r["scope"], r["reason"], "web", asked_by=r["requested_by"])
             else:
-                self.off(who, r["reason"], "web", asked_by=r["requested_by"])
+                self.off(who, r["reason"], "web", asked_by=r["requested_by"], lockdown_id=r["target_id"])
         except LockdownError:
-            self.store.decide(rid, "refused", who.login)
+            self.store.set_state(rid, "refused")  # nothing took effect: the request says so
             raise
         return self._request_out(self.store.request(rid))
 
@@ -149,9 +167,11 @@ class Lockdown:
             if st is None:
                 self.on(who, scope, reason, "alert")
                 return {"changed": True, **self.status()}
-            if st.scope == "sensitive" and scope == "all":
-                self.on(who, scope, reason, "alert")
+            if st.source == "alert" and st.scope == "sensitive" and scope == "all":
+                self.on(who, scope, reason, "alert")  # the feed widens its own lockdown
                 return {"changed": True, **self.status()}
+            # A person's lockdown stays as they made it: the feed neither replaces it nor,
+            # with its all-clear, ends it.
             return {"changed": False, **self.status()}
         if st is not None and st.source == "alert":
             self.off(who, reason, "alert")

@@ -38,7 +38,9 @@ class LockdownStore:
                                                             started_by=by, confirmed_by=confirmed_by, active_key=1)
                                    ).inserted_primary_key[0]
         except IntegrityError:
-            raise RuntimeError("another lockdown was started at the same moment; look at the status") from None
+            from varta.lockdown.rules import LockdownError
+
+            raise LockdownError("another lockdown was started at the same moment; look at the status") from None
         return LockState(lid, scope, reason, source, t, by, confirmed_by)
 
     def end(self, lid: int, by: str, reason: str, confirmed_by: str | None) -> bool:
@@ -53,11 +55,17 @@ class LockdownStore:
         return [dict(r) for r in rows]
 
     # --- the two-person rule ---------------------------------------------------------
-    def ask(self, move: str, scope: str | None, reason: str, by: str, name: str, expires_us: int) -> int:
+    def ask(self, move: str, scope: str | None, reason: str, by: str, name: str, expires_us: int,
+            target_id: int | None = None) -> int:
         with self.engine.begin() as conn:
             return conn.execute(insert(lockdown_requests).values(
                 move=move, scope=scope, reason=reason, requested_by=by, requested_name=name,
-                requested_us=now_us(), expires_us=expires_us, state="pending")).inserted_primary_key[0]
+                requested_us=now_us(), expires_us=expires_us, state="pending", target_id=target_id)
+            ).inserted_primary_key[0]
+
+    def set_state(self, rid: int, state: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(lockdown_requests).where(lockdown_requests.c.id == rid).values(state=state))
 
     def request(self, rid: int) -> dict | None:
         with self.engine.connect() as conn:

@@ -61,13 +61,12 @@ def rotate_command() -> None:
 def retire_command() -> None:
     """Forget the keys no value uses any more (never the current one)."""
     from varta.secrets.box import SecretsError
-    from varta.secrets.vault import retire, seal_all
+    from varta.secrets.vault import retire
 
     settings = load_settings()
     engine = open_engine(settings)
     access, who = authorize(settings, engine, "system.maintain", obj="secrets")
     try:
-        seal_all(engine, rekey=True)  # values a node sealed with an old key meanwhile
         gone = retire(engine)
     except SecretsError as exc:
         fail(str(exc))

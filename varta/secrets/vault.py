@@ -36,7 +36,7 @@ log = logging.getLogger("varta.secrets")
 FILE = "secrets.json"
 ENV = "VARTA_SECRETS_KEY"
 NAME = "secrets:"  # key_shares names: secrets:<kid>
-REFRESH_S = 10.0
+REFRESH_S = 5.0
 
 # Every secret column the database holds: (table, primary key, column, purpose).
 SEALED = (
@@ -93,7 +93,8 @@ def update_file(keys_dir: Path, add: list[bytes] = (), drop: set[str] = frozense
 
     keys_dir = Path(keys_dir)
     _private_dir(keys_dir)
-    with open(keys_dir / ".secrets.lock", "a") as lock:
+    fd = os.open(keys_dir / ".secrets.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         keys = read_file(keys_dir)
         if create_only and keys:
@@ -339,9 +340,23 @@ def _newest_us(conn) -> int:
                              "AND key_name LIKE 'secrets:%'")).scalar() or 0
 
 
+RETIRE_AFTER_S = 3 * REFRESH_S  # every process has read the new key by then (each re-reads every REFRESH_S)
+
+
 def retire(engine: Engine) -> list[str]:
-    """Forget keys that no value uses any more (never the current one)."""
+    """Forget keys that no value uses any more (never the current one). Only once the
+    current key has been registered long enough for every process to seal with it: a
+    process still sealing with an old key would otherwise write a value no key opens."""
     vault = vault_for(engine)
+    ring = vault.ring(fresh=True)
+    with engine.connect() as conn:
+        registered_us = conn.execute(select(key_shares.c.created_us).where(
+            key_shares.c.node_id == "*", key_shares.c.key_name == NAME + str(ring.current))).scalar()
+    age_s = (now_us() - (registered_us or 0)) / 1e6
+    if age_s < RETIRE_AFTER_S:
+        raise SecretsError(f"the current key was registered {age_s:.0f} s ago; every node seals with it within "
+                           f"{RETIRE_AFTER_S:.0f} s: run retire again in {RETIRE_AFTER_S - age_s:.0f} s")
+    seal_all(engine, rekey=True)  # values a node sealed with an old key before it read the new one
     info = census(engine)
     used = {kid for by in info["columns"].values() for kid in by}
     gone = [kid for kid in info["held"] if kid != info["current"] and kid not in used]

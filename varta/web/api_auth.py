@@ -71,7 +71,7 @@ class LogoutIn(BaseModel):
 @router.post("/logout", dependencies=[public("signing out needs only the session being ended")])
 def logout(request: Request, body: LogoutIn | None = None, svc: AppServices = Depends(services)):
     try:
-        caller = authenticate(request, ANY_STAGE)
+        caller = authenticate(request, ANY_STAGE + ("oidc_otp",))  # a single sign-on waiting for its code too
     except HTTPException as exc:
         if exc.status_code == 401:  # already signed out: nothing to do
             resp = JSONResponse({"ended": 0})

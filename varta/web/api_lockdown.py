@@ -80,7 +80,8 @@ def withdraw(rid: int = Path(ge=1, le=2**62), caller: Caller = guard("lockdown.m
 def alert(body: AlertIn, caller: Caller = guard("lockdown.alert"), svc: AppServices = Depends(services)) -> dict:
     """An alert feed (e.g. an air-raid alert webhook, with a token scoped lockdown.alert):
     an alert locks down at once (no second person: it is the alert itself); the all-clear
-    ends the lockdown the feed started, never one a person started."""
+    ends the lockdown the feed started, never one a person started. Tokens only: a person's
+    session moves a lockdown through the two-person rule, never through here."""
     try:
         return svc.lockdown.alert(caller.principal, body.alert, body.scope, body.detail.strip())
     except LockdownError as exc:

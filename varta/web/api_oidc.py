@@ -91,8 +91,13 @@ class Provider:
                             token_endpoint_auth_method="client_secret_basic" if self._secret else "none")
 
     def _get_json(self, url: str) -> dict:
-        with self._client() as c:
-            r = c.request("GET", url, withhold_token=True)
+        try:
+            with self._client() as c:
+                r = c.request("GET", url, withhold_token=True)
+        except ProviderError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any network failure: the provider is unavailable
+            raise ProviderError("unavailable", f"{url} does not answer ({type(exc).__name__})") from None
         if r.status_code != 200:
             raise ProviderError("unavailable", f"{url} answered HTTP {r.status_code}")
         try:
@@ -170,7 +175,9 @@ class Provider:
                 decoded = jwt.decode(token["id_token"], self.keys(), registry=registry)
             except InvalidKeyIdError:  # the provider rolled its keys: fetch them again, once
                 decoded = jwt.decode(token["id_token"], self.keys(force=True), registry=registry)
-            claims = CodeIDToken(decoded.claims, decoded.header, {"iss": {"essential": True, "value": meta["issuer"]}},
+            # OpenID Connect Core §3.1.3.7: the issuer is the provider's and the audience holds our client.
+            claims = CodeIDToken(decoded.claims, decoded.header, {"iss": {"essential": True, "value": meta["issuer"]},
+                                                                  "aud": {"essential": True, "values": [self.client_id]}},
                                  {"nonce": nonce, "client_id": self.client_id,
                                   "access_token": token.get("access_token")})
             claims.validate(leeway=60)

@@ -283,9 +283,20 @@ def _start(request_id: str, kind: str, action: str, caller: Caller, svc: AppServ
         if kind == PACKAGE:
             for it in row.items:  # the package reads recorded video: the camera rules apply
                 caller.require("archive.export", it["camera_id"])
+        else:
+            _lockdown(caller, svc, row)
         job = ev.jobs.start(kind, row.id, caller.principal)
     caller.record(action, f"request:{row.number}", detail=f"{kind} job {job['id']} started")
     return job
+
+
+def _lockdown(caller: Caller, svc: AppServices, row) -> None:
+    """A package carries recorded video out: during a lockdown, not of the cameras in its
+    scope (varta/lockdown), whatever the route's own rule allows."""
+    for it in row.items:
+        cam = svc.registry.get(it["camera_id"], include_removed=True)
+        if cam is not None:
+            caller.lockdown_check("archive.export", cam)
 
 
 @router.post("/{request_id}/link")
@@ -293,7 +304,9 @@ def new_link(request_id: str, caller: Caller = guard("request.transfer"), svc: A
     """A fresh presigned link when the first one expired."""
     ev = svc.evidence
     with domain_errors():
-        rid = ev.requests.find(request_id).id
+        row = ev.requests.find(request_id)
+        _lockdown(caller, svc, row)
+        rid = row.id
         url, expires_us = ev.jobs.new_link(rid)
         req = ev.requests.new_link(rid, caller.principal, url, format_time(expires_us, svc.settings.tz))
     caller.record("request.transfer", _obj(req), detail=f"new link until {req['transfer']['expires']}")
@@ -321,6 +334,7 @@ def download_package(request_id: str, request: Request, caller: Caller = guard("
     ev = svc.evidence
     with domain_errors():
         row = ev.requests.find(request_id)
+        _lockdown(caller, svc, row)
         node, name = ev.jobs.package_location(row.id)
     caller.record("request.prepare", f"request:{row.number}", detail=f"downloaded {name}")
     return node_file_response(svc, request, node, "packages", name, "application/zip", filename=name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -125,6 +126,17 @@ def create_app(settings, engine, node=None) -> FastAPI:
 
         for route in internal_routes(node):
             app.router.routes.append(route)
+
+    from varta.secrets.box import SecretsError
+
+    @app.exception_handler(SecretsError)
+    async def secrets_unavailable(request: Request, exc: SecretsError):
+        # The secrets key has not reached this node (or a copied database without its keys):
+        # said plainly, as a service that is not ready, never as a crash.
+        from fastapi.responses import JSONResponse
+
+        logging.getLogger("varta.secrets").error("%s", exc)
+        return JSONResponse({"detail": f"this node cannot open the database's secrets now: {exc}"}, status_code=503)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), primary_key=True, autoincrement=True),
         sa.Column('move', sa.String(8), nullable=False),
         sa.Column('scope', sa.String(16), nullable=True),
+        sa.Column('target_id', sa.BigInteger(), nullable=True),
         sa.Column('reason', sa.Text(), nullable=False),
         sa.Column('requested_by', sa.String(64), nullable=False),
         sa.Column('requested_name', sa.String(300), nullable=False),
