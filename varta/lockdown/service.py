@@ -42,6 +42,13 @@ class Lockdown:
             self._cached = (time.monotonic(), st)
         return st
 
+    def peek(self) -> tuple[bool, LockState | None]:
+        """The cached state without touching the database: (fresh?, state)."""
+        with self._lock:
+            if self._cached is not None and time.monotonic() - self._cached[0] < self.ttl_s:
+                return True, self._cached[1]
+        return False, None
+
     def _forget(self) -> None:
         with self._lock:
             self._cached = None
