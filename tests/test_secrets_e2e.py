@@ -169,3 +169,45 @@ def test_keys_from_the_environment_and_a_damaged_value(engine, tmp_path, monkeyp
     with pytest.raises(SecretsError, match="not base64"):
         v.ring(fresh=True)
     shutil.rmtree(tmp_path / "keys-env", ignore_errors=True)
+
+
+@pytest.mark.e2e
+def test_a_sealed_storage_secret_in_the_settings_file(tmp_path):
+    """The storage and webhook secrets live in varta.toml or the environment, not in the
+    database; sealed with `varta secrets seal-setting`, a copied settings file reveals them
+    no more than a copied database does, and Varta opens them at start."""
+    import subprocess
+    import sys
+
+    v = VartaHome(tmp_path / "t")
+    secret = "s3-Secret-Key-8fQ2"
+    out = subprocess.run([sys.executable, "-m", "varta.cli", "secrets", "seal-setting", "archive_s3_secret_key"],
+                         input=secret + "\n", env=v.env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    sealed = out.stdout.strip().splitlines()[-1]
+    assert sealed.startswith("vs1:") and secret not in out.stdout + out.stderr
+    bad = subprocess.run([sys.executable, "-m", "varta.cli", "secrets", "seal-setting", "node_name"], input="x\n",
+                         env=v.env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "not a secret setting" in bad.stdout + bad.stderr
+    (v.home / "varta.toml").write_text(f'archive_s3_secret_key = "{sealed}"\n')
+    assert secret not in (v.home / "varta.toml").read_text()
+    probe = ("from varta.config import load_settings; s = load_settings(); "
+             "print(s.archive_s3_secret_key == %r)" % secret)
+    opened = subprocess.run([sys.executable, "-c", probe], env=v.env, capture_output=True, text=True, timeout=120)
+    assert opened.stdout.strip() == "True", opened.stderr
+    # A value sealed for one setting does not open as another (the purpose is bound), and
+    # the refusal shows no setting's value.
+    env = {**v.env, "VARTA_S3_SECRET_KEY": "clear-secret-in-env-3x"}
+    (v.home / "varta.toml").write_text(f'archive_s3_secret_key = "{sealed}"\nalarm_webhook_secret = "{sealed}"\n')
+    wrong = subprocess.run([sys.executable, "-c", "from varta.config import load_settings; load_settings()"],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert wrong.returncode != 0 and "alarm_webhook_secret" in wrong.stderr and "belongs elsewhere" in wrong.stderr
+    assert "clear-secret-in-env-3x" not in wrong.stderr and sealed not in wrong.stderr
+    (v.home / "varta.toml").write_text(f'archive_s3_secret_key = "{sealed}"\n')
+    status = v.json("secrets", "status", "--json")
+    assert status["columns"]["setting archive_s3_secret_key"] == {status["current"]: 1}
+    # The settings file without the keys folder: refused in words, never the clear value.
+    shutil.move(str(v.home / "keys"), str(tmp_path / "keys-away"))
+    gone = subprocess.run([sys.executable, "-c", "from varta.config import load_settings; load_settings()"],
+                          env=v.env, capture_output=True, text=True, timeout=120)
+    assert gone.returncode != 0 and "does not hold" in gone.stderr and secret not in gone.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 MIN_RETENTION_DAYS = 10  # A4.6 / R2: at least 10 days, never configurable below.
@@ -46,7 +46,8 @@ class _TomlSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VARTA_", extra="ignore")
+    # Errors name the setting and why, never its value (secrets are settings too).
+    model_config = SettingsConfigDict(env_prefix="VARTA_", extra="ignore", hide_input_in_errors=True)
 
     home: Path = Field(default=Path("./varta-data"), description="Data folder")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in home when empty")
@@ -232,6 +233,19 @@ class Settings(BaseSettings):
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
         return (init_settings, env_settings, _TomlSource(settings_cls))
 
+    @model_validator(mode="after")
+    def _open_sealed_secrets(self):
+        """Secrets in varta.toml or the environment may be sealed with the secrets key
+        (``varta secrets seal-setting NAME``): opened here, so a copied settings file alone
+        reveals no storage, webhook or identity-provider secret either."""
+        sealed = [n for n in SEALED_SETTINGS if str(getattr(self, n, "")).startswith("vs1:")]
+        if sealed:
+            from varta.secrets.vault import open_setting
+
+            for name in sealed:
+                object.__setattr__(self, name, open_setting(self.keys_dir, getattr(self, name), name))
+        return self
+
     @field_validator("default_retention_days")
     @classmethod
     def _retention_floor(cls, v: int) -> int:
@@ -296,6 +310,10 @@ class Settings(BaseSettings):
 
 
 # Environment variables with the prefix that are not settings (test harness, process roles).
+# Settings that may be given sealed (varta/secrets: ``varta secrets seal-setting NAME``).
+SEALED_SETTINGS = ("s3_access_key", "s3_secret_key", "archive_s3_access_key", "archive_s3_secret_key",
+                   "alarm_webhook_secret", "oidc_client_secret")
+
 _NOT_SETTINGS = {"config", "secrets_key", "node_child", "test_data", "test_postgres_url", "test_media_cache"}
 
 

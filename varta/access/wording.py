@@ -173,6 +173,7 @@ _DETAILS: list[tuple[re.Pattern, object]] = [(re.compile(p), uk) for p, uk in [
     (r"secrets key rotated: key (?P<k>\S+) now seals new values; (?P<n>\d+) values re-sealed",
      lambda m: f"ключ секретів замінено: новий ключ {m['k']}; перешифровано значень: {m['n']}"),
     (r"secrets keys retired: (?P<k>.+)", lambda m: f"вилучено старі ключі секретів: {m['k']}"),
+    (r"setting (?P<n>\w+) sealed", lambda m: f"параметр {m['n']} зашифровано"),
     (r"viewed (?P<a>\S+) – (?P<b>\S+) \((?P<n>\d+) segments?\)",
      lambda m: f"переглянуто {m['a']} – {m['b']} ({_segments(m)})"),
     (r"(?P<f>json|csv|pdf) (?P<p>.+?) (?P<q>\{.*\}) \((?P<n>\d+) lines\)",

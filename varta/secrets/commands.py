@@ -75,6 +75,34 @@ def retire_command() -> None:
     typer.echo(f"retired: {', '.join(gone)}" if gone else "no key to retire")
 
 
+@secrets_app.command("seal-setting")
+def seal_setting(name: str = typer.Argument(..., help="s3_secret_key, archive_s3_secret_key, alarm_webhook_secret, "
+                                                      "oidc_client_secret, s3_access_key, archive_s3_access_key")) -> None:
+    """Seal a secret setting for varta.toml or the environment: the value is read from standard
+    input (never from the command line, so it stays out of the shell's history); prints
+    `vs1:…` to put in place of the clear value. After `rotate`, seal it again before `retire`."""
+    import sys
+
+    from varta.config import SEALED_SETTINGS
+    from varta.secrets.box import SecretsError
+    from varta.secrets.vault import setting_purpose, vault_for
+
+    if name not in SEALED_SETTINGS:
+        fail(f"{name} is not a secret setting; these are: {', '.join(SEALED_SETTINGS)}")
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        fail("give the value on standard input (e.g. read -rs V; printf '%s' \"$V\" | varta secrets seal-setting NAME)")
+    settings = load_settings()
+    engine = open_engine(settings)
+    access, who = authorize(settings, engine, "system.maintain", obj="secrets")
+    try:
+        sealed = vault_for(engine).seal(value, setting_purpose(name))
+    except SecretsError as exc:
+        fail(str(exc))
+    access.record(who, "system.maintain", "secrets", detail=f"setting {name} sealed")
+    typer.echo(sealed)
+
+
 @secrets_app.command("new-key")
 def new_key_command() -> None:
     """Print a new random key for VARTA_SECRETS_KEY (base64; put the old one after a comma

@@ -301,6 +301,8 @@ def census(engine: Engine) -> dict:
             kid = kid_of(v) or "(in clear)"
             by[kid] = by.get(kid, 0) + 1
         out["columns"][f"{table.name}.{col}"] = by
+    for name, kid in sealed_setting_kids().items():  # varta.toml / VARTA_… of this data folder
+        out["columns"][f"setting {name}"] = {kid: 1}
     return out
 
 
@@ -370,3 +372,36 @@ def retire(engine: Engine) -> list[str]:
         conn.execute(delete(key_shares).where(key_shares.c.key_name.in_([NAME + kid for kid in gone])))
     vault.ring(fresh=True)
     return gone
+
+
+# --- secrets in the settings -----------------------------------------------------------
+def setting_purpose(name: str) -> str:
+    return f"setting:{name}"
+
+
+def open_setting(keys_dir: Path, value: str, name: str) -> str:
+    """A setting given sealed (varta.toml or the environment), opened with the keys this data
+    folder holds (or VARTA_SECRETS_KEY); no database needed."""
+    ring = Keyring()
+    for k in env_keys() or read_file(keys_dir):
+        ring.add(k)
+    try:
+        return ring.open(value, setting_purpose(name))
+    except SecretsError as exc:
+        raise ValueError(f"setting {name}: {exc}") from None
+
+
+def sealed_setting_kids() -> dict[str, str]:
+    """Which key seals each sealed setting in this data folder's varta.toml (retire must not
+    forget a key a setting still needs)."""
+    from varta.config import SEALED_SETTINGS, _config_file_values
+
+    out = {}
+    for name, value in _config_file_values().items():
+        if name in SEALED_SETTINGS and kid_of(str(value)):
+            out[name] = kid_of(str(value))
+    for name in SEALED_SETTINGS:
+        v = os.environ.get(f"VARTA_{name.upper()}", "")
+        if kid_of(v):
+            out[name] = kid_of(v)
+    return out
