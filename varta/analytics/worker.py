@@ -288,8 +288,11 @@ class AnalyticsWorker:
         if self.settings.alarm_webhook_url:
             from varta.events.webhook import WebhookSender
 
+            from varta.lockdown.service import withheld_picture
+
             self.webhook = WebhookSender(self.settings.alarm_webhook_url, self.settings.alarm_webhook_secret,
                                          self.alarms).start()
+            self._withhold = withheld_picture(self.engine)  # a lockdown: alarms leave without their picture
         self.sync()
         for target, name in ((self._sync_loop, "ana-sync"), (self._govern_loop, "ana-governor"),
                              (self._steering_loop, "ana-ptz")):
@@ -312,9 +315,9 @@ class AnalyticsWorker:
         event = self.events.get(event_id, with_path=False)
         if event:
             event["snapshot_url"] = f"/api/events/{event_id}/snapshot.jpg" if event.get("snapshot") else None
-            from varta.lockdown.service import withheld_picture, without_picture
+            from varta.lockdown.service import without_picture
 
-            why = withheld_picture(self.engine)(event)
+            why = self._withhold(event)
             self.webhook.send(kind, without_picture(event, why) if why else event)
 
     def _my_cameras(self) -> dict[str, tuple[Camera, Fence]]:

@@ -37,7 +37,7 @@ class NodeLockError(RuntimeError):
     """Another process runs as this node (holds the data folder's lock)."""
 
 
-def _private_file(path: Path, data: bytes) -> None:
+def private_file(path: Path, data: bytes) -> None:
     """Write ``data`` to a new file readable by the owner only, atomically."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -56,7 +56,7 @@ def _load_or_make_key(path: Path, make, kind):
             raise RuntimeError(f"{path} does not hold the expected key type; move it away to make a new one")
         return key
     key = make()
-    _private_file(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+    private_file(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()))
     return key
 
@@ -101,7 +101,7 @@ def load_identity(home: Path) -> NodeIdentity:
             raise RuntimeError(f"{node_file} is unreadable; restore it from a backup (it names this node's "
                                "footage and jobs) or move it away to start as a new node")
         node_id = str(uuid.uuid4())
-        _private_file(node_file, json.dumps({"id": node_id}).encode() + b"\n")
+        private_file(node_file, json.dumps({"id": node_id}).encode() + b"\n")
     keys = home / "keys"
     keys.mkdir(mode=0o700, exist_ok=True)
     sign = _load_or_make_key(keys / SIGN_KEY, Ed25519PrivateKey.generate, Ed25519PrivateKey)

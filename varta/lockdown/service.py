@@ -27,9 +27,9 @@ class Lockdown:
 
     # --- reading ------------------------------------------------------------------------
     def state(self) -> LockState | None:
-        with self._lock:
-            if self._cached is not None and time.monotonic() - self._cached[0] < self.ttl_s:
-                return self._cached[1]
+        fresh, st = self.peek()
+        if fresh:
+            return st
         try:
             st = self.store.current()
         except Exception:  # noqa: BLE001 - the database unreachable: keep the last known state

@@ -9,6 +9,20 @@ import typer
 
 from varta.cli_support import authorize, fail, load_settings, open_engine
 
+def _run(fn, detail: str = ""):
+    """``fn(engine)`` for whoever may maintain the system (journaled if refused); a secrets
+    error ends the command in words. Returns (access, principal, fn's answer)."""
+    from varta.secrets.box import SecretsError
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    access, who = authorize(settings, engine, "system.maintain", obj="secrets", detail=detail)
+    try:
+        return access, who, fn(engine)
+    except SecretsError as exc:
+        fail(str(exc))
+
+
 secrets_app = typer.Typer(help="Secrets at rest: the key that seals passwords, camera credentials and second "
                                "factors in the database.", no_args_is_help=True)
 
@@ -17,16 +31,9 @@ secrets_app = typer.Typer(help="Secrets at rest: the key that seals passwords, c
 def status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Which key seals new values, which keys this data folder holds, how many values each
     key seals per column and how many are still in clear (no secret is shown)."""
-    from varta.secrets.box import SecretsError
     from varta.secrets.vault import census
 
-    settings = load_settings()
-    engine = open_engine(settings)
-    authorize(settings, engine, "system.maintain", obj="secrets", detail="secrets status read")
-    try:
-        info = census(engine)
-    except SecretsError as exc:
-        fail(str(exc))
+    _, _, info = _run(census, "secrets status read")
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
@@ -39,16 +46,9 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
 def rotate_command() -> None:
     """Make a new key, register it for every node and re-seal every value under it (with
     VARTA_SECRETS_KEY set: re-seal under its first key). The old key stays until `retire`."""
-    from varta.secrets.box import SecretsError
     from varta.secrets.vault import rotate
 
-    settings = load_settings()
-    engine = open_engine(settings)
-    access, who = authorize(settings, engine, "system.maintain", obj="secrets")
-    try:
-        out = rotate(engine)
-    except SecretsError as exc:
-        fail(str(exc))
+    access, who, out = _run(rotate)
     n = sum(out["resealed"].values())
     access.record(who, "system.maintain", "secrets",
                   detail=f"secrets key rotated: key {out['current']} now seals new values; {n} values re-sealed")
@@ -60,16 +60,9 @@ def rotate_command() -> None:
 @secrets_app.command("retire")
 def retire_command() -> None:
     """Forget the keys no value uses any more (never the current one)."""
-    from varta.secrets.box import SecretsError
     from varta.secrets.vault import retire
 
-    settings = load_settings()
-    engine = open_engine(settings)
-    access, who = authorize(settings, engine, "system.maintain", obj="secrets")
-    try:
-        gone = retire(engine)
-    except SecretsError as exc:
-        fail(str(exc))
+    access, who, gone = _run(retire)
     if gone:
         access.record(who, "system.maintain", "secrets", detail=f"secrets keys retired: {', '.join(gone)}")
     typer.echo(f"retired: {', '.join(gone)}" if gone else "no key to retire")
@@ -84,7 +77,6 @@ def seal_setting(name: str = typer.Argument(..., help="s3_secret_key, archive_s3
     import sys
 
     from varta.config import SEALED_SETTINGS
-    from varta.secrets.box import SecretsError
     from varta.secrets.vault import setting_purpose, vault_for
 
     if name not in SEALED_SETTINGS:
@@ -92,13 +84,7 @@ def seal_setting(name: str = typer.Argument(..., help="s3_secret_key, archive_s3
     value = sys.stdin.readline().rstrip("\r\n")
     if not value:
         fail("give the value on standard input (e.g. read -rs V; printf '%s' \"$V\" | varta secrets seal-setting NAME)")
-    settings = load_settings()
-    engine = open_engine(settings)
-    access, who = authorize(settings, engine, "system.maintain", obj="secrets")
-    try:
-        sealed = vault_for(engine).seal(value, setting_purpose(name))
-    except SecretsError as exc:
-        fail(str(exc))
+    access, who, sealed = _run(lambda engine: vault_for(engine).seal(value, setting_purpose(name)))
     access.record(who, "system.maintain", "secrets", detail=f"setting {name} sealed")
     typer.echo(sealed)
 

@@ -47,11 +47,6 @@ SEALED = (
 )
 
 
-def _private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
 def read_file(keys_dir: Path) -> list[bytes]:
     path = Path(keys_dir) / FILE
     if not path.exists():
@@ -68,19 +63,12 @@ def read_file(keys_dir: Path) -> list[bytes]:
 
 
 def write_file(keys_dir: Path, keys: list[bytes]) -> None:
-    keys_dir = Path(keys_dir)
-    _private_dir(keys_dir)
-    path = keys_dir / FILE
-    tmp = keys_dir / f".{FILE}.{os.getpid()}"
-    body = json.dumps({"version": 1, "keys": [{"kid": key_id(k), "key": base64.b64encode(k).decode()}
-                                              for k in keys]}, indent=1).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, body)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    """The keyring, written atomically, owner-only (under update_file's lock)."""
+    from varta.cluster.identity import private_file
+
+    private_file(Path(keys_dir) / FILE, json.dumps(
+        {"version": 1, "keys": [{"kid": key_id(k), "key": base64.b64encode(k).decode()} for k in keys]},
+        indent=1).encode())
 
 
 def update_file(keys_dir: Path, add: list[bytes] = (), drop: set[str] = frozenset(),
@@ -91,8 +79,10 @@ def update_file(keys_dir: Path, add: list[bytes] = (), drop: set[str] = frozense
     Returns the keys on disk afterwards."""
     import fcntl
 
+    from varta.evidence.signing import _ensure_private_dir
+
     keys_dir = Path(keys_dir)
-    _private_dir(keys_dir)
+    _ensure_private_dir(keys_dir)
     fd = os.open(keys_dir / ".secrets.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
